@@ -1,0 +1,116 @@
+"""atdata-lite: an embedded, local datastore for typed ML datasets.
+
+Typed samples (``@packable`` dataclasses serialised with msgpack) are written into
+WebDataset ``.tar`` shards on any fsspec filesystem, and catalogued -- datasets and their
+schemas -- in an index that is one SQLite file by default (PostgreSQL or Redis on request).
+The public names are atdata's, so code written against ``atdata`` and ``atdata.local`` runs
+after swapping the import.
+
+Names are imported lazily: ``import atdata_lite`` is cheap, and opening an index and looking
+up a dataset never imports numpy, webdataset, fsspec or Alembic.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    # samples and lenses
+    "PackableSample": "atdata_lite.samples",
+    "packable": "atdata_lite.samples",
+    "DictSample": "atdata_lite.samples",
+    "SampleBatch": "atdata_lite.samples",
+    "Lens": "atdata_lite.lens",
+    "LensNetwork": "atdata_lite.lens",
+    "lens": "atdata_lite.lens",
+    # protocols
+    "Packable": "atdata_lite.protocols",
+    "IndexEntry": "atdata_lite.protocols",
+    "AbstractIndex": "atdata_lite.protocols",
+    "AbstractDataStore": "atdata_lite.protocols",
+    "DataSource": "atdata_lite.protocols",
+    # data path
+    "Dataset": "atdata_lite.dataset",
+    "URLSource": "atdata_lite.sources",
+    "write_samples": "atdata_lite.shards",
+    "inspect_shard": "atdata_lite.shards",
+    "FsspecDataStore": "atdata_lite.stores",
+    "default_store": "atdata_lite.stores",
+    # schemas and CIDs
+    "schema_to_type": "atdata_lite.schema",
+    "generate_cid": "atdata_lite.cid",
+    "verify_cid": "atdata_lite.cid",
+    # the index
+    "Index": "atdata_lite.index.api",
+    "LocalIndex": "atdata_lite.index.api",
+    "LocalDatasetEntry": "atdata_lite.index.entries",
+    "BasicIndexEntry": "atdata_lite.index.entries",
+    "LocalSchemaRecord": "atdata_lite.index.entries",
+    "SchemaNamespace": "atdata_lite.index.entries",
+}
+
+__all__ = [
+    "AbstractDataStore",
+    "AbstractIndex",
+    "BasicIndexEntry",
+    "DataSource",
+    "Dataset",
+    "DictSample",
+    "FsspecDataStore",
+    "Index",
+    "IndexEntry",
+    "Lens",
+    "LensNetwork",
+    "LocalDatasetEntry",
+    "LocalIndex",
+    "LocalSchemaRecord",
+    "Packable",
+    "PackableSample",
+    "SampleBatch",
+    "SchemaNamespace",
+    "URLSource",
+    "__version__",
+    "default_store",
+    "generate_cid",
+    "inspect_shard",
+    "lens",
+    "packable",
+    "schema_to_type",
+    "verify_cid",
+    "write_samples",
+]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .cid import generate_cid, verify_cid
+    from .dataset import Dataset
+    from .index.api import Index, LocalIndex
+    from .index.entries import (
+        BasicIndexEntry,
+        LocalDatasetEntry,
+        LocalSchemaRecord,
+        SchemaNamespace,
+    )
+    from .lens import Lens, LensNetwork, lens
+    from .protocols import AbstractDataStore, AbstractIndex, DataSource, IndexEntry, Packable
+    from .samples import DictSample, PackableSample, SampleBatch, packable
+    from .schema import schema_to_type
+    from .shards import inspect_shard, write_samples
+    from .sources import URLSource
+    from .stores import FsspecDataStore, default_store
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'atdata_lite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

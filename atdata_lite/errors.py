@@ -1,0 +1,143 @@
+"""One exception hierarchy for atdata-lite.
+
+Every error the library raises on purpose is an :class:`AtdataLiteError`. Each subclass
+also subclasses the builtin exception that atdata 0.2 raised in the same situation
+(``KeyError``, ``ValueError``, ``TypeError``, ``FileNotFoundError``, ...), so an
+``except KeyError:`` written against atdata keeps working after the import swap.
+
+Messages name the thing that was wrong and say what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AtdataLiteError",
+    "BackendUnavailableError",
+    "CorruptShardError",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "IndexLockedError",
+    "IndexOpenError",
+    "IndexTooNewError",
+    "InvalidMetadataError",
+    "InvalidPrefixError",
+    "InvalidSchemaRefError",
+    "MigrationError",
+    "NotAnIndexError",
+    "NotPackableError",
+    "SampleDecodeError",
+    "SchemaConflictError",
+    "SchemaDecodeError",
+    "SchemaNotFoundError",
+    "ShardNotFoundError",
+    "UnknownBackendError",
+    "UnsafeURLError",
+    "UnsupportedFieldTypeError",
+]
+
+
+class AtdataLiteError(Exception):
+    """Base class of every error raised on purpose by atdata-lite."""
+
+
+class _PlainKeyError(KeyError):
+    """A ``KeyError`` whose ``str()`` is the message itself, not its ``repr``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+# --- samples and shards -------------------------------------------------------------
+
+
+class UnsupportedFieldTypeError(AtdataLiteError, TypeError):
+    """A sample field has a type that cannot be serialised or described in a schema."""
+
+
+class NotPackableError(AtdataLiteError, TypeError):
+    """A class was given where a packable sample type (``@packable``) was required."""
+
+
+class SampleDecodeError(AtdataLiteError, ValueError):
+    """Bytes could not be decoded into a sample (bad msgpack, unknown or missing field)."""
+
+
+class ShardNotFoundError(AtdataLiteError, FileNotFoundError):
+    """A shard URL points at nothing."""
+
+
+class CorruptShardError(AtdataLiteError, ValueError):
+    """A shard exists but is not a readable tar of msgpack samples."""
+
+
+class UnsafeURLError(AtdataLiteError, ValueError):
+    """A URL uses a scheme atdata-lite refuses to open (for example ``pipe:``)."""
+
+
+class InvalidPrefixError(AtdataLiteError, ValueError):
+    """A store prefix would escape the store's root or contains odd characters."""
+
+
+# --- schemas ------------------------------------------------------------------------
+
+
+class InvalidSchemaRefError(AtdataLiteError, ValueError):
+    """A schema reference is not ``atdata://local/sampleSchema/Name@x.y.z`` (or legacy)."""
+
+
+class SchemaNotFoundError(AtdataLiteError, _PlainKeyError):
+    """No schema is stored under the given name and version."""
+
+
+class SchemaConflictError(AtdataLiteError, ValueError):
+    """``name@version`` is already published with different content (versions are immutable)."""
+
+
+class SchemaDecodeError(AtdataLiteError, ValueError):
+    """A stored schema record cannot be turned back into a Python type."""
+
+
+# --- datasets -----------------------------------------------------------------------
+
+
+class DatasetNotFoundError(AtdataLiteError, _PlainKeyError):
+    """No dataset entry has the given name (or CID)."""
+
+
+class DatasetExistsError(AtdataLiteError, ValueError):
+    """A dataset name, or the same content under another name, is already in the index."""
+
+
+class InvalidMetadataError(AtdataLiteError, TypeError, ValueError):
+    """Dataset metadata cannot be stored so that it reads back equal (sets, int keys, ...)."""
+
+
+# --- opening an index ---------------------------------------------------------------
+
+
+class IndexOpenError(AtdataLiteError, RuntimeError):
+    """An index could not be opened."""
+
+
+class NotAnIndexError(IndexOpenError):
+    """The file or database is not an atdata-lite index; it was left untouched."""
+
+
+class IndexTooNewError(IndexOpenError):
+    """The index was written by a newer atdata-lite; upgrade atdata-lite to open it."""
+
+
+class MigrationError(IndexOpenError):
+    """Upgrading the index failed; the backup taken before the upgrade was kept."""
+
+
+class IndexLockedError(IndexOpenError):
+    """Another process held the index's migration lock for too long."""
+
+
+class UnknownBackendError(AtdataLiteError, ValueError):
+    """No index backend is registered for a URL's scheme."""
+
+
+class BackendUnavailableError(AtdataLiteError, ImportError):
+    """A backend's optional dependency is not installed; the message gives the pip command."""

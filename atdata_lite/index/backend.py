@@ -1,0 +1,346 @@
+"""The contract every index backend fulfils, and how backends are found.
+
+An index backend is a small storage interface: it stores dataset records and schema rows,
+and performs the few operations that must be atomic (name/CID uniqueness on insert, automatic
+schema versioning, immutability of published schema versions, all-or-nothing bulk writes).
+Everything else -- building records from Python types, CIDs, metadata encoding, schema refs,
+the atdata-compatible API -- lives once, in :class:`atdata_lite.index.api.Index`, above this
+contract.
+
+Built in: the SQL backend (``sqlite`` and ``postgresql`` URLs, and plain file paths).
+Optional: the Redis backend (``redis://`` / ``rediss://``, extra ``atdata-lite[redis]``),
+which keeps atdata 0.2's own Redis key layout.
+
+Third parties add a backend by publishing an entry point in the group
+``atdata_lite.backends`` whose name is a URL scheme and whose value is a callable
+``factory(url: str, **options) -> IndexBackend``. The conformance suite in
+:mod:`atdata_lite.testing` checks that a backend keeps this contract.
+
+Thread safety and processes: a backend instance may be shared by several threads; it must
+stay usable in a child process after ``os.fork`` (PyTorch DataLoader workers), reconnecting
+there instead of reusing the parent's connections.
+
+This module is on the hot path of opening an index: it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from ..errors import UnknownBackendError
+
+__all__ = [
+    "BACKEND_ENTRY_POINT_GROUP",
+    "CatalogWriteResult",
+    "DatasetRecord",
+    "IndexBackend",
+    "OnConflict",
+    "SchemaRow",
+    "ShardRecord",
+    "open_backend",
+]
+
+BACKEND_ENTRY_POINT_GROUP = "atdata_lite.backends"
+
+OnConflict = Literal["error", "skip", "replace"]
+"""What ``insert_datasets`` does when a record's name is already taken by other content:
+
+* ``"error"``: raise :class:`~atdata_lite.errors.DatasetExistsError` (the default);
+* ``"skip"``: leave the stored entry alone and return it;
+* ``"replace"``: replace the stored entry of that name (its ``created_at`` is kept).
+
+Identical content under the same name (same CID and same metadata bytes) is never a
+conflict: the stored entry is returned unchanged, whatever the policy. Content that is
+already stored under *another* name (same CID) is never renamed or overwritten: ``"error"``
+and ``"replace"`` raise ``DatasetExistsError``, ``"skip"`` returns the other entry.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRecord:
+    """One shard of a dataset, as the index records it.
+
+    Attributes:
+        url: The shard's URL or path, exactly as given when the dataset was indexed. Entries
+            imported from atdata may hold a brace pattern here; it is kept as-is so that the
+            entry's CID stays the same.
+        size: Size in bytes, when known.
+        sample_count: Number of samples, when known.
+        sha256: Hex SHA-256 of the shard file's bytes, when known.
+    """
+
+    url: str
+    size: int | None = None
+    sample_count: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRecord:
+    """A dataset entry as a backend stores it.
+
+    Attributes:
+        cid: The entry's content id (atdata-compatible, over ``schema_ref`` and ``data_urls``).
+        name: Unique human-readable name.
+        schema_ref: The schema reference, as given (either ref form).
+        shards: The shards in order; their URLs are the entry's ``data_urls``.
+        metadata: The metadata map encoded with msgpack (``use_bin_type=True``), byte for
+            byte as it will be returned, or ``None`` for no metadata.
+        legacy_uuid: atdata's optional ``legacy_uuid`` field, carried through imports.
+        created_at: When the entry was first stored (set by the backend, UTC).
+        updated_at: When the entry was last replaced or renamed (set by the backend, UTC).
+    """
+
+    cid: str
+    name: str
+    schema_ref: str
+    shards: tuple[ShardRecord, ...] = ()
+    metadata: bytes | None = None
+    legacy_uuid: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def data_urls(self) -> list[str]:
+        """The shard URLs in order."""
+        return [s.url for s in self.shards]
+
+    def same_content(self, other: DatasetRecord) -> bool:
+        """True when both records would read back identically (name, CID, shards, metadata)."""
+        return (
+            self.name == other.name
+            and self.cid == other.cid
+            and self.schema_ref == other.schema_ref
+            and self.data_urls == other.data_urls
+            and self.metadata == other.metadata
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRow:
+    """A published schema version as a backend stores it.
+
+    Attributes:
+        name: The schema name (class name, no module).
+        version: The version string (``x.y.z`` for everything published through the API).
+        record_json: The JSON record exactly as stored, *without* ``$ref`` (atdata's format:
+            ``name, version, fields, description, createdAt``).
+        content_hash: Hex SHA-256 that identifies the content (see
+            :func:`atdata_lite.schema.content_hash`); equal content gives an equal hash.
+    """
+
+    name: str
+    version: str
+    record_json: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogWriteResult:
+    """What :meth:`IndexBackend.write_catalog` did (or would do, for a dry run)."""
+
+    schemas_added: list[str] = field(default_factory=list)
+    schemas_unchanged: list[str] = field(default_factory=list)
+    datasets_added: list[str] = field(default_factory=list)
+    datasets_unchanged: list[str] = field(default_factory=list)
+
+
+class IndexBackend(abc.ABC):
+    """Storage for one index. See the module docstring for the contract as a whole."""
+
+    #: Short name of the backend kind, e.g. ``"sqlite"``, ``"postgresql"``, ``"redis"``.
+    kind: str = "unknown"
+
+    # --- identity -------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the index lives, for people: a file path or a URL with any password hidden."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for ``atdata-lite info``: at least ``kind`` and ``location``."""
+        return {"kind": self.kind, "location": self.location}
+
+    # --- datasets -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_dataset(self, name: str) -> DatasetRecord | None:
+        """Return the entry named ``name``, or ``None``. Must not scan all entries."""
+
+    @abc.abstractmethod
+    def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
+        """Return the entry whose CID is ``cid``, or ``None``."""
+
+    @abc.abstractmethod
+    def iter_datasets(self) -> Iterator[DatasetRecord]:
+        """Yield every entry, ordered by name.
+
+        A stored row that cannot be read is skipped with a ``logging`` warning naming its
+        key and the reason; it never stops the iteration.
+        """
+
+    @abc.abstractmethod
+    def insert_datasets(
+        self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
+    ) -> list[DatasetRecord]:
+        """Store ``records`` atomically: all of them, or (on an error) none.
+
+        Args:
+            records: The entries to store. ``created_at``/``updated_at`` are ignored and
+                set by the backend. Names within ``records`` are distinct.
+            on_conflict: See :data:`OnConflict`.
+
+        Returns:
+            The stored entry for each record, in order (the existing one where nothing
+            was written), with timestamps filled in.
+
+        Raises:
+            DatasetExistsError: A conflict under ``on_conflict="error"``, or a CID stored
+                under another name (unless ``"skip"``).
+        """
+
+    @abc.abstractmethod
+    def delete_dataset(self, name: str) -> DatasetRecord | None:
+        """Remove the entry named ``name``; return what was removed, or ``None``."""
+
+    @abc.abstractmethod
+    def rename_dataset(self, old: str, new: str) -> DatasetRecord:
+        """Rename an entry atomically and return it renamed.
+
+        Raises:
+            DatasetNotFoundError: No entry is named ``old``.
+            DatasetExistsError: ``new`` is taken.
+        """
+
+    # --- schemas --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_schema(self, name: str, version: str) -> SchemaRow | None:
+        """Return the schema ``name@version``, or ``None``."""
+
+    @abc.abstractmethod
+    def iter_schemas(self) -> Iterator[SchemaRow]:
+        """Yield every schema, ordered by name, then by version (semver order first).
+
+        Unreadable rows are skipped with a warning, as in :meth:`iter_datasets`.
+        """
+
+    @abc.abstractmethod
+    def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
+        """Return the highest version of ``name`` whose content hash is ``content_hash``."""
+
+    @abc.abstractmethod
+    def publish_schema(
+        self,
+        name: str,
+        version: str | None,
+        render: Callable[[str], str],
+        content_hash: str,
+    ) -> tuple[SchemaRow, bool]:
+        """Publish a schema version atomically.
+
+        Args:
+            name: Schema name.
+            version: ``x.y.z`` to publish exactly that version, or ``None`` to take the
+                next patch version after the highest semver version of ``name`` (``1.0.0``
+                when there is none). Concurrent auto-versioned calls get distinct versions.
+            render: Builds the record JSON for the version finally chosen.
+            content_hash: The content hash of the record.
+
+        Returns:
+            ``(row, created)``. Publishing an explicit version that already exists with the
+            same content hash returns the stored row and ``False``.
+
+        Raises:
+            SchemaConflictError: ``name@version`` exists with a different content hash.
+        """
+
+    # --- whole catalog --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def write_catalog(
+        self,
+        schemas: Sequence[SchemaRow],
+        datasets: Sequence[DatasetRecord],
+        *,
+        dry_run: bool = False,
+    ) -> CatalogWriteResult:
+        """Write schema rows and dataset records as they are, in one all-or-nothing step.
+
+        Used by import and restore. A schema row identical to a stored one (same name,
+        version and content hash) and a dataset record with :meth:`DatasetRecord.same_content`
+        as a stored one are left alone and reported as unchanged, so writing the same catalog
+        twice changes nothing. Any other clash raises before anything is written.
+
+        Raises:
+            SchemaConflictError: A schema row clashes with a stored one.
+            DatasetExistsError: A dataset name or CID clashes with a stored entry.
+        """
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent; the backend is unusable afterwards."""
+
+
+# --- finding backends ----------------------------------------------------------------
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9.+-]*)://")
+# Schemes served by the built-in SQL backend: resolved without reading entry points, which
+# keeps opening the default index cheap.
+_BUILTIN_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
+
+
+def url_scheme(location: str) -> str | None:
+    """Return the backend scheme of ``location`` (``postgresql+psycopg://`` -> ``postgresql``).
+
+    Plain paths (no ``scheme://``) return ``None``; they mean a SQLite file.
+    """
+    match = _SCHEME_RE.match(location)
+    if match is None:
+        return None
+    return match.group(1).split("+", 1)[0].lower()
+
+
+def _load_factory(scheme: str) -> Callable[..., IndexBackend]:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP):
+        if ep.name == scheme:
+            return ep.load()
+    known = sorted({ep.name for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP)})
+    raise UnknownBackendError(
+        f"No index backend handles {scheme}:// URLs. Known schemes: {', '.join(known)}; "
+        "a plain path means a SQLite file. A plugin registers more in the entry-point "
+        f"group {BACKEND_ENTRY_POINT_GROUP!r}."
+    )
+
+
+def open_backend(location: str | os.PathLike[str], **options: Any) -> IndexBackend:
+    """Open the index backend for ``location``.
+
+    Args:
+        location: A path (a SQLite file) or a URL. ``sqlite``/``postgresql`` URLs go to the
+            built-in SQL backend; any other scheme is looked up in the entry-point group
+            ``atdata_lite.backends``.
+        **options: Passed to the backend's factory unchanged.
+
+    Raises:
+        UnknownBackendError: No backend handles the URL's scheme.
+        BackendUnavailableError: The backend's optional dependency is not installed.
+    """
+    location = os.fspath(location)
+    scheme = url_scheme(location)
+    if scheme is None or scheme in _BUILTIN_SQL_SCHEMES:
+        from .sql import open_sql_backend
+
+        return open_sql_backend(location, **options)
+    return _load_factory(scheme)(location, **options)
