@@ -1,0 +1,170 @@
+"""Everything the command line prints: tables, key/value blocks, JSON, colour, progress.
+
+Rules kept here so that every command follows them:
+
+* the command's output goes to stdout and nothing else does; warnings, progress bars and
+  errors go to stderr;
+* colour only when stdout is a terminal (``click.echo`` strips ANSI codes otherwise, but we
+  also avoid styling so that widths stay right);
+* progress bars only when stderr is a terminal;
+* ``--json`` output is one JSON document, indented, with stable key order.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+__all__ = [
+    "echo_json",
+    "format_size",
+    "format_time",
+    "progress",
+    "render_kv",
+    "render_table",
+    "style",
+]
+
+T = TypeVar("T")
+
+
+def _stdout_is_tty() -> bool:
+    stream = click.get_text_stream("stdout")
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _stderr_is_tty() -> bool:
+    stream = click.get_text_stream("stderr")
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def style(text: str, **styles: Any) -> str:
+    """Return ``text`` styled with :func:`click.style` when stdout is a terminal, else as is."""
+    if not styles or not _stdout_is_tty():
+        return text
+    return click.style(text, **styles)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    # numpy scalars and arrays, without importing numpy here
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def echo_json(document: Any) -> None:
+    """Print ``document`` as indented JSON on stdout."""
+    click.echo(json.dumps(document, indent=2, default=_json_default, ensure_ascii=False))
+
+
+def format_size(size: int | None) -> str:
+    """``1536`` -> ``"1.5 KiB"``; ``None`` (unknown) -> ``"?"``."""
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_time(value: datetime | str | None) -> str:
+    """A timestamp for tables: ``2026-11-23 17:48`` in UTC, or ``"-"`` when unknown."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+def _is_number(text: str) -> bool:
+    stripped = text.replace(",", "").replace(".", "", 1)
+    return stripped.isdigit()
+
+
+def render_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    colours: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """Format rows as an aligned plain-text table (numbers right-aligned).
+
+    Args:
+        headers: Column titles.
+        rows: One sequence of cells per row; cells are turned into text with ``str``
+            (``None`` prints as ``-``).
+        colours: Optional ``{cell text: click.style kwargs}``, applied after padding so the
+            columns stay aligned (only on a terminal).
+
+    Returns:
+        The table, without a trailing newline. Only the header when there are no rows.
+    """
+    text_rows = [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in text_rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    numeric = [
+        bool(text_rows) and all(_is_number(r[i]) or r[i] in ("-", "?") for r in text_rows)
+        for i in range(len(headers))
+    ]
+    colours = colours or {}
+
+    def line(cells: Sequence[str], header: bool = False) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            last = i == len(cells) - 1
+            padded = cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
+            if last and not numeric[i]:
+                padded = cell  # no trailing spaces
+            if header:
+                padded = style(padded, bold=True)
+            elif cell in colours:
+                padded = style(padded, **colours[cell])
+            out.append(padded)
+        return "  ".join(out).rstrip()
+
+    lines = [line(list(headers), header=True)]
+    lines.extend(line(row) for row in text_rows)
+    return "\n".join(lines)
+
+
+def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
+    """Format ``(key, value)`` pairs as an aligned ``key: value`` block."""
+    pairs = [(k, "-" if v is None else str(v)) for k, v in pairs]
+    width = max((len(k) for k, _ in pairs), default=0) + 1
+    return "\n".join(f"{style((k + ':').ljust(width), bold=True)} {v}" for k, v in pairs)
+
+
+@contextmanager
+def progress(
+    items: Iterable[T], *, length: int | None = None, label: str = ""
+) -> Iterator[Iterable[T]]:
+    """Wrap ``items`` in a progress bar on stderr when stderr is a terminal.
+
+    Off a terminal the items come back unchanged, so logs and pipes stay clean.
+    """
+    if not _stderr_is_tty():
+        yield items
+        return
+    with click.progressbar(
+        items, length=length, label=label, file=sys.stderr, show_pos=True
+    ) as bar:
+        yield bar

@@ -1,0 +1,487 @@
+"""Dataset commands: ``ls``, ``show``, ``add``, ``rm``, ``mv``, ``verify``, ``preview``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._app import AppState, CliError, cli, json_option, pass_state
+from ._output import echo_json, format_size, format_time, progress, render_kv, render_table
+from .schemas import resolve_schema_ref, short_ref
+
+if TYPE_CHECKING:
+    from ..index.backend import ShardRecord
+
+__all__ = ["entry_summary", "entry_to_dict"]
+
+
+# --- entries as data ------------------------------------------------------------------
+
+
+def _shards(entry: Any) -> list[ShardRecord]:
+    shards = getattr(entry, "shards", None)
+    if shards:
+        return list(shards)
+    from ..index.backend import ShardRecord
+
+    return [ShardRecord(url) for url in entry.data_urls]
+
+
+def _total(values: list[int | None]) -> int | None:
+    """The sum, or ``None`` when any part is unknown (a partial sum would mislead)."""
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None)
+
+
+def entry_summary(entry: Any) -> dict[str, Any]:
+    """One ``ls`` row as data: name, cid, schema_ref, shards, samples, size, created_at."""
+    shards = _shards(entry)
+    return {
+        "name": entry.name,
+        "cid": entry.cid,
+        "schema_ref": entry.schema_ref,
+        "shards": len(shards),
+        "samples": _total([s.sample_count for s in shards]),
+        "size": _total([s.size for s in shards]),
+        "created_at": getattr(entry, "created_at", None),
+    }
+
+
+def entry_to_dict(entry: Any) -> dict[str, Any]:
+    """Everything about one entry (``show --json``), every shard included."""
+    shards = _shards(entry)
+    doc = entry_summary(entry)
+    doc["shards"] = [
+        {"url": s.url, "size": s.size, "sample_count": s.sample_count, "sha256": s.sha256}
+        for s in shards
+    ]
+    doc["shard_count"] = len(shards)
+    doc["updated_at"] = getattr(entry, "updated_at", None)
+    doc["metadata"] = entry.metadata
+    return doc
+
+
+# --- ls / show ------------------------------------------------------------------------
+
+
+@cli.command("ls")
+@json_option
+@pass_state
+def ls(state: AppState) -> None:
+    """List the datasets: name, schema, shards, samples, size, created."""
+    rows = [entry_summary(e) for e in state.index().list_datasets()]
+    if state.json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo(
+            "No datasets yet. Try `atdata-lite demo`, or `atdata-lite add NAME URL --schema REF`."
+        )
+        return
+    click.echo(
+        render_table(
+            ["name", "schema", "shards", "samples", "size", "created"],
+            [
+                [
+                    r["name"],
+                    short_ref(r["schema_ref"]),
+                    r["shards"],
+                    "?" if r["samples"] is None else r["samples"],
+                    format_size(r["size"]),
+                    format_time(r["created_at"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@cli.command()
+@click.argument("name")
+@json_option
+@pass_state
+def show(state: AppState, name: str) -> None:
+    """Everything about dataset NAME, including each of its shards."""
+    entry = state.index().get_dataset(name)
+    doc = entry_to_dict(entry)
+    if state.json:
+        echo_json(doc)
+        return
+    metadata = doc["metadata"]
+    click.echo(
+        render_kv(
+            [
+                ("name", doc["name"]),
+                ("cid", doc["cid"]),
+                ("schema", doc["schema_ref"]),
+                ("created", format_time(doc["created_at"])),
+                ("updated", format_time(doc["updated_at"])),
+                ("samples", "?" if doc["samples"] is None else doc["samples"]),
+                ("size", format_size(doc["size"])),
+                ("shards", doc["shard_count"]),
+                (
+                    "metadata",
+                    "-"
+                    if metadata is None
+                    else json.dumps(metadata, default=str, ensure_ascii=False),
+                ),
+            ]
+        )
+    )
+    click.echo()
+    click.echo(
+        render_table(
+            ["#", "url", "samples", "size", "sha256"],
+            [
+                [
+                    i,
+                    s["url"],
+                    "?" if s["sample_count"] is None else s["sample_count"],
+                    format_size(s["size"]),
+                    s["sha256"][:16] if s["sha256"] else "?",
+                ]
+                for i, s in enumerate(doc["shards"])
+            ],
+        )
+    )
+
+
+# --- add ------------------------------------------------------------------------------
+
+
+def expand_urls(patterns: tuple[str, ...]) -> list[str]:
+    """Expand brace patterns and globs into shard URLs, in order, without duplicates.
+
+    Local paths become absolute, so the index stays right from any working directory.
+
+    Raises:
+        ShardNotFoundError: A glob or a pattern matches nothing.
+    """
+    import os
+
+    import braceexpand
+    import fsspec
+
+    from ..errors import ShardNotFoundError
+
+    urls: list[str] = []
+    for pattern in patterns:
+        for candidate in braceexpand.braceexpand(pattern):
+            if any(ch in candidate for ch in "*?["):
+                fs, path = fsspec.core.url_to_fs(candidate)
+                matches = sorted(fs.glob(path))
+                if not matches:
+                    raise ShardNotFoundError(
+                        f"No shard matches {candidate}; check the pattern (quote it so the "
+                        "shell does not expand it)."
+                    )
+                found = [fs.unstrip_protocol(m) if "://" in candidate else m for m in matches]
+            else:
+                found = [candidate]
+            for url in found:
+                if "://" not in url:
+                    url = os.path.abspath(os.path.expanduser(url))
+                if url not in urls:
+                    urls.append(url)
+    return urls
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("patterns", nargs=-1, required=True, metavar="URL_OR_PATTERN...")
+@click.option(
+    "--schema",
+    "schema_ref",
+    required=True,
+    metavar="REF",
+    help="The samples' schema: a full ref, Name@x.y.z, or Name (its latest version).",
+)
+@click.option("--metadata", "metadata_json", metavar="JSON", help="Metadata as a JSON object.")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["error", "skip", "replace"]),
+    default="error",
+    show_default=True,
+    help="What to do when NAME is taken by other shards.",
+)
+@json_option
+@pass_state
+def add(
+    state: AppState,
+    name: str,
+    patterns: tuple[str, ...],
+    schema_ref: str,
+    metadata_json: str | None,
+    on_conflict: str,
+) -> None:
+    """Index existing shards as dataset NAME (each shard is counted and hashed).
+
+    URL_OR_PATTERN is a path or fsspec URL, a brace pattern (data-{000..009}.tar) or a glob.
+    """
+    from ..shards import inspect_shard
+
+    metadata = None
+    if metadata_json is not None:
+        try:
+            metadata = json.loads(metadata_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--metadata") from exc
+        if not isinstance(metadata, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--metadata")
+    index = state.index()
+    ref = resolve_schema_ref(index, schema_ref, param_hint="--schema")
+    index.get_schema(ref)  # a ref to a missing schema fails here, before any reading
+    urls = expand_urls(patterns)
+    with progress(urls, length=len(urls), label="hashing shards") as bar:
+        records = [inspect_shard(url) for url in bar]
+    entry = _store_entry(index, name, ref, records, metadata, on_conflict)
+    doc = entry_to_dict(entry)
+    if state.json:
+        echo_json(doc)
+        return
+    click.echo(
+        f"indexed {doc['name']}: {doc['shard_count']} shards, "
+        f"{'?' if doc['samples'] is None else doc['samples']} samples, "
+        f"{format_size(doc['size'])} ({short_ref(doc['schema_ref'])})"
+    )
+
+
+def _store_entry(
+    index: Any,
+    name: str,
+    schema_ref: str,
+    records: list[ShardRecord],
+    metadata: dict[str, Any] | None,
+    on_conflict: str,
+) -> Any:
+    """Index already-inspected shards under ``name``."""
+    return index.add_shards(
+        records, name=name, schema_ref=schema_ref, metadata=metadata, on_conflict=on_conflict
+    )
+
+
+# --- rm / mv --------------------------------------------------------------------------
+
+
+def owned_shards(index: Any, entry: Any) -> list[str]:
+    """URLs of ``entry``'s shards that no other entry references."""
+    others: set[str] = set()
+    for other in index.list_datasets():
+        if other.name != entry.name:
+            others.update(other.data_urls)
+    seen: list[str] = []
+    for url in entry.data_urls:
+        if url not in others and url not in seen:
+            seen.append(url)
+    return seen
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--delete-shards",
+    is_flag=True,
+    help="Also delete the shard files that no other dataset references.",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_state
+def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
+    """Remove dataset NAME from the index (its shards stay unless --delete-shards)."""
+    index = state.index()
+    entry = index.get_dataset(name)
+    to_delete = owned_shards(index, entry) if delete_shards else []
+    kept = [u for u in entry.data_urls if u not in to_delete] if delete_shards else []
+    if to_delete and not yes:
+        stdin = click.get_text_stream("stdin")
+        if not stdin.isatty():
+            raise CliError(
+                f"Deleting {len(to_delete)} shard files of {name!r} needs confirmation; "
+                "rerun with --yes to confirm without a terminal."
+            )
+        click.echo(f"{name}: {len(to_delete)} shard files will be deleted:", err=True)
+        for url in to_delete:
+            click.echo(f"  {url}", err=True)
+        click.confirm("Remove the dataset and delete these files?", abort=True, err=True)
+    # The entry goes first: if deleting a file fails afterwards, what is left is an orphan
+    # file, never an entry pointing at missing shards.
+    index.delete_dataset(name)
+    failed: list[dict[str, str]] = []
+    deleted: list[str] = []
+    if to_delete:
+        from ..shards import remove_shards
+
+        try:
+            remove_shards(to_delete)
+            deleted = to_delete
+        except Exception as exc:
+            failed = [{"urls": ", ".join(to_delete), "error": str(exc)}]
+    doc = {
+        "removed": name,
+        "cid": entry.cid,
+        "deleted_shards": deleted,
+        "kept_shards": kept,
+        "failed": failed,
+    }
+    if state.json:
+        echo_json(doc)
+    else:
+        click.echo(f"removed {name}")
+        if deleted:
+            click.echo(f"deleted {len(deleted)} shard files")
+        if kept:
+            click.echo(f"kept {len(kept)} shard files that other datasets reference")
+    if failed:
+        raise CliError(
+            f"{name} was removed from the index, but deleting its shards failed: "
+            f"{failed[0]['error']}. Delete them by hand: {failed[0]['urls']}"
+        )
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+@json_option
+@pass_state
+def mv(state: AppState, old: str, new: str) -> None:
+    """Rename dataset OLD to NEW (its CID and shards do not change)."""
+    entry = state.index().rename_dataset(old, new)
+    if state.json:
+        echo_json({"old": old, "new": entry.name, "cid": entry.cid})
+    else:
+        click.echo(f"renamed {old} -> {entry.name}")
+
+
+# --- verify ---------------------------------------------------------------------------
+
+
+def check_shard(shard: ShardRecord) -> dict[str, Any]:
+    """Re-read one shard and compare it with what the index recorded.
+
+    Returns:
+        ``{"url", "status": "ok"|"mismatch"|"missing", "problems": [...]}``. A shard that
+        exists but cannot be read as a tar of samples is a mismatch ("unreadable: ...").
+    """
+    from ..errors import CorruptShardError, ShardNotFoundError
+    from ..shards import inspect_shard
+
+    result: dict[str, Any] = {"url": shard.url, "status": "ok", "problems": []}
+    try:
+        actual = inspect_shard(shard.url)
+    except ShardNotFoundError:
+        result.update(status="missing", problems=["the file does not exist"])
+        return result
+    except CorruptShardError as exc:
+        result.update(status="mismatch", problems=[f"unreadable: {' '.join(str(exc).split())}"])
+        return result
+    problems = []
+    if shard.size is not None and actual.size != shard.size:
+        problems.append(f"size {actual.size} (recorded {shard.size})")
+    if shard.sample_count is not None and actual.sample_count != shard.sample_count:
+        problems.append(f"{actual.sample_count} samples (recorded {shard.sample_count})")
+    if shard.sha256 is not None and actual.sha256 != shard.sha256:
+        problems.append(f"sha256 {actual.sha256[:16]}... (recorded {shard.sha256[:16]}...)")
+    if shard.sha256 is None and shard.size is None and shard.sample_count is None:
+        problems_note = "nothing recorded to compare; the shard is readable"
+        result["note"] = problems_note
+    if problems:
+        result.update(status="mismatch", problems=problems)
+    return result
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@json_option
+@pass_state
+def verify(state: AppState, names: tuple[str, ...]) -> None:
+    """Re-hash shards and compare size, sample count and sha256 with the index.
+
+    Checks the named datasets, or all of them. Exit code 1 if any shard is not ok.
+    """
+    index = state.index()
+    entries = [index.get_dataset(n) for n in names] if names else list(index.list_datasets())
+    jobs = [(entry.name, shard) for entry in entries for shard in _shards(entry)]
+    results: list[dict[str, Any]] = []
+    with progress(jobs, length=len(jobs), label="verifying shards") as bar:
+        for dataset_name, shard in bar:
+            results.append({"dataset": dataset_name, **check_shard(shard)})
+    counts = {s: sum(r["status"] == s for r in results) for s in ("ok", "mismatch", "missing")}
+    bad = counts["mismatch"] + counts["missing"]
+    if state.json:
+        echo_json({"ok": bad == 0, "counts": counts, "shards": results})
+    else:
+        if results:
+            click.echo(
+                render_table(
+                    ["dataset", "shard", "status", "detail"],
+                    [
+                        [r["dataset"], r["url"], r["status"], "; ".join(r["problems"])]
+                        for r in results
+                    ],
+                    colours={
+                        "ok": {"fg": "green"},
+                        "mismatch": {"fg": "red", "bold": True},
+                        "missing": {"fg": "red", "bold": True},
+                    },
+                )
+            )
+        click.echo(
+            f"{len(entries)} datasets, {len(results)} shards: {counts['ok']} ok, "
+            f"{counts['mismatch']} mismatch, {counts['missing']} missing"
+        )
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
+# --- preview --------------------------------------------------------------------------
+
+
+def summarise_value(value: Any) -> Any:
+    """Arrays become ``"ndarray shape=(32, 32, 3) dtype=uint8"``; long values are cut."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"ndarray shape={tuple(value.shape)} dtype={value.dtype}"
+    if isinstance(value, bytes):
+        return f"bytes[{len(value)}]"
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "..."
+    if isinstance(value, list):
+        if len(value) > 8:
+            return [summarise_value(v) for v in value[:8]] + [f"... {len(value)} items"]
+        return [summarise_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: summarise_value(v) for k, v in value.items()}
+    return value
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="How many samples to print.",
+)
+@json_option
+@pass_state
+def preview(state: AppState, name: str, count: int) -> None:
+    """Print the first samples of dataset NAME (arrays as shape and dtype)."""
+    from ._preview import first_samples
+
+    index = state.index()
+    entry = index.get_dataset(name)
+    samples = [
+        {k: summarise_value(v) for k, v in sample.items()}
+        for sample in first_samples(index, entry, count)
+    ]
+    if state.json:
+        echo_json(samples)
+        return
+    for i, sample in enumerate(samples):
+        if i:
+            click.echo()
+        click.echo(render_kv([(k, v) for k, v in sample.items()]))

@@ -1,0 +1,251 @@
+"""``atdata-lite info`` and ``atdata-lite db current|upgrade|history``."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import AtdataLiteError
+from ..index.backend import BACKEND_ENTRY_POINT_GROUP, url_scheme
+from ._app import AppState, CliError, cli, json_option, pass_state
+from ._output import echo_json, render_kv, render_table
+
+__all__ = ["db", "info"]
+
+_DEPENDENCIES = (
+    "sqlalchemy",
+    "alembic",
+    "msgpack",
+    "webdataset",
+    "fsspec",
+    "numpy",
+    "click",
+    "platformdirs",
+    "redis",
+    "psycopg",
+    "s3fs",
+)
+
+_SQL_SCHEMES = (None, "sqlite", "postgresql", "postgres")
+
+
+def _is_sql(location: str) -> bool:
+    return url_scheme(location) in _SQL_SCHEMES
+
+
+def _local_path(location: str) -> Path | None:
+    """The file behind a plain path or ``sqlite:///path`` location, else ``None``."""
+    scheme = url_scheme(location)
+    if scheme is None:
+        return Path(location).expanduser()
+    if scheme == "sqlite":
+        rest = location.split("://", 1)[1]
+        path = rest[1:] if rest.startswith("/") else rest
+        if path and path != ":memory:":
+            return Path(path.split("?", 1)[0]).expanduser()
+    return None
+
+
+def _revision_status(location: str) -> dict[str, Any]:
+    """Revision facts for ``info`` and ``db current``; never creates or modifies the index."""
+    from ..index.sql import migrate
+
+    path = _local_path(location)
+    if path is not None and not path.exists():
+        return {"revision": None, "head": migrate.HEAD_REVISION, "status": "not created yet"}
+    revision = migrate.current_revision(location)
+    if revision is None:
+        status = "empty (created on first use)"
+    elif revision == migrate.HEAD_REVISION:
+        status = "up to date"
+    else:
+        status = "needs upgrade (run: atdata-lite db upgrade)"
+    return {"revision": revision, "head": migrate.HEAD_REVISION, "status": status}
+
+
+def _require_sql(state: AppState) -> str:
+    location = state.location
+    if not _is_sql(location):
+        raise CliError(
+            f"The index {location} is a {url_scheme(location)} index, which has no schema "
+            "revisions; db commands apply to SQLite and PostgreSQL indexes."
+        )
+    return location
+
+
+def _plugins() -> list[dict[str, Any]]:
+    rows = []
+    for ep in sorted(metadata.entry_points(group=BACKEND_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            ep.load()
+            status = "ok"
+        except Exception as exc:  # a broken plugin must not break `info`
+            status = f"cannot load: {type(exc).__name__}: {exc}"
+        dist = ep.dist.name if ep.dist is not None else None
+        rows.append({"scheme": ep.name, "target": ep.value, "package": dist, "status": status})
+    return rows
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {
+        "atdata-lite": __version__,
+        "python": platform.python_version(),
+    }
+    for name in _DEPENDENCIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@cli.command()
+@json_option
+@pass_state
+def info(state: AppState) -> None:
+    """Versions, the index (location, kind, revision), the default store and the plugins."""
+    from ..config import ENV_HOME, ENV_INDEX, ENV_STORE, default_store_url
+
+    location = state.location
+    index: dict[str, Any] = {"location": location, "kind": url_scheme(location) or "sqlite"}
+    if _is_sql(location):
+        try:
+            index.update(_revision_status(location))
+        except Exception as exc:  # `info` reports a broken index, it does not fail on it
+            index["status"] = f"error: {' '.join(str(exc).split())}"
+    document = {
+        "versions": _versions(),
+        "index": index,
+        "default_store": default_store_url(),
+        "environment": {k: os.environ.get(k) for k in (ENV_HOME, ENV_INDEX, ENV_STORE)},
+        "plugins": _plugins(),
+    }
+    if state.json:
+        echo_json(document)
+        return
+    versions = ", ".join(f"{k} {v}" for k, v in document["versions"].items() if v is not None)
+    pairs: list[tuple[str, Any]] = [
+        ("versions", versions),
+        ("index", index["location"]),
+        ("index kind", index["kind"]),
+    ]
+    if "status" in index:
+        if index.get("revision") is not None or "head" in index:
+            pairs.append(
+                ("index revision", f"{index.get('revision') or '-'} (head {index['head']})")
+            )
+        pairs.append(("index status", index["status"]))
+    pairs.append(("default store", document["default_store"]))
+    click.echo(render_kv(pairs))
+    click.echo()
+    click.echo("plugins (entry points in group atdata_lite.backends):")
+    click.echo(
+        render_table(
+            ["scheme", "target", "package", "status"],
+            [[p["scheme"], p["target"], p["package"], p["status"]] for p in document["plugins"]],
+        )
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Schema revisions of a SQL index (upgrades also happen by themselves on open)."""
+
+
+@db.command("current")
+@json_option
+@pass_state
+def db_current(state: AppState) -> None:
+    """Show the index's revision and whether it needs an upgrade (changes nothing)."""
+    location = _require_sql(state)
+    facts = {"location": location, **_revision_status(location)}
+    if state.json:
+        echo_json(facts)
+        return
+    click.echo(
+        render_kv(
+            [
+                ("index", facts["location"]),
+                ("revision", facts["revision"] or "-"),
+                ("head", facts["head"]),
+                ("status", facts["status"]),
+            ]
+        )
+    )
+
+
+@db.command("upgrade")
+@json_option
+@pass_state
+def db_upgrade(state: AppState) -> None:
+    """Upgrade the index to the newest revision (a backup is taken first)."""
+    from ..index.sql import migrate
+
+    location = _require_sql(state)
+    before, after = migrate.upgrade(location)
+    facts = {"location": location, "from": before, "to": after, "changed": before != after}
+    if state.json:
+        echo_json(facts)
+    elif before == after:
+        click.echo(f"{location} is already at {after} (up to date)")
+    else:
+        click.echo(f"upgraded {location}: {before or 'empty'} -> {after}")
+
+
+def _history_rows() -> list[dict[str, Any]]:
+    """Normalise ``migrate.history()`` (oldest first) to plain dicts."""
+    from ..index.sql import migrate
+
+    rows = []
+    for item in migrate.history():
+        if isinstance(item, dict):
+            row = dict(item)
+        elif isinstance(item, tuple | list):  # (revision, down_revision, message)
+            row = {
+                "revision": item[0],
+                "down_revision": item[1] if len(item) > 2 else None,
+                "description": item[-1] if len(item) > 1 else None,
+            }
+        else:  # an Alembic Script or a small dataclass
+            row = {
+                "revision": getattr(item, "revision", str(item)),
+                "down_revision": getattr(item, "down_revision", None),
+                "description": getattr(item, "doc", None) or getattr(item, "description", None),
+            }
+        rows.append(row)
+    return rows
+
+
+@db.command("history")
+@json_option
+@pass_state
+def db_history(state: AppState) -> None:
+    """List the schema revisions this atdata-lite knows, marking the index's own."""
+    from ..index.sql import migrate
+
+    rows = _history_rows()
+    current = None
+    location = state.location
+    if _is_sql(location):
+        # The code's revisions are listed even when the index itself cannot be read.
+        try:
+            current = _revision_status(location)["revision"]
+        except AtdataLiteError:
+            current = None
+    for row in rows:
+        row["head"] = row.get("revision") == migrate.HEAD_REVISION
+        row["current"] = current is not None and row.get("revision") == current
+    if state.json:
+        echo_json(rows)
+        return
+    table = []
+    for row in rows:
+        marks = ",".join(m for m in ("head", "current") if row[m])
+        table.append([row.get("revision"), marks or "", row.get("description") or ""])
+    click.echo(render_table(["revision", "", "description"], table))

@@ -1,0 +1,247 @@
+"""``atdata-lite schemas``, ``schema show REF`` and ``schema diff A B``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import InvalidSchemaRefError, SchemaNotFoundError
+from ._app import AppState, cli, json_option, pass_state
+from ._output import echo_json, format_time, render_kv, render_table, style
+
+if TYPE_CHECKING:
+    from ..index.api import Index
+
+__all__ = ["format_field_type", "resolve_schema_ref", "schema", "schemas", "short_ref"]
+
+ATDATA_PREFIX = "atdata://local/sampleSchema/"
+LEGACY_PREFIX = "local://schemas/"
+
+
+def short_ref(ref: str) -> str:
+    """``atdata://local/sampleSchema/Img@1.0.0`` (or the legacy form) -> ``Img@1.0.0``."""
+    for prefix in (ATDATA_PREFIX, LEGACY_PREFIX):
+        if ref.startswith(prefix):
+            rest = ref[len(prefix) :]
+            name, sep, version = rest.rpartition("@")
+            if not sep:
+                return rest
+            return f"{name.rsplit('.', 1)[-1]}@{version}"
+    return ref
+
+
+def _semver_key(version: str) -> tuple[int, tuple[int, ...] | str]:
+    try:
+        return (1, tuple(int(p) for p in version.split(".")))
+    except ValueError:
+        return (0, version)
+
+
+def resolve_schema_ref(index: Index, ref: str, *, param_hint: str = "REF") -> str:
+    """Turn what a person typed into a full schema ref.
+
+    Accepts a full ref (either form), ``Name@x.y.z``, or a bare ``Name`` (its highest
+    version in the index).
+
+    Raises:
+        click.BadParameter: The ref is malformed (a usage error, exit code 2).
+        SchemaNotFoundError: A bare name has no published version.
+    """
+    ref = ref.strip()
+    if "://" in ref:
+        if not ref.startswith((ATDATA_PREFIX, LEGACY_PREFIX)) or "@" not in ref:
+            raise click.BadParameter(
+                f"{ref!r} is not a schema ref; use atdata://local/sampleSchema/Name@x.y.z, "
+                "Name@x.y.z, or a bare Name for its latest version.",
+                param_hint=param_hint,
+            )
+        return ref
+    name, sep, version = ref.partition("@")
+    if not name.isidentifier() or (sep and not version):
+        raise click.BadParameter(
+            f"{ref!r} is not a schema ref; use Name@x.y.z, a bare Name for its latest "
+            "version, or atdata://local/sampleSchema/Name@x.y.z.",
+            param_hint=param_hint,
+        )
+    if sep:
+        return f"{ATDATA_PREFIX}{name}@{version}"
+    versions = [s["version"] for s in index.list_schemas() if s.get("name") == name]
+    if not versions:
+        raise SchemaNotFoundError(
+            f"No schema named {name!r} is published in this index; "
+            "list them with: atdata-lite schemas"
+        )
+    return f"{ATDATA_PREFIX}{name}@{max(versions, key=_semver_key)}"
+
+
+def _get_schema(index: Index, ref: str, param_hint: str) -> dict[str, Any]:
+    full = resolve_schema_ref(index, ref, param_hint=param_hint)
+    try:
+        return index.get_schema(full)
+    except InvalidSchemaRefError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from exc
+
+
+def format_field_type(field_type: dict[str, Any]) -> str:
+    """A schema ``fieldType`` for people: ``str``, ``ndarray[uint8]``, ``list[int]``, ..."""
+    kind = str(field_type.get("$type", "")).rpartition("#")[2] or field_type.get(
+        "kind", "primitive"
+    )
+    if kind == "primitive":
+        return str(field_type.get("primitive", "?"))
+    if kind == "ndarray":
+        text = f"ndarray[{field_type.get('dtype', 'any')}]"
+        if field_type.get("shape"):
+            text += f" shape {tuple(field_type['shape'])}"
+        return text
+    if kind == "array":
+        return f"list[{format_field_type(field_type.get('items') or {})}]"
+    if kind == "ref":
+        return f"ref {field_type.get('ref')}"
+    return kind
+
+
+def _field_text(field: dict[str, Any]) -> str:
+    text = format_field_type(field.get("fieldType") or {})
+    if field.get("optional"):
+        text += " | None"
+    if "default" in field:
+        text += f" = {field['default']!r}"
+    return text
+
+
+@cli.command()
+@json_option
+@pass_state
+def schemas(state: AppState) -> None:
+    """List the published schemas (every version)."""
+    records = state.index().list_schemas()
+    if state.json:
+        echo_json(records)
+        return
+    if not records:
+        click.echo("No schemas yet. `atdata-lite demo` publishes one.")
+        return
+    rows = [
+        [
+            r.get("name"),
+            r.get("version"),
+            len(r.get("fields") or []),
+            format_time(r.get("createdAt")),
+            (r.get("description") or "").splitlines()[0][:50] if r.get("description") else "",
+        ]
+        for r in records
+    ]
+    click.echo(render_table(["name", "version", "fields", "created", "description"], rows))
+
+
+@cli.group()
+def schema() -> None:
+    """Look at one schema, or compare two."""
+
+
+@schema.command("show")
+@click.argument("ref")
+@json_option
+@pass_state
+def schema_show(state: AppState, ref: str) -> None:
+    """Show the schema REF: a full ref, Name@x.y.z, or Name (its latest version)."""
+    record = _get_schema(state.index(), ref, "REF")
+    if state.json:
+        echo_json(record)
+        return
+    click.echo(
+        render_kv(
+            [
+                ("ref", record.get("$ref")),
+                ("name", record.get("name")),
+                ("version", record.get("version")),
+                ("created", record.get("createdAt")),
+                ("description", record.get("description") or ""),
+            ]
+        )
+    )
+    click.echo()
+    rows = [
+        [
+            f.get("name"),
+            format_field_type(f.get("fieldType") or {}),
+            "yes" if f.get("optional") else "no",
+            repr(f["default"]) if "default" in f else "",
+        ]
+        for f in record.get("fields") or []
+    ]
+    click.echo(render_table(["field", "type", "optional", "default"], rows))
+
+
+def diff_schemas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Compare two schema records field by field.
+
+    Returns:
+        ``{"a", "b", "identical", "added", "removed", "changed", "reordered", "description"}``:
+        added/removed are fields (name and type text), changed lists ``{name, a, b}``.
+    """
+    fa = {f["name"]: f for f in a.get("fields") or []}
+    fb = {f["name"]: f for f in b.get("fields") or []}
+    added = [{"name": n, "type": _field_text(fb[n])} for n in fb if n not in fa]
+    removed = [{"name": n, "type": _field_text(fa[n])} for n in fa if n not in fb]
+    changed = [
+        {"name": n, "a": _field_text(fa[n]), "b": _field_text(fb[n])}
+        for n in fa
+        if n in fb and _field_text(fa[n]) != _field_text(fb[n])
+    ]
+    common_a = [n for n in fa if n in fb]
+    common_b = [n for n in fb if n in fa]
+    description = None
+    if (a.get("description") or "") != (b.get("description") or ""):
+        description = {"a": a.get("description"), "b": b.get("description")}
+    identical_fields = not (added or removed or changed) and common_a == common_b
+    return {
+        "a": a.get("$ref"),
+        "b": b.get("$ref"),
+        "identical": identical_fields and a.get("name") == b.get("name"),
+        "name": None
+        if a.get("name") == b.get("name")
+        else {"a": a.get("name"), "b": b.get("name")},
+        "added": added,
+        "removed": removed,
+        "changed": changed,
+        "reordered": common_a != common_b,
+        "description": description,
+    }
+
+
+@schema.command("diff")
+@click.argument("a")
+@click.argument("b")
+@json_option
+@pass_state
+def schema_diff(state: AppState, a: str, b: str) -> None:
+    """Show what changed from schema A to schema B (fields added, removed, retyped).
+
+    The exit code is 0 whether or not they differ; `--json` has "identical".
+    """
+    index = state.index()
+    result = diff_schemas(_get_schema(index, a, "A"), _get_schema(index, b, "B"))
+    if state.json:
+        echo_json(result)
+        return
+    click.echo(f"--- {short_ref(result['a'] or a)}")
+    click.echo(f"+++ {short_ref(result['b'] or b)}")
+    if result["name"]:
+        click.echo(f"~ name: {result['name']['a']} -> {result['name']['b']}")
+    for f in result["removed"]:
+        click.echo(style(f"- {f['name']}: {f['type']}", fg="red"))
+    for f in result["added"]:
+        click.echo(style(f"+ {f['name']}: {f['type']}", fg="green"))
+    for f in result["changed"]:
+        click.echo(style(f"~ {f['name']}: {f['a']} -> {f['b']}", fg="yellow"))
+    if result["reordered"]:
+        click.echo("~ field order changed")
+    if result["description"]:
+        click.echo("~ description changed")
+    if result["identical"] and not result["description"]:
+        click.echo("no differences")
+    elif result["identical"]:
+        click.echo("fields identical")
