@@ -21,6 +21,7 @@ __all__ = [
     "IndexTooNewError",
     "InvalidMetadataError",
     "InvalidPrefixError",
+    "InvalidSampleKeyError",
     "InvalidSchemaRefError",
     "MigrationError",
     "NotAnIndexError",
@@ -141,3 +142,10 @@ class UnknownBackendError(AtdataLiteError, ValueError):
 
 class BackendUnavailableError(AtdataLiteError, ImportError):
     """A backend's optional dependency is not installed; the message gives the pip command."""
+
+
+# --- appended by the data path --------------------------------------------------------
+
+
+class InvalidSampleKeyError(AtdataLiteError, ValueError):
+    """A caller-supplied sample key cannot name a tar member (``.``, ``/``, empty, ...)."""

@@ -1,0 +1,663 @@
+"""Typed samples and their wire format.
+
+A sample is a dataclass whose instances serialise to one msgpack map (field name -> value),
+byte for byte as atdata 0.2 writes it: numpy arrays become a msgpack ``bin`` holding the
+exact output of ``np.save``; everything else is encoded by msgpack-python with its default
+options. In a WebDataset shard each sample is one tar member ``{key}.msgpack``.
+
+Differences from atdata, all deliberate (see ``docs/readme/data.md``):
+
+* every ndarray annotation is decoded (``NDArray``, ``NDArray[np.float32]``,
+  ``np.ndarray``, ``Optional[...]``, string annotations), and ``list[NDArray]`` too;
+* only the declared fields are serialised (stray instance attributes never leak);
+* msgpack is used both ways, reading with ``strict_map_key=False``, so whatever is written
+  reads back;
+* object-dtype arrays (which need pickle) are refused on write and on read unless the class
+  opts in with ``__allow_pickle__ = True`` (or ``@packable(allow_pickle=True)``);
+* an unknown or missing field in the data raises :class:`SampleDecodeError` naming it;
+* keys are time-ordered and unique across processes (:func:`new_key`), and a sample read
+  from a shard remembers its key so that rewriting it keeps the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import threading
+import time
+import typing
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Generic, Self, TypeVar, dataclass_transform
+
+import msgpack
+import numpy as np
+
+from ._types import field_types, is_ndarray_type, strip_annotated, unwrap_optional
+from .errors import SampleDecodeError, UnsupportedFieldTypeError
+
+__all__ = [
+    "DictSample",
+    "PackableSample",
+    "SampleBatch",
+    "array_to_bytes",
+    "bytes_to_array",
+    "check_key",
+    "new_key",
+    "packable",
+    "sample_key",
+]
+
+# Attribute under which a sample read from a shard keeps its key (never serialised).
+KEY_ATTR = "__atdata_key__"
+
+# --- keys ------------------------------------------------------------------------------
+
+_key_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_key() -> str:
+    """Return a new sample key: a UUIDv7 string (RFC 9562), e.g. ``0190b2c4-...``.
+
+    Keys sort as strings in creation order (48-bit millisecond timestamp first; within one
+    millisecond of one process a 12-bit counter keeps them increasing) and are unique across
+    processes and machines (62 random bits per key).
+    """
+    global _last_ms, _counter
+    rand = int.from_bytes(os.urandom(8), "big")
+    with _key_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            ms = _last_ms
+            _counter += 1
+            if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                ms += 1
+                _counter = rand >> 53  # random start in the lower half: room to count up
+        else:
+            _counter = rand >> 53
+        _last_ms = ms
+        counter = _counter
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | counter << 64
+        | 0b10 << 62
+        | (rand & 0x3FFF_FFFF_FFFF_FFFF)
+    )
+    return str(uuid.UUID(int=value))
+
+
+_BAD_KEY = re.compile(r"[./\\\x00-\x1f\x7f]")
+
+
+def check_key(key: Any) -> str:
+    """Validate a caller-supplied sample key and return it.
+
+    A key becomes the tar member name ``{key}.msgpack``; webdataset groups members by the
+    part before the first dot, so a key may not contain ``.``, ``/``, ``\\`` or control
+    characters, and may not be empty.
+
+    Raises:
+        InvalidSampleKeyError: The key is not a non-empty string of allowed characters.
+    """
+    from .errors import InvalidSampleKeyError
+
+    if not isinstance(key, str) or not key or _BAD_KEY.search(key) or len(key) > 200:
+        raise InvalidSampleKeyError(
+            f"Invalid sample key {key!r}: a key must be a non-empty string of at most 200 "
+            "characters without '.', '/', '\\' or control characters (it names the tar "
+            "member '{key}.msgpack'). Omit it to get a generated key."
+        )
+    return key
+
+
+def sample_key(sample: Any) -> str | None:
+    """Return the key a sample was read with (``None`` for a sample built in memory)."""
+    return getattr(sample, KEY_ATTR, None)
+
+
+# --- arrays -----------------------------------------------------------------------------
+
+
+def array_to_bytes(arr: np.ndarray, *, allow_pickle: bool = False, where: str = "") -> bytes:
+    """Serialise an array exactly as atdata does (``np.save`` output, NPY format).
+
+    Raises:
+        UnsupportedFieldTypeError: An object-dtype array without ``allow_pickle``.
+    """
+    if arr.dtype.hasobject and not allow_pickle:
+        raise UnsupportedFieldTypeError(
+            f"{where or 'An array'} has dtype object, which can only be stored with pickle "
+            "(unsafe to read). Convert it to a numeric/str dtype, or opt in on the sample "
+            "class with __allow_pickle__ = True (or @packable(allow_pickle=True))."
+        )
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def bytes_to_array(data: bytes, *, allow_pickle: bool = False, where: str = "") -> np.ndarray:
+    """Read NPY bytes written by :func:`array_to_bytes` (or by atdata).
+
+    Raises:
+        SampleDecodeError: The bytes are not NPY data, or hold an object array and
+            ``allow_pickle`` is false.
+    """
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=allow_pickle)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise SampleDecodeError(
+                f"{where or 'An array'} holds an object-dtype array, which is stored with "
+                "pickle and refused because unpickling untrusted data can run code. If you "
+                "trust the data, set __allow_pickle__ = True on the sample class (or use "
+                "@packable(allow_pickle=True))."
+            ) from exc
+        raise SampleDecodeError(f"{where or 'An array'} is not valid NPY data: {exc}") from exc
+    except Exception as exc:  # EOFError, OSError from a truncated header, ...
+        raise SampleDecodeError(f"{where or 'An array'} is not valid NPY data: {exc}") from exc
+
+
+# --- per-class codec --------------------------------------------------------------------
+
+_PRIMITIVES = (str, int, float, bool, bytes)
+
+Conv = Callable[[Any], Any]
+
+
+def _has_array(tp: Any) -> bool:
+    tp, _ = unwrap_optional(tp)
+    if is_ndarray_type(tp):
+        return True
+    if typing.get_origin(tp) is list:
+        args = typing.get_args(tp)
+        return bool(args) and _has_array(args[0])
+    return False
+
+
+def _check_type(tp: Any, where: str) -> None:
+    """Raise UnsupportedFieldTypeError unless ``tp`` can be stored and described."""
+    inner, _ = unwrap_optional(tp)
+    inner = strip_annotated(inner)
+    origin = typing.get_origin(inner)
+    if inner in _PRIMITIVES or is_ndarray_type(inner):
+        return
+    if inner is list:
+        return
+    if origin is list:
+        args = typing.get_args(inner)
+        if not args or args[0] is Any:
+            return
+        _check_type(args[0], where)
+        return
+    if origin is typing.Union or isinstance(inner, type(int | str)):
+        raise UnsupportedFieldTypeError(
+            f"{where} has the union type {inner!r}; only Optional[T] (T | None) unions are "
+            "supported. Use one type, or separate optional fields."
+        )
+    raise UnsupportedFieldTypeError(
+        f"{where} has the unsupported type {inner!r}. Supported: str, int, float, bool, "
+        "bytes, numpy arrays (NDArray / np.ndarray), list[...] of these, and Optional of any "
+        "of them."
+    )
+
+
+def _encoder(tp: Any, where: str, allow_pickle: bool) -> Conv | None:
+    """Build the value -> msgpack-ready converter for a field, or None if not needed."""
+    tp, _ = unwrap_optional(tp)
+    if is_ndarray_type(tp):
+
+        def enc_array(v: Any) -> Any:
+            if v is None or isinstance(v, bytes):
+                return v
+            if not isinstance(v, np.ndarray):
+                v = np.asarray(v)
+            return array_to_bytes(v, allow_pickle=allow_pickle, where=where)
+
+        return enc_array
+    if typing.get_origin(tp) is list and _has_array(tp):
+        item = _encoder(typing.get_args(tp)[0], where, allow_pickle)
+        assert item is not None
+
+        def enc_list(v: Any) -> Any:
+            return v if v is None else [item(x) for x in v]
+
+        return enc_list
+    return None
+
+
+def _decoder(tp: Any, where: str, allow_pickle: bool) -> Conv | None:
+    """Build the msgpack value -> field value converter, or None if not needed."""
+    tp, _ = unwrap_optional(tp)
+    if is_ndarray_type(tp):
+
+        def dec_array(v: Any) -> Any:
+            if isinstance(v, bytes | bytearray | memoryview):
+                return bytes_to_array(v, allow_pickle=allow_pickle, where=where)
+            return v
+
+        return dec_array
+    if typing.get_origin(tp) is list and _has_array(tp):
+        item = _decoder(typing.get_args(tp)[0], where, allow_pickle)
+        assert item is not None
+
+        def dec_list(v: Any) -> Any:
+            return [item(x) for x in v] if isinstance(v, list | tuple) else v
+
+        return dec_list
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Codec:
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+    required: frozenset[str]
+    encoders: tuple[tuple[str, Conv], ...]
+    decoders: tuple[tuple[str, Conv], ...]
+
+
+_CODECS: weakref.WeakKeyDictionary[type, _Codec] = weakref.WeakKeyDictionary()
+
+
+def _numpy_default(obj: Any) -> Any:
+    # msgpack calls this for objects it cannot encode. Numpy scalars (np.float32(1.0)) are
+    # common in ML code and have an exact Python equivalent.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        raise TypeError(
+            "a numpy array inside a field not annotated as an array (annotate the field as "
+            "NDArray, or list[NDArray])"
+        )
+    raise TypeError(f"can not serialize {type(obj).__name__!r} object")
+
+
+def codec_for(cls: type) -> _Codec:
+    """Return the (cached) codec of a packable class, checking its field types once."""
+    try:
+        return _CODECS[cls]
+    except KeyError:
+        pass
+    hints = field_types(cls)
+    allow_pickle = bool(getattr(cls, "__allow_pickle__", False))
+    encoders = []
+    decoders = []
+    required = set()
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        where = f"Field {f.name!r} of {cls.__qualname__}"
+        _check_type(tp, where)
+        enc = _encoder(tp, where, allow_pickle)
+        dec = _decoder(tp, where, allow_pickle)
+        if enc is not None:
+            encoders.append((f.name, enc))
+        if dec is not None:
+            decoders.append((f.name, dec))
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.add(f.name)
+    names = tuple(hints)
+    codec = _Codec(
+        names=names,
+        name_set=frozenset(names),
+        required=frozenset(required),
+        encoders=tuple(encoders),
+        decoders=tuple(decoders),
+    )
+    _CODECS[cls] = codec
+    return codec
+
+
+def _unpack(data: bytes, what: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:
+        raise SampleDecodeError(f"Cannot decode {what}: not valid msgpack ({exc}).") from exc
+
+
+# --- PackableSample ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class PackableSample:
+    """Base class of typed samples (a dataclass; subclass it with ``@dataclass``).
+
+    Fields may be ``str``, ``int``, ``float``, ``bool``, ``bytes``, numpy arrays
+    (``NDArray`` / ``np.ndarray``, any parametrisation), ``list[...]`` of these, and
+    ``Optional`` of any of them. Use :func:`packable` to turn a plain class into one.
+
+    Class attributes:
+        __allow_pickle__: Set to ``True`` to allow object-dtype arrays (stored with pickle;
+            only for data you trust).
+    """
+
+    __allow_pickle__: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        # Arrays given as NPY bytes (as atdata allows) become arrays.
+        codec = codec_for(type(self))
+        for name, dec in codec.decoders:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, dec(value))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Self:
+        """Build a sample from a decoded msgpack map.
+
+        Raises:
+            SampleDecodeError: ``data`` is not a map, names a field the class does not
+                have, or lacks a required field.
+        """
+        if not isinstance(data, dict):
+            raise SampleDecodeError(
+                f"Cannot decode a {cls.__qualname__}: expected a map of fields, got "
+                f"{type(data).__name__}."
+            )
+        codec = codec_for(cls)
+        keys = data.keys()
+        if not (keys <= codec.name_set and codec.required <= keys):
+            unknown = [k for k in keys if k not in codec.name_set]
+            if unknown:
+                raise SampleDecodeError(
+                    f"Unknown field(s) {unknown} in data for {cls.__qualname__} (fields: "
+                    f"{list(codec.names)}). The data was written with another sample type: "
+                    "read it with that type, or as DictSample."
+                )
+            missing = sorted(codec.required - keys)
+            raise SampleDecodeError(
+                f"Missing required field(s) {missing} in data for {cls.__qualname__}. The "
+                "data was written with another sample type: read it with that type, or as "
+                "DictSample."
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_bytes(cls, bs: bytes) -> Self:
+        """Decode one msgpack payload (the content of a ``{key}.msgpack`` member).
+
+        Raises:
+            SampleDecodeError: The bytes are not msgpack, or do not match the class.
+        """
+        return cls.from_data(_unpack(bs, f"a {cls.__qualname__} sample"))
+
+    @property
+    def packed(self) -> bytes:
+        """The msgpack payload of this sample (atdata's wire format)."""
+        codec = codec_for(type(self))
+        data = {name: getattr(self, name) for name in codec.names}
+        for name, enc in codec.encoders:
+            data[name] = enc(data[name])
+        try:
+            return msgpack.packb(data, use_bin_type=True, default=_numpy_default)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UnsupportedFieldTypeError(
+                f"Cannot serialise a {type(self).__qualname__} sample: {exc}. Field values "
+                "must match their annotations."
+            ) from exc
+
+    @property
+    def as_wds(self) -> dict[str, Any]:
+        """The WebDataset sample dict ``{"__key__": key, "msgpack": packed}``.
+
+        The key is the one the sample was read with, if any, otherwise a new one.
+        """
+        return {"__key__": getattr(self, KEY_ATTR, None) or new_key(), "msgpack": self.packed}
+
+
+T = TypeVar("T")
+
+
+def _wrap_post_init(user_post_init: Callable[..., None]) -> Callable[..., None]:
+    def __post_init__(self: Any, *args: Any) -> None:
+        PackableSample.__post_init__(self)
+        user_post_init(self, *args)
+
+    __post_init__.__wrapped__ = user_post_init  # type: ignore[attr-defined]
+    return __post_init__
+
+
+def _make_packable(cls: type, allow_pickle: bool | None) -> type:
+    from .lens import register_dict_lens
+
+    own_doc = cls.__dict__.get("__doc__")
+    if isinstance(cls, type) and issubclass(cls, PackableSample):
+        if "__post_init__" in cls.__dict__:
+            cls.__post_init__ = _wrap_post_init(cls.__dict__["__post_init__"])  # type: ignore[attr-defined]
+        new_cls = dataclasses.dataclass(cls)
+    else:
+        base = dataclasses.dataclass(cls)
+        ns: dict[str, Any] = {
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": own_doc,
+        }
+        user_post_init = getattr(base, "__post_init__", None)
+        if user_post_init is not None:
+            ns["__post_init__"] = _wrap_post_init(user_post_init)
+        # Subclassing the user's class (as atdata does) keeps zero-argument super() in its
+        # methods working.
+        new_cls = dataclasses.dataclass(type(cls.__name__, (base, PackableSample), ns))
+    new_cls.__doc__ = own_doc  # dataclass() invents a signature docstring; keep the real one
+    if allow_pickle is not None:
+        new_cls.__allow_pickle__ = allow_pickle  # type: ignore[attr-defined]
+    codec_for(new_cls)  # checks every field type now, at class definition
+    register_dict_lens(new_cls)
+    return new_cls
+
+
+@typing.overload
+def packable(cls: type[T], /) -> type[T]: ...
+@typing.overload
+def packable(*, allow_pickle: bool | None = None) -> Callable[[type[T]], type[T]]: ...
+
+
+@dataclass_transform()
+def packable(cls: type | None = None, /, *, allow_pickle: bool | None = None) -> Any:
+    """Turn a class into a packable sample type (a dataclass subclassing PackableSample).
+
+    Use as ``@packable`` or ``@packable(allow_pickle=True)``. Also registers a lens
+    ``DictSample -> cls`` so that ``Dataset[DictSample](...).as_type(cls)`` works.
+
+    Args:
+        cls: The class to convert.
+        allow_pickle: Allow object-dtype array fields (stored with pickle). Only for data
+            you trust.
+
+    Returns:
+        The packable class.
+
+    Raises:
+        UnsupportedFieldTypeError: A field's type cannot be serialised (e.g. ``dict``,
+            ``tuple``, ``Any``, a union, a nested dataclass) or its annotation cannot be
+            resolved.
+    """
+    if cls is None:
+        return lambda c: _make_packable(c, allow_pickle)
+    return _make_packable(cls, allow_pickle)
+
+
+# --- DictSample --------------------------------------------------------------------------
+
+
+class DictSample:
+    """A schema-less sample: the decoded msgpack map, with attribute and item access.
+
+    Array fields stay as NPY ``bytes`` (there is no schema saying which fields are arrays);
+    convert with ``.as_type(T)`` on the dataset or :func:`bytes_to_array`.
+    """
+
+    __slots__ = ("__atdata_key__", "_data")
+
+    def __init__(self, _data: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._data = dict(_data) if _data is not None else dict(kwargs)
+        self.__atdata_key__: str | None = None
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> DictSample:
+        """Wrap a decoded msgpack map.
+
+        Raises:
+            SampleDecodeError: ``data`` is not a map.
+        """
+        if not isinstance(data, dict):
+            raise SampleDecodeError(
+                f"Cannot decode a DictSample: expected a map, got {type(data).__name__}."
+            )
+        return cls(data)
+
+    @classmethod
+    def from_bytes(cls, bs: bytes) -> DictSample:
+        """Decode one msgpack payload.
+
+        Raises:
+            SampleDecodeError: The bytes are not a msgpack map.
+        """
+        return cls.from_data(_unpack(bs, "a DictSample"))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in DictSample.__slots__:
+            raise AttributeError(name)
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(
+                f"'DictSample' has no field '{name}'. Available fields: {list(self._data)}"
+            ) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DictSample):
+            return NotImplemented
+        return self._data == other._data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def keys(self) -> list[str]:
+        """The field names."""
+        return list(self._data.keys())
+
+    def values(self) -> list[Any]:
+        """The field values."""
+        return list(self._data.values())
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(name, value)`` pairs."""
+        return list(self._data.items())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default``."""
+        return self._data.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A shallow copy of the fields."""
+        return dict(self._data)
+
+    @property
+    def packed(self) -> bytes:
+        """The msgpack payload."""
+        data = {
+            k: array_to_bytes(v, where=f"Field {k!r} of a DictSample")
+            if isinstance(v, np.ndarray)
+            else v
+            for k, v in self._data.items()
+        }
+        try:
+            return msgpack.packb(data, use_bin_type=True, default=_numpy_default)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UnsupportedFieldTypeError(f"Cannot serialise a DictSample: {exc}.") from exc
+
+    @property
+    def as_wds(self) -> dict[str, Any]:
+        """The WebDataset sample dict ``{"__key__": key, "msgpack": packed}``."""
+        return {"__key__": self.__atdata_key__ or new_key(), "msgpack": self.packed}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._data.items())
+        return f"DictSample({inner})"
+
+
+# --- SampleBatch ------------------------------------------------------------------------
+
+DT = TypeVar("DT")
+
+
+class SampleBatch(Generic[DT]):
+    """A batch of samples with per-field aggregation: ``batch.image`` stacks the arrays.
+
+    ``SampleBatch[T](samples)`` or ``SampleBatch(samples)`` (the sample type is then taken
+    from the first sample). ``batch.<field>`` returns a stacked array (new leading batch
+    dimension) when the values are arrays of one shape and dtype, otherwise a list. Works for
+    inherited fields and for :class:`DictSample` batches.
+    """
+
+    def __init__(self, samples: Iterable[DT]) -> None:
+        self.samples: list[DT] = list(samples)
+        self._aggregates: dict[str, Any] = {}
+        self._sample_type: type | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> typing.Iterator[DT]:
+        return iter(self.samples)
+
+    @property
+    def sample_type(self) -> type | None:
+        """The sample type: from ``SampleBatch[T]``, else the first sample's type."""
+        if self._sample_type is None:
+            orig = self.__dict__.get("__orig_class__")
+            args = typing.get_args(orig) if orig is not None else ()
+            if args and isinstance(args[0], type):
+                self._sample_type = args[0]
+            elif self.samples:
+                self._sample_type = type(self.samples[0])
+        return self._sample_type
+
+    def _field_names(self) -> Sequence[str] | None:
+        st = self.sample_type
+        if st is None:
+            return None
+        if dataclasses.is_dataclass(st):
+            return [f.name for f in dataclasses.fields(st)]
+        if isinstance(st, type) and issubclass(st, DictSample):
+            names: dict[str, None] = {}
+            for s in self.samples:
+                names.update(dict.fromkeys(s.keys()))  # type: ignore[attr-defined]
+            return list(names)
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        # Private and dunder names never aggregate: this keeps copy/pickle and typing's
+        # __orig_class__ lookups from recursing.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._aggregates:
+            return self._aggregates[name]
+        names = self._field_names()
+        if names is not None and name not in names:
+            raise AttributeError(f"No sample attribute named {name}")
+        if names is None and not self.samples:
+            return []
+        values = [s[name] if isinstance(s, DictSample) else getattr(s, name) for s in self]
+        result = _aggregate(values)
+        self._aggregates[name] = result
+        return result
+
+
+def _aggregate(values: list[Any]) -> Any:
+    if values and all(isinstance(v, np.ndarray) for v in values):
+        first = values[0]
+        if all(v.shape == first.shape and v.dtype == first.dtype for v in values):
+            return np.stack(values)
+    return values
