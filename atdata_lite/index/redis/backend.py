@@ -1,0 +1,633 @@
+"""The Redis index backend, in atdata 0.2's own key layout (see :mod:`._layout`).
+
+atdata 0.2 and atdata-lite can share one Redis database: entries and schemas are atdata's
+keys, and what atdata lacks lives next to them where atdata never looks:
+
+* ``atdata_lite:dataset_names`` (hash name -> cid) answers a name lookup with one script call
+  instead of atdata's scan over every entry. Entries that atdata itself writes do not update
+  it, so the backend *reconciles* when it opens (one SCAN over the entry keys, adding names it
+  lacks and dropping names whose entry is gone or was renamed); :meth:`RedisBackend.reconcile`
+  does it again on demand. A stale mapping is never trusted: the entry's own ``name`` field
+  is checked on every lookup. Listing always scans, so it sees every entry.
+* ``atdata_lite:schema_hashes`` (hash ``Name@version`` -> content hash), filled on publish and,
+  for schemas atdata wrote, computed from the stored record when first needed.
+
+Atomicity: publishing a schema runs as Lua scripts (auto-versioning included, which scans
+atdata's schema keys server-side, legacy ``module.Name`` keys included); every other write is
+WATCH/MULTI over the keys it read, retried when another client touched them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ...errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    SchemaConflictError,
+)
+from ..backend import (
+    CatalogWriteResult,
+    DatasetRecord,
+    IndexBackend,
+    OnConflict,
+    SchemaRow,
+)
+from . import _scripts
+from ._layout import (
+    ENTRY_PREFIX,
+    NAMES_KEY,
+    SCHEMA_HASHES_KEY,
+    SCHEMA_PREFIX,
+    BadRow,
+    decode_entry,
+    encode_entry,
+    entry_key,
+    glob_escape,
+    pairs_to_dict,
+    schema_key,
+    semver_tuple,
+    split_schema_key,
+    utcnow,
+    version_sort_key,
+)
+
+__all__ = ["RedisBackend"]
+
+log = logging.getLogger(__name__)
+
+_SCAN_COUNT = 1000
+_BATCH = 1000
+_MAX_RETRIES = 1000
+_ON_CONFLICT = ("error", "skip", "replace")
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def _record_content_hash(record_json: str) -> str:
+    """Content hash of a stored record that was written without one (by atdata)."""
+    from ...schema import content_hash
+
+    return content_hash(json.loads(record_json))
+
+
+class RedisBackend(IndexBackend):
+    """An index in a Redis database, in atdata 0.2's key layout.
+
+    Use :func:`atdata_lite.index.redis.open_redis_backend` to create one.
+    """
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        client: Any,
+        location: str,
+        *,
+        redis_module: Any,
+        owns_client: bool,
+        reconcile: bool,
+    ) -> None:
+        self._client = client
+        self._location = location
+        self._owns_client = owns_client
+        self._closed = False
+        self._watch_error = redis_module.exceptions.WatchError
+        self._get_by_name = client.register_script(_scripts.GET_BY_NAME)
+        self._latest = client.register_script(_scripts.LATEST_VERSION)
+        self._publish_next = client.register_script(_scripts.PUBLISH_NEXT)
+        self._publish_exact = client.register_script(_scripts.PUBLISH_EXACT)
+        self._hdel_if = client.register_script(_scripts.HDEL_IF)
+        if reconcile:
+            self.reconcile()
+
+    # --- identity -------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client in use (``decode_responses=False``)."""
+        return self._client
+
+    def describe(self) -> dict[str, Any]:
+        info = self._client.info("server")
+        return {
+            "kind": self.kind,
+            "location": self.location,
+            "redis_version": info.get("redis_version"),
+            "datasets_by_name": self._client.hlen(NAMES_KEY),
+            "layout": "atdata 0.2 (LocalDatasetEntry:{cid}, LocalSchema:{Name}@{version})",
+        }
+
+    # --- reading helpers ------------------------------------------------------------
+
+    def _scan(self, pattern: str) -> Iterator[str]:
+        for key in self._client.scan_iter(match=pattern, count=_SCAN_COUNT):
+            yield key.decode("utf-8", "surrogateescape")
+
+    def _read_entries(self, conn: Any, cids: Sequence[str]) -> dict[str, DatasetRecord | None]:
+        """Read entries by CID through ``conn`` (a client or a watching pipeline)."""
+        out: dict[str, DatasetRecord | None] = {}
+        for cid in dict.fromkeys(cids):
+            key = entry_key(cid)
+            fields = conn.hgetall(key)
+            try:
+                out[cid] = decode_entry(key, fields) if fields else None
+            except BadRow as exc:
+                log.warning("Unreadable dataset entry %s: %s", key, exc)
+                out[cid] = None
+        return out
+
+    def _named(self, conn: Any, names: Sequence[str]) -> dict[str, DatasetRecord | None]:
+        """Entries by name via the secondary hash, checking each entry's own name."""
+        cids = conn.hmget(NAMES_KEY, list(names)) if names else []
+        found = {n: c.decode() for n, c in zip(names, cids, strict=True) if c is not None}
+        entries = self._read_entries(conn, list(found.values()))
+        out: dict[str, DatasetRecord | None] = {}
+        for name in names:
+            rec = entries.get(found[name]) if name in found else None
+            out[name] = rec if rec is not None and rec.name == name else None
+        return out
+
+    # --- datasets -------------------------------------------------------------------
+
+    def get_dataset(self, name: str) -> DatasetRecord | None:
+        res = self._get_by_name(keys=[NAMES_KEY], args=[name, ENTRY_PREFIX])
+        if not res:
+            return None
+        cid, flat = res[0].decode(), res[1]
+        if not flat:
+            return None  # stale mapping: the entry was removed behind our back
+        key = entry_key(cid)
+        try:
+            rec = decode_entry(key, pairs_to_dict(flat))
+        except BadRow as exc:
+            log.warning("Unreadable dataset entry %s: %s", key, exc)
+            return None
+        # atdata renames an entry in place when the same content is re-added under a new
+        # name; the mapping then points at an entry that is no longer called ``name``.
+        return rec if rec.name == name else None
+
+    def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
+        return self._read_entries(self._client, [cid])[cid]
+
+    def iter_datasets(self) -> Iterator[DatasetRecord]:
+        records: list[DatasetRecord] = []
+        keys = list(self._scan(glob_escape(ENTRY_PREFIX) + "*"))
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start : start + _BATCH]
+            pipe = self._client.pipeline(transaction=False)
+            for key in chunk:
+                pipe.hgetall(key)
+            for key, fields in zip(chunk, pipe.execute(), strict=True):
+                if not fields:
+                    continue  # deleted between SCAN and HGETALL: not an error
+                try:
+                    records.append(decode_entry(key, fields))
+                except BadRow as exc:
+                    log.warning("Skipping unreadable dataset entry %s: %s", key, exc)
+        records.sort(key=lambda r: (r.name, r.cid))
+        yield from records
+
+    def _transaction(self, keys: Sequence[str], body: Callable[[Any], Any]) -> Any:
+        """Run ``body(pipe)`` under WATCH of ``keys``; retry when a watched key changed.
+
+        ``body`` reads through the pipe (immediate mode), may WATCH more keys, then calls
+        ``pipe.multi()`` and queues its writes; this executes them.
+        """
+        for _ in range(_MAX_RETRIES):
+            with self._client.pipeline() as pipe:
+                try:
+                    pipe.watch(*keys)
+                    result = body(pipe)
+                    if pipe.explicit_transaction:
+                        pipe.execute()
+                    return result
+                except self._watch_error:
+                    continue
+        raise RuntimeError(f"Redis transaction on {self.location} kept being interrupted")
+
+    def insert_datasets(
+        self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
+    ) -> list[DatasetRecord]:
+        if on_conflict not in _ON_CONFLICT:
+            raise ValueError(f"on_conflict must be one of {_ON_CONFLICT}, not {on_conflict!r}")
+        records = list(records)
+        if len({r.name for r in records}) != len(records):
+            raise ValueError("insert_datasets: names within one call must be distinct")
+        if len({r.cid for r in records}) != len(records):
+            dup = next(r for i, r in enumerate(records) if r.cid in {x.cid for x in records[:i]})
+            raise DatasetExistsError(
+                f"Two records in one insert have the same content (CID {dup.cid}); "
+                "insert it once under one name."
+            )
+        if not records:
+            return []
+
+        def body(pipe: Any) -> list[DatasetRecord]:
+            by_name = self._named(pipe, [r.name for r in records])
+            _watch_more(pipe, [entry_key(r.cid) for r in by_name.values() if r is not None])
+            by_cid = self._read_entries(pipe, [r.cid for r in records])
+            now = utcnow()
+            results: list[DatasetRecord] = []
+            writes: list[tuple[DatasetRecord, DatasetRecord | None]] = []
+            names_only: list[DatasetRecord] = []
+            for rec in records:
+                holder = by_cid[rec.cid]
+                if holder is not None and holder.name != rec.name:
+                    if on_conflict == "skip":
+                        results.append(holder)
+                        continue
+                    raise DatasetExistsError(
+                        f"Dataset {rec.name!r} has the same content (CID {rec.cid}) as the "
+                        f"existing entry {holder.name!r}; use that entry, or rename it with "
+                        "rename_dataset."
+                    )
+                old = by_name[rec.name] or holder
+                if old is not None:
+                    if old.same_content(rec):
+                        results.append(old)
+                        if by_name[rec.name] is None:
+                            names_only.append(old)  # stored by atdata: only index its name
+                        continue
+                    if on_conflict == "error":
+                        raise DatasetExistsError(
+                            f"A dataset named {rec.name!r} already exists (CID {old.cid}); "
+                            "choose another name, or pass on_conflict='replace' or 'skip'."
+                        )
+                    if on_conflict == "skip":
+                        results.append(old)
+                        continue
+                    new = _stamped(rec, old.created_at or now, now)
+                else:
+                    new = _stamped(rec, now, now)
+                writes.append((new, old))
+                results.append(new)
+            pipe.multi()
+            for new, old in writes:
+                if old is not None:
+                    pipe.delete(entry_key(old.cid))  # replace, never merge (atdata's W3)
+                pipe.hset(entry_key(new.cid), mapping=encode_entry(new))
+                pipe.hset(NAMES_KEY, new.name, new.cid)
+            for rec in names_only:
+                pipe.hset(NAMES_KEY, rec.name, rec.cid)
+            return results
+
+        return self._transaction([NAMES_KEY, *(entry_key(r.cid) for r in records)], body)
+
+    def delete_dataset(self, name: str) -> DatasetRecord | None:
+        def body(pipe: Any) -> DatasetRecord | None:
+            rec = self._named(pipe, [name])[name]
+            if rec is None:
+                return None
+            pipe.watch(entry_key(rec.cid))
+            pipe.multi()
+            pipe.delete(entry_key(rec.cid))
+            pipe.hdel(NAMES_KEY, name)
+            return rec
+
+        return self._transaction([NAMES_KEY], body)
+
+    def rename_dataset(self, old: str, new: str) -> DatasetRecord:
+        def body(pipe: Any) -> DatasetRecord:
+            found = self._named(pipe, [old, new])
+            rec = found[old]
+            if rec is None:
+                raise DatasetNotFoundError(
+                    f"No dataset named {old!r} in {self.location}; list them with list_datasets()."
+                )
+            if old == new:
+                pipe.multi()
+                return rec
+            if found[new] is not None:
+                raise DatasetExistsError(
+                    f"Cannot rename {old!r} to {new!r}: a dataset named {new!r} already exists."
+                )
+            pipe.watch(entry_key(rec.cid))
+            now = utcnow()
+            renamed = DatasetRecord(
+                cid=rec.cid,
+                name=new,
+                schema_ref=rec.schema_ref,
+                shards=rec.shards,
+                metadata=rec.metadata,
+                legacy_uuid=rec.legacy_uuid,
+                created_at=rec.created_at,
+                updated_at=now,
+            )
+            pipe.multi()
+            pipe.hset(
+                entry_key(rec.cid),
+                mapping={b"name": new.encode(), b"atl_updated_at": now.isoformat().encode()},
+            )
+            pipe.hdel(NAMES_KEY, old)
+            pipe.hset(NAMES_KEY, new, rec.cid)
+            return renamed
+
+        return self._transaction([NAMES_KEY], body)
+
+    # --- schemas --------------------------------------------------------------------
+
+    def _row(self, name: str, version: str, raw: bytes | None, stored_hash: bytes | None):
+        if raw is None:
+            return None
+        key = schema_key(name, version)
+        try:
+            text = raw.decode("utf-8")
+            if stored_hash:
+                digest = stored_hash.decode()
+            else:
+                digest = _record_content_hash(text)
+                self._client.hsetnx(SCHEMA_HASHES_KEY, f"{name}@{version}", digest)
+        except Exception as exc:  # undecodable JSON or a record the hasher refuses
+            raise BadRow(f"{key}: {exc}") from None
+        return SchemaRow(name=name, version=version, record_json=text, content_hash=digest)
+
+    def get_schema(self, name: str, version: str) -> SchemaRow | None:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.get(schema_key(name, version))
+        pipe.hget(SCHEMA_HASHES_KEY, f"{name}@{version}")
+        raw, digest = pipe.execute()
+        try:
+            return self._row(name, version, raw, digest)
+        except BadRow as exc:
+            log.warning("Unreadable schema %s: %s", schema_key(name, version), exc)
+            return None
+
+    def _schema_rows(self, pattern: str, *, legacy: bool) -> list[SchemaRow]:
+        keys = list(self._scan(pattern))
+        hashes = {k.decode(): v for k, v in self._client.hgetall(SCHEMA_HASHES_KEY).items()}
+        rows: dict[tuple[str, str], tuple[bool, SchemaRow]] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start : start + _BATCH]
+            values = self._client.mget(chunk)
+            for key, raw in zip(chunk, values, strict=True):
+                parts = split_schema_key(key)
+                if parts is None or raw is None:
+                    continue
+                name, version, is_legacy = parts
+                if is_legacy and not legacy:
+                    continue
+                # A legacy key's hash is cached under its full key name, never under Name@v.
+                field = key[len(SCHEMA_PREFIX) :]
+                try:
+                    row = self._row(name, version, raw, hashes.get(field))
+                except BadRow as exc:
+                    log.warning("Skipping unreadable schema %s: %s", key, exc)
+                    continue
+                if is_legacy:
+                    field_hash = row.content_hash
+                    if field not in hashes:
+                        self._client.hsetnx(SCHEMA_HASHES_KEY, field, field_hash)
+                seen = rows.get((name, version))
+                if seen is None or (seen[0] and not is_legacy):
+                    rows[(name, version)] = (is_legacy, row)
+        return [row for _, row in rows.values()]
+
+    def iter_schemas(self) -> Iterator[SchemaRow]:
+        # atdata lists legacy module.Name keys with the module stripped; so do we, unless a
+        # plain key holds the same Name@version.
+        rows = self._schema_rows(glob_escape(SCHEMA_PREFIX) + "*", legacy=True)
+        rows.sort(key=lambda r: (r.name, version_sort_key(r.version)))
+        yield from rows
+
+    def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
+        pattern = glob_escape(f"{SCHEMA_PREFIX}{name}@") + "*"
+        matches = [
+            r
+            for r in self._schema_rows(pattern, legacy=False)
+            if r.name == name and r.content_hash == content_hash
+        ]
+        if not matches:
+            return None
+        return max(matches, key=lambda r: version_sort_key(r.version))
+
+    def publish_schema(
+        self,
+        name: str,
+        version: str | None,
+        render: Callable[[str], str],
+        content_hash: str,
+    ) -> tuple[SchemaRow, bool]:
+        if version is not None:
+            return self._publish_exact_version(name, version, render(version), content_hash)
+        patterns = [
+            glob_escape(f"{SCHEMA_PREFIX}{name}@") + "*",
+            glob_escape(SCHEMA_PREFIX) + "*." + glob_escape(f"{name}@") + "*",
+        ]
+        latest = self._latest(keys=[SCHEMA_HASHES_KEY], args=[name, *patterns, SCHEMA_PREFIX])
+        latest = latest.decode() if latest else ""
+        for _ in range(_MAX_RETRIES):
+            candidate = _next_patch(latest)
+            text = render(candidate)
+            ok, value = self._publish_next(
+                keys=[SCHEMA_HASHES_KEY],
+                args=[name, *patterns, latest, candidate, text, content_hash, SCHEMA_PREFIX],
+            )
+            if ok:
+                return SchemaRow(name, candidate, text, content_hash), True
+            latest = value.decode()  # someone published meanwhile: go after their version
+        raise RuntimeError(f"Could not pick a new version of schema {name!r}: too much contention")
+
+    def _publish_exact_version(
+        self, name: str, version: str, text: str, content_hash: str
+    ) -> tuple[SchemaRow, bool]:
+        field = f"{name}@{version}"
+        res = self._publish_exact(
+            keys=[schema_key(name, version), SCHEMA_HASHES_KEY],
+            args=[field, text, content_hash],
+        )
+        if res[0]:
+            return SchemaRow(name, version, text, content_hash), True
+        stored = self._row(name, version, res[1], res[2] or None)
+        if stored.content_hash == content_hash:
+            return stored, False
+        raise SchemaConflictError(
+            f"Schema {name}@{version} is already published with different fields; published "
+            "versions are immutable. Publish without a version to get the next one."
+        )
+
+    # --- whole catalog --------------------------------------------------------------
+
+    def write_catalog(
+        self,
+        schemas: Sequence[SchemaRow],
+        datasets: Sequence[DatasetRecord],
+        *,
+        dry_run: bool = False,
+    ) -> CatalogWriteResult:
+        schemas = list(schemas)
+        datasets = list(datasets)
+        _check_unique_catalog(schemas, datasets)
+        skeys = [schema_key(s.name, s.version) for s in schemas]
+        dkeys = [entry_key(d.cid) for d in datasets]
+
+        def body(pipe: Any) -> CatalogWriteResult:
+            result = CatalogWriteResult()
+            hashes = pipe.hgetall(SCHEMA_HASHES_KEY)
+            new_schemas = []
+            for key, row in zip(skeys, schemas, strict=True):
+                raw = pipe.get(key)
+                label = f"{row.name}@{row.version}"
+                if raw is None:
+                    new_schemas.append(row)
+                    result.schemas_added.append(label)
+                    continue
+                stored = self._row(row.name, row.version, raw, hashes.get(label.encode()))
+                if stored.content_hash != row.content_hash:
+                    raise SchemaConflictError(
+                        f"Schema {label} is stored with different content in {self.location}; "
+                        "nothing was written. Rename or drop that schema from the catalog."
+                    )
+                result.schemas_unchanged.append(label)
+            by_name = self._named(pipe, [d.name for d in datasets])
+            _watch_more(pipe, [entry_key(r.cid) for r in by_name.values() if r is not None])
+            by_cid = self._read_entries(pipe, [d.cid for d in datasets])
+            now = utcnow()
+            new_datasets = []
+            names_only = []
+            for rec in datasets:
+                old = by_name[rec.name] or by_cid[rec.cid]
+                if old is None:
+                    created = rec.created_at or now
+                    new_datasets.append(_stamped(rec, created, rec.updated_at or created))
+                    result.datasets_added.append(rec.name)
+                elif old.same_content(rec):
+                    result.datasets_unchanged.append(rec.name)
+                    if by_name[rec.name] is None:
+                        names_only.append(old)  # stored by atdata: only index its name
+                else:
+                    what = "name" if old.name == rec.name else f"content (CID {rec.cid})"
+                    raise DatasetExistsError(
+                        f"Dataset {rec.name!r}: its {what} is already used by entry "
+                        f"{old.name!r} in {self.location} with other content; nothing was "
+                        "written."
+                    )
+            if dry_run:
+                return result
+            pipe.multi()
+            for row in new_schemas:
+                pipe.set(schema_key(row.name, row.version), row.record_json.encode("utf-8"))
+                pipe.hset(SCHEMA_HASHES_KEY, f"{row.name}@{row.version}", row.content_hash)
+            for rec in new_datasets:
+                pipe.hset(entry_key(rec.cid), mapping=encode_entry(rec))
+                pipe.hset(NAMES_KEY, rec.name, rec.cid)
+            for rec in names_only:
+                pipe.hset(NAMES_KEY, rec.name, rec.cid)
+            return result
+
+        return self._transaction([NAMES_KEY, SCHEMA_HASHES_KEY, *skeys, *dkeys], body)
+
+    # --- secondary keys ---------------------------------------------------------------
+
+    def reconcile(self) -> dict[str, int]:
+        """Bring the name index in line with the entries actually stored.
+
+        Adds names of entries written by atdata (which does not maintain the index) and
+        drops names whose entry is gone or now carries another name. When atdata stored two
+        entries under one name, the one with the smallest CID gets the name (a warning
+        names the others; they stay listed and reachable by CID).
+
+        Returns:
+            Counts: ``{"added": n, "removed": m}``.
+        """
+        keys = list(self._scan(glob_escape(ENTRY_PREFIX) + "*"))
+        actual: dict[str, list[str]] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start : start + _BATCH]
+            pipe = self._client.pipeline(transaction=False)
+            for key in chunk:
+                pipe.hmget(key, [b"name", b"cid"])
+            for key, (name, cid) in zip(chunk, pipe.execute(), strict=True):
+                if name is None:
+                    continue
+                cid_s = cid.decode() if cid else key[len(ENTRY_PREFIX) :]
+                actual.setdefault(name.decode("utf-8", "replace"), []).append(cid_s)
+        mapped = {k.decode(): v.decode() for k, v in self._client.hgetall(NAMES_KEY).items()}
+        added = removed = 0
+        for name, cid in mapped.items():
+            if cid not in actual.get(name, ()):
+                removed += self._hdel_if(keys=[NAMES_KEY], args=[name, cid])
+        for name, cids in actual.items():
+            if len(cids) > 1:
+                log.warning(
+                    "Redis index %s has %d entries named %r (CIDs %s): atdata allowed "
+                    "duplicates. The name resolves to %s; rename the others.",
+                    self.location,
+                    len(cids),
+                    name,
+                    ", ".join(sorted(cids)),
+                    mapped.get(name, min(cids)),
+                )
+            if mapped.get(name) not in cids:
+                added += self._client.hsetnx(NAMES_KEY, name, min(cids))
+        return {"added": added, "removed": removed}
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            self._client.close()
+
+
+def _watch_more(pipe: Any, keys: list[str]) -> None:
+    if keys:  # WATCH with no key is an error
+        pipe.watch(*keys)
+
+
+def _stamped(rec: DatasetRecord, created: Any, updated: Any) -> DatasetRecord:
+    return DatasetRecord(
+        cid=rec.cid,
+        name=rec.name,
+        schema_ref=rec.schema_ref,
+        shards=rec.shards,
+        metadata=rec.metadata,
+        legacy_uuid=rec.legacy_uuid,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def _next_patch(latest: str) -> str:
+    sv = semver_tuple(latest) if latest else None
+    if sv is None:
+        return "1.0.0"
+    return f"{sv[0]}.{sv[1]}.{sv[2] + 1}"
+
+
+def _check_unique_catalog(schemas: Sequence[SchemaRow], datasets: Sequence[DatasetRecord]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for s in schemas:
+        if (s.name, s.version) in seen:
+            raise SchemaConflictError(f"Schema {s.name}@{s.version} appears twice in the catalog.")
+        seen.add((s.name, s.version))
+    names: set[str] = set()
+    cids: dict[str, str] = {}
+    for d in datasets:
+        if d.name in names:
+            raise DatasetExistsError(f"Dataset name {d.name!r} appears twice in the catalog.")
+        if d.cid in cids:
+            raise DatasetExistsError(
+                f"Datasets {cids[d.cid]!r} and {d.name!r} have the same CID {d.cid}."
+            )
+        names.add(d.name)
+        cids[d.cid] = d.name
