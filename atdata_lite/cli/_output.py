@@ -25,6 +25,7 @@ __all__ = [
     "echo_json",
     "format_size",
     "format_time",
+    "is_tty",
     "progress",
     "render_kv",
     "render_table",
@@ -34,14 +35,20 @@ __all__ = [
 T = TypeVar("T")
 
 
+def is_tty(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (False for anything without ``isatty``)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
 def _stdout_is_tty() -> bool:
-    stream = click.get_text_stream("stdout")
-    return bool(getattr(stream, "isatty", lambda: False)())
+    return is_tty(sys.stdout)
 
 
 def _stderr_is_tty() -> bool:
-    stream = click.get_text_stream("stderr")
-    return bool(getattr(stream, "isatty", lambda: False)())
+    return is_tty(sys.stderr)
 
 
 def style(text: str, **styles: Any) -> str:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._app import AppState, CliError, cli, json_option, pass_state
-from ._output import echo_json, format_size, format_time, progress, render_kv, render_table
+from ._output import (
+    echo_json,
+    format_size,
+    format_time,
+    is_tty,
+    progress,
+    render_kv,
+    render_table,
+)
 from .schemas import resolve_schema_ref, short_ref
 
 if TYPE_CHECKING:
@@ -296,8 +305,7 @@ def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
     to_delete = owned_shards(index, entry) if delete_shards else []
     kept = [u for u in entry.data_urls if u not in to_delete] if delete_shards else []
     if to_delete and not yes:
-        stdin = click.get_text_stream("stdin")
-        if not stdin.isatty():
+        if not is_tty(sys.stdin):
             raise CliError(
                 f"Deleting {len(to_delete)} shard files of {name!r} needs confirmation; "
                 "rerun with --yes to confirm without a terminal."

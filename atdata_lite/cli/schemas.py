@@ -50,12 +50,15 @@ def resolve_schema_ref(index: Index, ref: str, *, param_hint: str = "REF") -> st
     """
     ref = ref.strip()
     if "://" in ref:
-        if not ref.startswith((ATDATA_PREFIX, LEGACY_PREFIX)) or "@" not in ref:
+        from ..schema import parse_schema_ref
+
+        try:
+            parse_schema_ref(ref)
+        except InvalidSchemaRefError as exc:
             raise click.BadParameter(
-                f"{ref!r} is not a schema ref; use atdata://local/sampleSchema/Name@x.y.z, "
-                "Name@x.y.z, or a bare Name for its latest version.",
+                f"{exc}. Short forms: Name@x.y.z, or a bare Name for its latest version.",
                 param_hint=param_hint,
-            )
+            ) from exc
         return ref
     name, sep, version = ref.partition("@")
     if not name.isidentifier() or (sep and not version):
