@@ -1,0 +1,71 @@
+"""The SQL index backend: one SQLite file, or a PostgreSQL database, through SQLAlchemy Core.
+
+``open_sql_backend(location)`` opens (creating or upgrading as needed, see
+:mod:`.migrate`) the index at a plain path, a ``sqlite:///`` URL or a
+``postgresql[+driver]://`` URL. The typed ORM classes are in :mod:`.models` (imported only
+when asked for: the hot path does not load ``sqlalchemy.orm``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .backend import SqlBackend
+from .engine import DEFAULT_BUSY_TIMEOUT, create_index_engine, resolve_location
+from .migrate import DEFAULT_LOCK_TIMEOUT, current_revision, history, prepare_index, upgrade
+from .tables import HEAD_REVISION
+
+__all__ = [
+    "HEAD_REVISION",
+    "SqlBackend",
+    "current_revision",
+    "history",
+    "open_sql_backend",
+    "upgrade",
+]
+
+
+def open_sql_backend(
+    location: str | os.PathLike[str],
+    *,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    **engine_options: Any,
+) -> SqlBackend:
+    """Open the SQL index at ``location``, creating or upgrading it as needed.
+
+    Args:
+        location: A path to a SQLite file (parent directories are created), a
+            ``sqlite:///`` URL, or a ``postgresql[+driver]://`` URL (a bare
+            ``postgresql://`` uses psycopg 3).
+        busy_timeout: SQLite: seconds a writer waits for another process's write lock.
+        lock_timeout: Seconds to wait for another process that is creating or upgrading
+            the same index.
+        **engine_options: Passed to :func:`sqlalchemy.create_engine` (e.g. ``pool_size``).
+
+    Returns:
+        The backend; close it with ``close()``.
+
+    Raises:
+        NotAnIndexError: The location holds something that is not an atdata-lite index
+            (it is left untouched).
+        IndexTooNewError: The index was written by a newer atdata-lite.
+        MigrationError: Upgrading an older index failed (the backup is kept).
+        IndexLockedError: Another process kept migrating for longer than ``lock_timeout``.
+    """
+    script_location = engine_options.pop("script_location", None)
+    target = resolve_location(location)
+    engine = create_index_engine(target, busy_timeout=busy_timeout, **engine_options)
+    try:
+        prepare_index(
+            target,
+            engine,
+            busy_timeout=busy_timeout,
+            lock_timeout=lock_timeout,
+            script_location=script_location,
+        )
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlBackend(target, engine)

@@ -1,0 +1,615 @@
+"""The SQL index backend (SQLite and PostgreSQL), written with Core statements only.
+
+Every statement is built once at import time on the Core tables of :mod:`.tables`, so a call
+costs SQLAlchemy's cached execution and no ORM work. A dataset is read with one statement
+(the dataset joined to its shards), which is also one consistent snapshot on SQLite without
+a transaction.
+
+Atomicity: every write runs in one transaction (``BEGIN IMMEDIATE`` on SQLite, so writers are
+serialised before they read). Uniqueness (names, CIDs, ``name@version``) is enforced by the
+database's unique constraints; a concurrent writer that loses a race on PostgreSQL gets an
+``IntegrityError``, and the whole operation is retried, then sees the winner's row and applies
+the normal rules. That is how concurrent auto-versioned ``publish_schema`` calls get distinct
+versions on both databases.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ...errors import DatasetExistsError, DatasetNotFoundError, IndexOpenError, SchemaConflictError
+from ..backend import (
+    CatalogWriteResult,
+    DatasetRecord,
+    IndexBackend,
+    OnConflict,
+    SchemaRow,
+    ShardRecord,
+)
+from .engine import WRITE, IndexTarget
+from .tables import HEAD_REVISION, dataset_shards, datasets, schemas
+
+__all__ = ["SqlBackend"]
+
+log = logging.getLogger(__name__)
+
+_RETRIES = 20
+_CHUNK = 400  # bound parameters per IN (...) list: far below every SQLite build's limit
+_SEMVER = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
+_ON_CONFLICT = ("error", "skip", "replace")
+
+# --- statements, built once -------------------------------------------------------------
+
+_d, _s, _sc = datasets.c, dataset_shards.c, schemas.c
+_DATASET_COLUMNS = (
+    _d.id,
+    _d.cid,
+    _d.name,
+    _d.schema_ref,
+    _d.metadata,
+    _d.legacy_uuid,
+    _d.created_at,
+    _d.updated_at,
+    _s.url,
+    _s.size,
+    _s.sample_count,
+    _s.sha256,
+)
+_WITH_SHARDS = sa.select(*_DATASET_COLUMNS).select_from(
+    datasets.outerjoin(dataset_shards, _s.dataset_id == _d.id)
+)
+_GET_BY_NAME = _WITH_SHARDS.where(_d.name == sa.bindparam("name")).order_by(_s.position)
+_GET_BY_CID = _WITH_SHARDS.where(_d.cid == sa.bindparam("cid")).order_by(_s.position)
+_LIST_DATASETS = _WITH_SHARDS.order_by(_d.name, _s.position)
+_EXISTING = _WITH_SHARDS.where(
+    sa.or_(_d.name.in_(sa.bindparam("names", expanding=True)),
+           _d.cid.in_(sa.bindparam("cids", expanding=True)))
+).order_by(_d.id, _s.position)  # fmt: skip
+_INSERT_DATASET = sa.insert(datasets).returning(_d.id, sort_by_parameter_order=True)
+_INSERT_SHARDS = sa.insert(dataset_shards)
+_DELETE_SHARDS = sa.delete(dataset_shards).where(_s.dataset_id == sa.bindparam("did"))
+_DELETE_DATASET = sa.delete(datasets).where(_d.id == sa.bindparam("did"))
+_REPLACE_DATASET = (
+    sa.update(datasets)
+    .where(_d.id == sa.bindparam("did"))
+    .values(
+        cid=sa.bindparam("cid"),
+        schema_ref=sa.bindparam("schema_ref"),
+        metadata=sa.bindparam("metadata"),
+        legacy_uuid=sa.bindparam("legacy_uuid"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
+_RENAME_DATASET = (
+    sa.update(datasets)
+    .where(_d.id == sa.bindparam("did"))
+    .values(name=sa.bindparam("new_name"), updated_at=sa.bindparam("updated_at"))
+)
+
+_SCHEMA_COLUMNS = (_sc.name, _sc.version, _sc.record_json, _sc.content_hash)
+_NOT_SEMVER = sa.case((_sc.semver_major.is_(None), 1), else_=0)
+_GET_SCHEMA = sa.select(*_SCHEMA_COLUMNS).where(
+    _sc.name == sa.bindparam("name"), _sc.version == sa.bindparam("version")
+)
+_LIST_SCHEMAS = sa.select(*_SCHEMA_COLUMNS).order_by(
+    _sc.name, _NOT_SEMVER, _sc.semver_major, _sc.semver_minor, _sc.semver_patch, _sc.version
+)
+_FIND_SCHEMA = (
+    sa.select(*_SCHEMA_COLUMNS)
+    .where(_sc.name == sa.bindparam("name"), _sc.content_hash == sa.bindparam("content_hash"))
+    .order_by(
+        _NOT_SEMVER,
+        _sc.semver_major.desc(),
+        _sc.semver_minor.desc(),
+        _sc.semver_patch.desc(),
+        _sc.version.desc(),
+    )
+    .limit(1)
+)
+_LATEST_SEMVER = (
+    sa.select(_sc.semver_major, _sc.semver_minor, _sc.semver_patch)
+    .where(_sc.name == sa.bindparam("name"), _sc.semver_major.is_not(None))
+    .order_by(_sc.semver_major.desc(), _sc.semver_minor.desc(), _sc.semver_patch.desc())
+    .limit(1)
+)
+_INSERT_SCHEMA = sa.insert(schemas)
+
+
+def _semver(version: str) -> tuple[int, int, int] | tuple[None, None, None]:
+    match = _SEMVER.match(version)
+    if match is None:
+        return None, None, None
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite keeps no time zone: the backend wrote UTC, so the naive value read back is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _records(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, DatasetRecord]]:
+    """Group joined (dataset, shard) rows, ordered by dataset, into records."""
+    current_id: int | None = None
+    head: Sequence[Any] = ()
+    shards: list[ShardRecord] = []
+    for row in rows:
+        if row[0] != current_id:
+            if current_id is not None:
+                yield current_id, _record(head, shards)
+            current_id, head, shards = row[0], row, []
+        if row[8] is not None:
+            shards.append(ShardRecord(row[8], row[9], row[10], row[11]))
+    if current_id is not None:
+        yield current_id, _record(head, shards)
+
+
+def _record(row: Sequence[Any], shards: list[ShardRecord]) -> DatasetRecord:
+    return DatasetRecord(
+        cid=row[1],
+        name=row[2],
+        schema_ref=row[3],
+        shards=tuple(shards),
+        metadata=row[4],
+        legacy_uuid=row[5],
+        created_at=_utc(row[6]),
+        updated_at=_utc(row[7]),
+    )
+
+
+def _dataset_row(record: DatasetRecord, created: datetime, updated: datetime) -> dict[str, Any]:
+    return {
+        "cid": record.cid,
+        "name": record.name,
+        "schema_ref": record.schema_ref,
+        "metadata": record.metadata,
+        "legacy_uuid": record.legacy_uuid,
+        "created_at": created,
+        "updated_at": updated,
+    }
+
+
+def _shard_rows(dataset_id: int, record: DatasetRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "dataset_id": dataset_id,
+            "position": i,
+            "url": s.url,
+            "size": s.size,
+            "sample_count": s.sample_count,
+            "sha256": s.sha256,
+        }
+        for i, s in enumerate(record.shards)
+    ]
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+
+
+class SqlBackend(IndexBackend):
+    """An index in a SQLite file or a PostgreSQL database. Open it with ``open_sql_backend``.
+
+    Thread-safe (a pool of connections, one per thread at a time) and usable after ``fork``
+    (the child reconnects).
+    """
+
+    def __init__(self, target: IndexTarget, engine: sa.Engine) -> None:
+        self._target = target
+        self.kind = target.kind
+        self._engine: sa.Engine | None = engine
+        self._read = engine
+        self._write = engine.execution_options(**{WRITE: True})
+
+    # --- identity ---------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self._target.display
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for the ORM classes in :mod:`.models`, or raw SQL)."""
+        self._check_open()
+        assert self._engine is not None
+        return self._engine
+
+    def describe(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {"kind": self.kind, "location": self.location}
+        facts["revision"] = HEAD_REVISION
+        if self._target.path is not None:
+            facts["path"] = str(self._target.path)
+        facts["driver"] = self._target.url.get_driver_name()
+        return facts
+
+    def _check_open(self) -> None:
+        if self._engine is None:
+            raise IndexOpenError(f"The index {self.location} was closed; open it again.")
+
+    def _connect_read(self) -> sa.Connection:
+        if self._engine is None:
+            self._check_open()
+        return self._read.connect()
+
+    def _begin_write(self) -> Any:
+        if self._engine is None:
+            self._check_open()
+        return self._write.begin()
+
+    # --- datasets ---------------------------------------------------------------------
+
+    def get_dataset(self, name: str) -> DatasetRecord | None:
+        with self._connect_read() as conn:
+            rows = conn.execute(_GET_BY_NAME, {"name": name}).fetchall()
+        for _, record in _records(rows):
+            return record
+        return None
+
+    def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
+        with self._connect_read() as conn:
+            rows = conn.execute(_GET_BY_CID, {"cid": cid}).fetchall()
+        for _, record in _records(rows):
+            return record
+        return None
+
+    def iter_datasets(self) -> Iterator[DatasetRecord]:
+        with self._connect_read() as conn:
+            result = conn.execute(_LIST_DATASETS)
+            rows = self._readable_rows(result)
+            yield from (record for _, record in _records(rows))
+
+    @staticmethod
+    def _readable_rows(result: sa.CursorResult[Any]) -> Iterator[Sequence[Any]]:
+        # A value the driver cannot convert (a timestamp string mangled by hand, say) raises
+        # while fetching; skip that row with a warning rather than failing the whole listing.
+        while True:
+            try:
+                row = result.fetchone()
+            except (ValueError, TypeError) as exc:
+                log.warning("Skipping an unreadable row of the datasets table: %s", exc)
+                continue
+            if row is None:
+                return
+            yield row
+
+    def insert_datasets(
+        self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
+    ) -> list[DatasetRecord]:
+        if on_conflict not in _ON_CONFLICT:
+            raise ValueError(
+                f"on_conflict must be one of {', '.join(map(repr, _ON_CONFLICT))}, "
+                f"not {on_conflict!r}."
+            )
+        records = list(records)
+        if not records:
+            return []
+        names = [r.name for r in records]
+        if len(set(names)) != len(names):
+            raise ValueError("insert_datasets: the records' names must be distinct.")
+        for attempt in range(_RETRIES):
+            try:
+                with self._begin_write() as conn:
+                    return self._insert(conn, records, on_conflict)
+            except IntegrityError as exc:
+                # Another writer (PostgreSQL) inserted a clashing row after our read: retry,
+                # and the rules below see that row.
+                if attempt == _RETRIES - 1:
+                    raise DatasetExistsError(
+                        f"Could not insert the datasets: a concurrent writer kept clashing "
+                        f"({exc.orig}). Retry."
+                    ) from exc
+                _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _existing(
+        self, conn: sa.Connection, records: Sequence[DatasetRecord]
+    ) -> tuple[dict[str, tuple[int, DatasetRecord]], dict[str, tuple[int, DatasetRecord]]]:
+        by_name: dict[str, tuple[int, DatasetRecord]] = {}
+        by_cid: dict[str, tuple[int, DatasetRecord]] = {}
+        for chunk in _chunks(records):
+            params = {"names": [r.name for r in chunk], "cids": [r.cid for r in chunk]}
+            for dataset_id, record in _records(conn.execute(_EXISTING, params)):
+                by_name[record.name] = (dataset_id, record)
+                by_cid[record.cid] = (dataset_id, record)
+        return by_name, by_cid
+
+    def _insert(
+        self, conn: sa.Connection, records: Sequence[DatasetRecord], on_conflict: OnConflict
+    ) -> list[DatasetRecord]:
+        now = datetime.now(UTC)
+        by_name, by_cid = self._existing(conn, records)
+        results: list[DatasetRecord] = []
+        inserts: list[DatasetRecord] = []
+        replaced: list[tuple[int, DatasetRecord]] = []
+        for record in records:
+            named = by_name.get(record.name)
+            if named is not None and named[1].same_content(record):
+                results.append(named[1])
+                continue
+            holder = by_cid.get(record.cid)
+            if holder is not None and holder[1].name != record.name:
+                if on_conflict == "skip":
+                    results.append(holder[1])
+                    continue
+                raise DatasetExistsError(
+                    f"Cannot store dataset {record.name!r}: the same content (CID "
+                    f"{record.cid}) is already in the index as {holder[1].name!r}. Use that "
+                    "entry, rename it (rename_dataset), or delete it first."
+                )
+            if named is not None:
+                if on_conflict == "error":
+                    raise DatasetExistsError(
+                        f"A dataset named {record.name!r} already exists with other content "
+                        f"(CID {named[1].cid}). Pass on_conflict='replace' to replace it, "
+                        "on_conflict='skip' to keep it, or choose another name."
+                    )
+                if on_conflict == "skip":
+                    results.append(named[1])
+                    continue
+                stored = replace(record, created_at=named[1].created_at, updated_at=now)
+                replaced.append((named[0], stored))
+                by_cid.pop(named[1].cid, None)
+                entry = (named[0], stored)
+            else:
+                stored = replace(record, created_at=now, updated_at=now)
+                inserts.append(stored)
+                entry = (-1, stored)
+            by_name[record.name] = entry
+            by_cid[record.cid] = entry
+            results.append(stored)
+
+        shard_rows: list[dict[str, Any]] = []
+        if replaced:
+            conn.execute(
+                _REPLACE_DATASET,
+                [
+                    {
+                        "did": did,
+                        "cid": r.cid,
+                        "schema_ref": r.schema_ref,
+                        "metadata": r.metadata,
+                        "legacy_uuid": r.legacy_uuid,
+                        "updated_at": now,
+                    }
+                    for did, r in replaced
+                ],
+            )
+            conn.execute(_DELETE_SHARDS, [{"did": did} for did, _ in replaced])
+            for did, r in replaced:
+                shard_rows.extend(_shard_rows(did, r))
+        if inserts:
+            ids = conn.execute(_INSERT_DATASET, [_dataset_row(r, now, now) for r in inserts])
+            for did, r in zip(ids.scalars(), inserts, strict=True):
+                shard_rows.extend(_shard_rows(did, r))
+        if shard_rows:
+            conn.execute(_INSERT_SHARDS, shard_rows)
+        return results
+
+    def delete_dataset(self, name: str) -> DatasetRecord | None:
+        with self._begin_write() as conn:
+            found = list(_records(conn.execute(_GET_BY_NAME, {"name": name})))
+            if not found:
+                return None
+            dataset_id, record = found[0]
+            # Shards go with it: ON DELETE CASCADE (foreign keys are on for every connection).
+            conn.execute(_DELETE_DATASET, {"did": dataset_id})
+            return record
+
+    def rename_dataset(self, old: str, new: str) -> DatasetRecord:
+        try:
+            with self._begin_write() as conn:
+                found = list(_records(conn.execute(_GET_BY_NAME, {"name": old})))
+                if not found:
+                    raise DatasetNotFoundError(
+                        f"No dataset named {old!r} to rename; list_datasets() shows the names."
+                    )
+                dataset_id, record = found[0]
+                if new == old:
+                    return record
+                if conn.execute(_GET_BY_NAME, {"name": new}).first() is not None:
+                    raise DatasetExistsError(
+                        f"Cannot rename {old!r} to {new!r}: a dataset named {new!r} exists. "
+                        "Delete or rename that one first."
+                    )
+                now = datetime.now(UTC)
+                conn.execute(
+                    _RENAME_DATASET, {"did": dataset_id, "new_name": new, "updated_at": now}
+                )
+                return replace(record, name=new, updated_at=now)
+        except IntegrityError as exc:  # a concurrent writer took ``new`` (PostgreSQL)
+            raise DatasetExistsError(
+                f"Cannot rename {old!r} to {new!r}: a dataset named {new!r} was just created."
+            ) from exc
+
+    # --- schemas ----------------------------------------------------------------------
+
+    def get_schema(self, name: str, version: str) -> SchemaRow | None:
+        with self._connect_read() as conn:
+            row = conn.execute(_GET_SCHEMA, {"name": name, "version": version}).first()
+        return None if row is None else SchemaRow(*row)
+
+    def iter_schemas(self) -> Iterator[SchemaRow]:
+        with self._connect_read() as conn:
+            for row in conn.execute(_LIST_SCHEMAS):
+                yield SchemaRow(*row)
+
+    def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
+        with self._connect_read() as conn:
+            row = conn.execute(_FIND_SCHEMA, {"name": name, "content_hash": content_hash}).first()
+        return None if row is None else SchemaRow(*row)
+
+    def publish_schema(
+        self,
+        name: str,
+        version: str | None,
+        render: Callable[[str], str],
+        content_hash: str,
+    ) -> tuple[SchemaRow, bool]:
+        for attempt in range(_RETRIES):
+            try:
+                with self._begin_write() as conn:
+                    return self._publish(conn, name, version, render, content_hash)
+            except IntegrityError:
+                # A concurrent publisher took this version first (PostgreSQL); the next
+                # attempt sees it and picks the next one (or compares content).
+                if attempt == _RETRIES - 1:
+                    raise
+                _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _publish(
+        self,
+        conn: sa.Connection,
+        name: str,
+        version: str | None,
+        render: Callable[[str], str],
+        content_hash: str,
+    ) -> tuple[SchemaRow, bool]:
+        if version is None:
+            latest = conn.execute(_LATEST_SEMVER, {"name": name}).first()
+            version = "1.0.0" if latest is None else f"{latest[0]}.{latest[1]}.{latest[2] + 1}"
+        else:
+            row = conn.execute(_GET_SCHEMA, {"name": name, "version": version}).first()
+            if row is not None:
+                stored = SchemaRow(*row)
+                if stored.content_hash == content_hash:
+                    return stored, False
+                raise SchemaConflictError(
+                    f"Schema {name}@{version} is already published with other content; "
+                    "published versions are immutable. Publish a new version (omit the "
+                    "version to take the next one)."
+                )
+        schema = SchemaRow(name, version, render(version), content_hash)
+        conn.execute(_INSERT_SCHEMA, self._schema_params(schema, datetime.now(UTC)))
+        return schema, True
+
+    @staticmethod
+    def _schema_params(schema: SchemaRow, now: datetime) -> dict[str, Any]:
+        major, minor, patch = _semver(schema.version)
+        return {
+            "name": schema.name,
+            "version": schema.version,
+            "record_json": schema.record_json,
+            "content_hash": schema.content_hash,
+            "created_at": now,
+            "semver_major": major,
+            "semver_minor": minor,
+            "semver_patch": patch,
+        }
+
+    # --- whole catalog ----------------------------------------------------------------
+
+    def write_catalog(
+        self,
+        schemas: Sequence[SchemaRow],
+        datasets: Sequence[DatasetRecord],
+        *,
+        dry_run: bool = False,
+    ) -> CatalogWriteResult:
+        for attempt in range(_RETRIES):
+            try:
+                with self._begin_write() as conn:
+                    result, schema_rows, dataset_rows = self._plan_catalog(conn, schemas, datasets)
+                    if not dry_run:
+                        self._write_plan(conn, schema_rows, dataset_rows)
+                    return result
+            except IntegrityError:
+                if attempt == _RETRIES - 1:
+                    raise
+                _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _plan_catalog(
+        self,
+        conn: sa.Connection,
+        schema_rows: Sequence[SchemaRow],
+        dataset_records: Sequence[DatasetRecord],
+    ) -> tuple[CatalogWriteResult, list[SchemaRow], list[DatasetRecord]]:
+        result = CatalogWriteResult()
+        new_schemas: dict[tuple[str, str], SchemaRow] = {}
+        for schema in schema_rows:
+            key = (schema.name, schema.version)
+            ref = f"{schema.name}@{schema.version}"
+            row = conn.execute(_GET_SCHEMA, {"name": key[0], "version": key[1]}).first()
+            stored = SchemaRow(*row) if row is not None else new_schemas.get(key)
+            if stored is None:
+                new_schemas[key] = schema
+                result.schemas_added.append(ref)
+            elif stored.content_hash == schema.content_hash:
+                if row is not None:
+                    result.schemas_unchanged.append(ref)
+            else:
+                raise SchemaConflictError(
+                    f"Schema {ref} is already stored with other content; nothing was written. "
+                    "Published versions are immutable: rename or re-version the incoming one."
+                )
+
+        by_name, by_cid = self._existing(conn, dataset_records)
+        new_datasets: list[DatasetRecord] = []
+        seen_names: dict[str, DatasetRecord] = {}
+        seen_cids: dict[str, DatasetRecord] = {}
+        for record in dataset_records:
+            named = by_name.get(record.name)
+            if named is not None and named[1].same_content(record):
+                result.datasets_unchanged.append(record.name)
+                continue
+            if named is not None or record.name in seen_names:
+                raise DatasetExistsError(
+                    f"A dataset named {record.name!r} already exists with other content; "
+                    "nothing was written. Rename or delete it first."
+                )
+            holder = by_cid.get(record.cid)
+            other = holder[1] if holder is not None else seen_cids.get(record.cid)
+            if other is not None:
+                raise DatasetExistsError(
+                    f"The content of dataset {record.name!r} (CID {record.cid}) is already "
+                    f"stored as {other.name!r}; nothing was written."
+                )
+            seen_names[record.name] = seen_cids[record.cid] = record
+            new_datasets.append(record)
+            result.datasets_added.append(record.name)
+        return result, list(new_schemas.values()), new_datasets
+
+    def _write_plan(
+        self, conn: sa.Connection, schema_rows: list[SchemaRow], records: list[DatasetRecord]
+    ) -> None:
+        now = datetime.now(UTC)
+        if schema_rows:
+            conn.execute(_INSERT_SCHEMA, [self._schema_params(s, now) for s in schema_rows])
+        if records:
+            # Restored entries keep their original timestamps when they carry them.
+            rows = [
+                _dataset_row(r, r.created_at or now, r.updated_at or r.created_at or now)
+                for r in records
+            ]
+            shard_rows: list[dict[str, Any]] = []
+            for did, r in zip(conn.execute(_INSERT_DATASET, rows).scalars(), records, strict=True):
+                shard_rows.extend(_shard_rows(did, r))
+            if shard_rows:
+                conn.execute(_INSERT_SHARDS, shard_rows)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlBackend({self.location!r})"

@@ -1,0 +1,200 @@
+"""Engines for the SQL backend: URL handling, SQLite settings, fork safety.
+
+SQLite gets its settings on every new connection (each with the reason next to it) and the
+pysqlite "serializable isolation / savepoints" recipe from SQLAlchemy's documentation: the
+driver's own transaction handling is switched off (``isolation_level=None``) and the ``begin``
+event emits ``BEGIN IMMEDIATE`` for writes, so a write transaction takes SQLite's write lock
+when it starts instead of failing half-way with "database is locked" on its first write.
+Reads emit no ``BEGIN`` at all: each read is one statement, which SQLite runs atomically.
+
+Nothing here is SQLite-only SQL outside those dialect settings: PostgreSQL URLs get an engine
+with defaults (psycopg 3).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from ...errors import BackendUnavailableError, IndexOpenError
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT",
+    "WRITE",
+    "IndexTarget",
+    "create_index_engine",
+    "resolve_location",
+]
+
+#: Seconds a SQLite connection waits for another writer before giving up.
+DEFAULT_BUSY_TIMEOUT = 60.0
+
+#: Execution option marking a connection whose transactions write (``BEGIN IMMEDIATE``).
+WRITE = "atdata_lite_write"
+
+
+@dataclass(frozen=True)
+class IndexTarget:
+    """Where an index lives, resolved from a path or URL.
+
+    Attributes:
+        url: The SQLAlchemy URL to connect to.
+        kind: ``"sqlite"`` or ``"postgresql"``.
+        path: The SQLite file, or ``None`` (PostgreSQL, or in-memory SQLite).
+    """
+
+    url: sa.URL
+    kind: str
+    path: Path | None
+
+    @property
+    def display(self) -> str:
+        """The location for people: the file path, or the URL with its password hidden."""
+        if self.path is not None:
+            return str(self.path)
+        return self.url.render_as_string(hide_password=True)
+
+
+def resolve_location(location: str | os.PathLike[str]) -> IndexTarget:
+    """Turn a plain path, ``sqlite:///`` URL or ``postgresql[+driver]://`` URL into a target.
+
+    A bare ``postgresql://`` (or ``postgres://``) URL uses psycopg 3 (our ``postgres`` extra)
+    when it is installed, whatever SQLAlchemy's default driver is; otherwise SQLAlchemy's
+    default (psycopg2 before SQLAlchemy 2.1) is left in place.
+
+    Raises:
+        IndexOpenError: The URL cannot be parsed or names an unsupported database.
+        BackendUnavailableError: No PostgreSQL driver is installed.
+    """
+    location = os.fspath(location)
+    if "://" not in location:
+        path = Path(location).expanduser().resolve()
+        return IndexTarget(sa.URL.create("sqlite", database=str(path)), "sqlite", path)
+    try:
+        url = sa.make_url(location)
+    except Exception as exc:
+        raise IndexOpenError(f"Cannot parse the index URL {location!r}: {exc}") from exc
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+            return IndexTarget(url, "sqlite", None)
+        path = Path(url.database).expanduser().resolve()
+        return IndexTarget(url.set(database=str(path)), "sqlite", path)
+    if backend in ("postgresql", "postgres"):
+        if not driver:
+            if find_spec("psycopg") is not None:
+                driver = "psycopg"
+            elif find_spec("psycopg2") is None:
+                raise BackendUnavailableError(
+                    "PostgreSQL indexes need a driver: pip install 'atdata-lite[postgres]'"
+                )
+        url = url.set(drivername=f"postgresql+{driver}" if driver else "postgresql")
+        return IndexTarget(url, "postgresql", None)
+    raise IndexOpenError(
+        f"The SQL index backend handles SQLite files and PostgreSQL URLs, not {backend}:// "
+        f"({url.render_as_string(hide_password=True)})."
+    )
+
+
+def create_index_engine(
+    target: IndexTarget,
+    *,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    foreign_keys: bool = True,
+    poolclass: type | None = None,
+    **engine_options: Any,
+) -> Engine:
+    """Create the engine for ``target`` with the index's connection settings.
+
+    Args:
+        target: From :func:`resolve_location`.
+        busy_timeout: SQLite only: seconds to wait for the write lock.
+        foreign_keys: SQLite only: ``False`` for migrations that rebuild tables (see
+            :mod:`.migrate`); the backend always uses ``True``.
+        poolclass: A SQLAlchemy pool class (default: SQLAlchemy's choice).
+        **engine_options: Passed to :func:`sqlalchemy.create_engine`.
+
+    Returns:
+        The engine; its ``execution_options(atdata_lite_write=True)`` variant starts write
+        transactions with ``BEGIN IMMEDIATE`` on SQLite.
+    """
+    if poolclass is not None:
+        engine_options["poolclass"] = poolclass
+    if target.kind == "sqlite":
+        connect_args = dict(engine_options.pop("connect_args", {}))
+        # The pool hands a connection to whichever thread asks; each is used by one thread
+        # at a time, which is what SQLite needs, so the driver's same-thread check only gets
+        # in the way.
+        connect_args.setdefault("check_same_thread", False)
+        connect_args.setdefault("timeout", busy_timeout)
+        engine = sa.create_engine(target.url, connect_args=connect_args, **engine_options)
+        _install_sqlite_settings(engine, busy_timeout=busy_timeout, foreign_keys=foreign_keys)
+    else:
+        # pool_pre_ping: a PostgreSQL server restart or idle timeout must not surface as an
+        # error on the next lookup.
+        engine_options.setdefault("pool_pre_ping", True)
+        engine = sa.create_engine(target.url, **engine_options)
+    _FORK_SAFE.add(engine)
+    return engine
+
+
+def _install_sqlite_settings(engine: Engine, *, busy_timeout: float, foreign_keys: bool) -> None:
+    in_memory = engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Switch off pysqlite's own BEGIN handling (it begins late and never for DDL); the
+        # "begin" listener below emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                # WAL: readers never block the writer nor the writer the readers, and a
+                # commit is one append to the log, which is what several DataLoader workers
+                # and a writing process need.
+                cursor.execute("PRAGMA journal_mode=WAL")
+            # Wait for another process's write lock instead of failing at once with
+            # "database is locked" (the driver's timeout covers the same, set both).
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            # SQLite ignores foreign keys unless asked, per connection: without this,
+            # deleting a dataset would leave its shard rows behind.
+            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+            # In WAL mode NORMAL is still crash-safe for the database (a power cut can only
+            # lose the last commits, never corrupt the file) and avoids an fsync per commit.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # Writes take the write lock up front (BEGIN IMMEDIATE): a deferred transaction that
+        # reads first and writes later can fail with SQLITE_BUSY no matter the busy timeout.
+        # Reads run in autocommit: each is one statement and therefore one snapshot.
+        if connection.get_execution_options().get(WRITE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# --- fork safety ------------------------------------------------------------------------
+# A child process (DataLoader worker) must not use the parent's connections: sockets and
+# SQLite file handles shared across fork corrupt each other's state. After fork, every live
+# engine forgets its pooled connections without closing them (closing would act on the
+# parent's connections too); the child then opens its own.
+
+_FORK_SAFE: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for engine in list(_FORK_SAFE):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

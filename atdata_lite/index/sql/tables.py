@@ -1,0 +1,120 @@
+"""The index's tables, as SQLAlchemy Core ``Table`` objects: the source of truth.
+
+The backend's hot path (open, look up, list, insert) uses Core statements on these tables;
+the typed ORM classes in :mod:`.models` map onto the very same ``Table`` objects, and
+``alembic check`` (a test) proves that the migrations in ``migrations/versions`` build exactly
+this schema.
+
+Changing anything here needs a new Alembic revision (``alembic revision --autogenerate``
+against a database at head) and a new :data:`HEAD_REVISION`.
+
+This module imports only SQLAlchemy Core: it is on the path of opening an index.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "HEAD_REVISION",
+    "KNOWN_REVISIONS",
+    "VERSION_TABLE",
+    "dataset_shards",
+    "datasets",
+    "metadata",
+    "schemas",
+    "version_metadata",
+    "version_table",
+]
+
+#: Alembic's version table, under a private name: a PostgreSQL database shared with another
+#: Alembic-managed application keeps its own ``alembic_version`` untouched.
+VERSION_TABLE = "atdata_lite_alembic_version"
+
+#: Every revision this code knows, oldest first. The last one is the head. A test asserts
+#: that this equals the revision history of ``migrations/versions``; keeping it in code lets
+#: opening a current index cost one query and no Alembic import.
+KNOWN_REVISIONS: tuple[str, ...] = ("a1c3e0d9b7f1", "b2d4f1e8c6a2")
+HEAD_REVISION: str = KNOWN_REVISIONS[-1]
+
+# Named constraints from day one: SQLite cannot alter an unnamed constraint later, and
+# Alembic's batch mode needs names to drop or replace one.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# Timestamps are timezone-aware: TIMESTAMPTZ on PostgreSQL; on SQLite (no time zones) the
+# backend writes UTC and reads the value back as UTC.
+_Timestamp = sa.DateTime(timezone=True)
+
+schemas = sa.Table(
+    "schemas",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    # The JSON record exactly as given (atdata's format, without ``$ref``): never re-encoded,
+    # so that an export or a CID over it stays byte-identical.
+    sa.Column("record_json", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", _Timestamp, nullable=False),
+    # The parsed ``x.y.z`` parts, so "highest version" is an indexed ORDER BY in SQL rather
+    # than a scan in Python. NULL for versions that are not semver (imported from atdata).
+    sa.Column("semver_major", sa.Integer, nullable=True),
+    sa.Column("semver_minor", sa.Integer, nullable=True),
+    sa.Column("semver_patch", sa.Integer, nullable=True),
+    sa.UniqueConstraint("name", "version"),
+    # Revision 2: the auto-versioning query (highest semver of one name) reads this index.
+    sa.Index("ix_schemas_name_semver", "name", "semver_major", "semver_minor", "semver_patch"),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("cid", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(1024), nullable=False),
+    sa.Column("schema_ref", sa.String(1024), nullable=False),
+    # msgpack bytes (use_bin_type=True), exactly as atdata stores metadata in Redis.
+    sa.Column("metadata", sa.LargeBinary, nullable=True),
+    sa.Column("legacy_uuid", sa.String(64), nullable=True),
+    sa.Column("created_at", _Timestamp, nullable=False),
+    sa.Column("updated_at", _Timestamp, nullable=False),
+    sa.UniqueConstraint("name"),
+    # Revision 2: CIDs became unique (revision 1 only indexed them), so that the same
+    # content is never stored under two names, as in atdata's CID-keyed Redis layout.
+    sa.UniqueConstraint("cid"),
+)
+
+dataset_shards = sa.Table(
+    "dataset_shards",
+    metadata,
+    sa.Column(
+        "dataset_id",
+        sa.Integer,
+        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("sample_count", sa.BigInteger, nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+)
+
+# The version table lives in its own MetaData: Alembic owns it (autogenerate ignores it),
+# and the backend creates and stamps it itself for a new index so that creating one does not
+# import Alembic. Same definition as Alembic's own (``version_num`` VARCHAR(32), ``<name>_pkc``).
+version_metadata = sa.MetaData()
+version_table = sa.Table(
+    VERSION_TABLE,
+    version_metadata,
+    sa.Column("version_num", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+)
