@@ -1,0 +1,468 @@
+"""The index backend conformance suite, importable by anyone who writes a backend.
+
+One class of pytest tests checks everything the contract in :mod:`atdata_lite.index.backend`
+promises, plus what users see of it through :class:`atdata_lite.index.api.Index`. atdata-lite
+runs it unchanged against SQLite, PostgreSQL and Redis; a third-party backend runs it by
+subclassing and providing a location::
+
+    import pytest
+    from atdata_lite.testing import BackendConformance
+
+    class TestMyBackend(BackendConformance):
+        @pytest.fixture
+        def location(self, my_server):
+            return f"mydb://{my_server.host}/fresh-db"   # an empty index, per test
+
+Overridable hooks:
+
+* ``location`` (fixture, required): an empty index location; :func:`open_backend` must accept it
+  (register your factory in the ``atdata_lite.backends`` entry-point group).
+* :meth:`BackendConformance.open_backend`: how to open ``location`` (default
+  :func:`~atdata_lite.index.backend.open_backend`).
+* :meth:`BackendConformance.store_unreadable_dataset`: write one row the backend cannot read,
+  straight into storage, to check that listing skips it (skipped when not overridden).
+
+Requires pytest (this module is only imported by test suites).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import msgpack
+import pytest
+
+from .cid import dataset_cid
+from .errors import (
+    AtdataLiteError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    SchemaConflictError,
+)
+from .index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord, open_backend
+
+__all__ = ["BackendConformance", "make_record", "make_schema_row"]
+
+REF = "atdata://local/sampleSchema/Sample@1.0.0"
+
+
+def make_record(
+    name: str,
+    urls: list[str] | None = None,
+    *,
+    schema_ref: str = REF,
+    metadata: dict[str, Any] | None = None,
+    shards: bool = True,
+) -> DatasetRecord:
+    """A dataset record with a correct CID (helper for backend tests).
+
+    Args:
+        name: The dataset name.
+        urls: Shard URLs (default: one URL derived from ``name``).
+        schema_ref: The schema reference.
+        metadata: Metadata to encode with msgpack, or ``None``.
+        shards: Give each shard a size, sample count and hash.
+    """
+    urls = urls if urls is not None else [f"file:///data/{name}/shard-000000.tar"]
+    return DatasetRecord(
+        cid=dataset_cid(schema_ref, urls),
+        name=name,
+        schema_ref=schema_ref,
+        shards=tuple(
+            ShardRecord(u, 1000 + i, 10 + i, f"{i:064x}") if shards else ShardRecord(u)
+            for i, u in enumerate(urls)
+        ),
+        metadata=None if metadata is None else msgpack.packb(metadata, use_bin_type=True),
+    )
+
+
+def make_schema_row(name: str, version: str, field_type: str = "int") -> SchemaRow:
+    """A schema row in atdata's record format whose content hash follows its fields."""
+    import json
+
+    from .schema import content_hash
+
+    record = {
+        "name": name,
+        "version": version,
+        "fields": [
+            {
+                "name": "x",
+                "fieldType": {"$type": "local#primitive", "primitive": field_type},
+                "optional": False,
+            }
+        ],
+        "description": None,
+        "createdAt": "2026-01-01T00:00:00+00:00",
+    }
+    return SchemaRow(name, version, json.dumps(record), content_hash(record))
+
+
+def _render(name: str, field_type: str = "int"):
+    def render(version: str) -> str:
+        return make_schema_row(name, version, field_type).record_json
+
+    return render
+
+
+class BackendConformance:
+    """The contract every index backend keeps. Subclass it and provide ``location``."""
+
+    # --- hooks ----------------------------------------------------------------------
+
+    @pytest.fixture
+    def location(self) -> str:
+        """An empty index location, fresh for each test. Override this fixture."""
+        raise NotImplementedError("Override the `location` fixture with an empty index location")
+
+    def open_backend(self, location: str) -> IndexBackend:
+        """Open a backend on ``location``; override if your factory needs options."""
+        return open_backend(location)
+
+    def store_unreadable_dataset(self, backend: IndexBackend, location: str) -> None:
+        """Store a dataset row that ``backend`` cannot read, bypassing the contract."""
+        pytest.skip("this backend provides no way to store an unreadable row")
+
+    @pytest.fixture
+    def backend(self, location: str) -> Iterator[IndexBackend]:
+        b = self.open_backend(location)
+        try:
+            yield b
+        finally:
+            b.close()
+
+    # --- datasets: reading back -----------------------------------------------------
+
+    def test_insert_then_get_returns_every_field(self, backend: IndexBackend) -> None:
+        rec = make_record("mnist", ["a.tar", "b-{000..009}.tar"], metadata={"n": 1, "b": b"\0"})
+        rec = DatasetRecord(**{**_fields(rec), "legacy_uuid": "0000-legacy"})
+        [stored] = backend.insert_datasets([rec])
+        got = backend.get_dataset("mnist")
+        assert got is not None
+        assert got.same_content(rec)
+        assert got.shards == rec.shards
+        assert got.metadata == rec.metadata  # exact bytes
+        assert got.legacy_uuid == "0000-legacy"
+        assert isinstance(got.created_at, datetime) and got.created_at.utcoffset() is not None
+        assert stored.created_at is not None
+        assert backend.get_dataset_by_cid(rec.cid).name == "mnist"
+
+    def test_missing_lookups_return_none(self, backend: IndexBackend) -> None:
+        assert backend.get_dataset("nope") is None
+        assert backend.get_dataset_by_cid(make_record("nope").cid) is None
+        assert backend.get_schema("Nope", "1.0.0") is None
+        assert backend.delete_dataset("nope") is None
+
+    def test_shards_without_sizes_and_empty_metadata(self, backend: IndexBackend) -> None:
+        rec = make_record("plain", ["x.tar"], shards=False, metadata={})
+        backend.insert_datasets([rec])
+        got = backend.get_dataset("plain")
+        assert got.shards == (ShardRecord("x.tar"),)
+        assert got.metadata == msgpack.packb({})
+
+    def test_empty_shard_list(self, backend: IndexBackend) -> None:
+        rec = make_record("empty", [])
+        backend.insert_datasets([rec])
+        assert backend.get_dataset("empty").data_urls == []
+
+    def test_iter_datasets_is_ordered_by_name(self, backend: IndexBackend) -> None:
+        names = ["b", "a", "c-2", "c-10", "Z"]
+        backend.insert_datasets([make_record(n) for n in names])
+        assert [r.name for r in backend.iter_datasets()] == sorted(names)
+
+    def test_names_with_glob_characters_match_literally(self, backend: IndexBackend) -> None:
+        names = ["a*", "a?", "[ab]", "ab", "a\\b", "a%", "a_"]
+        backend.insert_datasets([make_record(n) for n in names])
+        for n in names:
+            assert backend.get_dataset(n).name == n
+        assert backend.get_dataset("a") is None
+        assert backend.get_dataset("aa") is None
+
+    def test_unicode_names_and_urls(self, backend: IndexBackend) -> None:
+        rec = make_record("données-ü", ["file:///tmp/ü.tar"])
+        backend.insert_datasets([rec])
+        assert backend.get_dataset("données-ü").data_urls == ["file:///tmp/ü.tar"]
+
+    # --- datasets: uniqueness and on_conflict ---------------------------------------
+
+    def test_name_taken_raises_by_default(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([make_record("d", ["1.tar"])])
+        with pytest.raises(DatasetExistsError) as info:
+            backend.insert_datasets([make_record("d", ["2.tar"])])
+        assert isinstance(info.value, ValueError) and isinstance(info.value, AtdataLiteError)
+        assert "d" in str(info.value)
+        assert backend.get_dataset("d").data_urls == ["1.tar"]
+
+    def test_identical_content_is_never_a_conflict(self, backend: IndexBackend) -> None:
+        rec = make_record("d", metadata={"k": "v"})
+        [first] = backend.insert_datasets([rec])
+        for policy in ("error", "skip", "replace"):
+            [again] = backend.insert_datasets([rec], on_conflict=policy)
+            assert again.same_content(rec)
+            assert again.created_at == first.created_at
+        assert [r.name for r in backend.iter_datasets()] == ["d"]
+
+    def test_on_conflict_skip_keeps_the_stored_entry(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([make_record("d", ["1.tar"])])
+        [kept] = backend.insert_datasets([make_record("d", ["2.tar"])], on_conflict="skip")
+        assert kept.data_urls == ["1.tar"]
+        assert backend.get_dataset("d").data_urls == ["1.tar"]
+        assert backend.get_dataset_by_cid(make_record("d", ["2.tar"]).cid) is None
+
+    def test_on_conflict_replace_replaces_and_keeps_created_at(self, backend: IndexBackend) -> None:
+        [old] = backend.insert_datasets([make_record("d", ["1.tar"], metadata={"stale": 1})])
+        new = make_record("d", ["2.tar"], metadata=None)
+        [stored] = backend.insert_datasets([new], on_conflict="replace")
+        got = backend.get_dataset("d")
+        assert got.data_urls == ["2.tar"] and got.cid == new.cid
+        # A replace is not a merge: the old metadata must not survive (atdata's W3).
+        assert got.metadata is None
+        assert got.created_at == old.created_at == stored.created_at
+        assert got.updated_at >= old.updated_at
+        assert backend.get_dataset_by_cid(old.cid) is None
+        assert [r.name for r in backend.iter_datasets()] == ["d"]
+
+    def test_replace_metadata_of_same_content(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([make_record("d", metadata={"v": 1})])
+        with pytest.raises(DatasetExistsError):
+            backend.insert_datasets([make_record("d", metadata={"v": 2})])
+        backend.insert_datasets([make_record("d", metadata={"v": 2})], on_conflict="replace")
+        assert msgpack.unpackb(backend.get_dataset("d").metadata) == {"v": 2}
+
+    @pytest.mark.parametrize("policy", ["error", "replace"])
+    def test_same_content_under_another_name_is_refused(
+        self, backend: IndexBackend, policy: str
+    ) -> None:
+        backend.insert_datasets([make_record("first", ["s.tar"])])
+        twin = DatasetRecord(**{**_fields(make_record("first", ["s.tar"])), "name": "second"})
+        with pytest.raises(DatasetExistsError) as info:
+            backend.insert_datasets([twin], on_conflict=policy)
+        assert "first" in str(info.value)
+        assert backend.get_dataset("second") is None
+        assert backend.get_dataset("first").cid == twin.cid
+
+    def test_same_content_under_another_name_skip_returns_it(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([make_record("first", ["s.tar"])])
+        twin = DatasetRecord(**{**_fields(make_record("first", ["s.tar"])), "name": "second"})
+        [got] = backend.insert_datasets([twin], on_conflict="skip")
+        assert got.name == "first"
+        assert backend.get_dataset("second") is None
+
+    def test_insert_is_all_or_nothing(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([make_record("taken", ["t.tar"])])
+        batch = [make_record("new-1"), make_record("taken", ["other.tar"]), make_record("new-2")]
+        with pytest.raises(DatasetExistsError):
+            backend.insert_datasets(batch)
+        assert [r.name for r in backend.iter_datasets()] == ["taken"]
+        assert backend.get_dataset("new-1") is None
+
+    def test_bad_on_conflict_value(self, backend: IndexBackend) -> None:
+        with pytest.raises(ValueError):
+            backend.insert_datasets([make_record("d")], on_conflict="merge")  # type: ignore[arg-type]
+
+    # --- datasets: delete and rename ------------------------------------------------
+
+    def test_delete_returns_the_removed_entry(self, backend: IndexBackend) -> None:
+        rec = make_record("d")
+        backend.insert_datasets([rec, make_record("e")])
+        removed = backend.delete_dataset("d")
+        assert removed is not None and removed.same_content(rec)
+        assert backend.get_dataset("d") is None
+        assert backend.get_dataset_by_cid(rec.cid) is None
+        assert [r.name for r in backend.iter_datasets()] == ["e"]
+        backend.insert_datasets([rec])  # the name and the content are free again
+        assert backend.get_dataset("d") is not None
+
+    def test_rename(self, backend: IndexBackend) -> None:
+        rec = make_record("old", metadata={"k": 1})
+        [stored] = backend.insert_datasets([rec])
+        renamed = backend.rename_dataset("old", "new")
+        assert renamed.name == "new" and renamed.cid == rec.cid
+        assert backend.get_dataset("old") is None
+        got = backend.get_dataset("new")
+        assert got.metadata == rec.metadata and got.created_at == stored.created_at
+        assert backend.get_dataset_by_cid(rec.cid).name == "new"
+        backend.insert_datasets([make_record("old", ["fresh.tar"])])  # old name is free
+
+    def test_rename_errors(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([make_record("a"), make_record("b")])
+        with pytest.raises(DatasetNotFoundError) as info:
+            backend.rename_dataset("missing", "c")
+        assert isinstance(info.value, KeyError)
+        with pytest.raises(DatasetExistsError):
+            backend.rename_dataset("a", "b")
+        assert backend.get_dataset("a").name == "a" and backend.get_dataset("b").name == "b"
+
+    def test_unreadable_dataset_rows_are_skipped_with_a_warning(
+        self, backend: IndexBackend, location: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        backend.insert_datasets([make_record("good-1"), make_record("good-2")])
+        self.store_unreadable_dataset(backend, location)
+        with caplog.at_level(logging.WARNING):
+            names = [r.name for r in backend.iter_datasets()]
+        assert names == ["good-1", "good-2"]
+        assert any(rec.levelno == logging.WARNING for rec in caplog.records)
+
+    # --- schemas --------------------------------------------------------------------
+
+    def test_publish_explicit_version(self, backend: IndexBackend) -> None:
+        want = make_schema_row("S", "2.0.0")
+        row, created = backend.publish_schema("S", "2.0.0", _render("S"), want.content_hash)
+        assert created and row.version == "2.0.0"
+        assert backend.get_schema("S", "2.0.0") == want
+
+    def test_republishing_same_content_is_a_no_op(self, backend: IndexBackend) -> None:
+        h = make_schema_row("S", "1.0.0").content_hash
+        first, _ = backend.publish_schema("S", "1.0.0", _render("S"), h)
+        again, created = backend.publish_schema("S", "1.0.0", _render("S"), h)
+        assert not created and again == first
+
+    def test_published_versions_are_immutable(self, backend: IndexBackend) -> None:
+        backend.publish_schema("S", "1.0.0", _render("S"), make_schema_row("S", "1").content_hash)
+        other = make_schema_row("S", "1.0.0", "str")
+        with pytest.raises(SchemaConflictError) as info:
+            backend.publish_schema("S", "1.0.0", _render("S", "str"), other.content_hash)
+        assert isinstance(info.value, ValueError)
+        assert "S@1.0.0" in str(info.value)
+        assert backend.get_schema("S", "1.0.0") == make_schema_row("S", "1.0.0")
+
+    def test_auto_versioning(self, backend: IndexBackend) -> None:
+        h = make_schema_row("S", "x").content_hash
+        versions = [backend.publish_schema("S", None, _render("S"), h)[0].version for _ in "abc"]
+        assert versions == ["1.0.0", "1.0.1", "1.0.2"]
+        backend.publish_schema("S", "1.9.0", _render("S"), h)
+        assert backend.publish_schema("S", None, _render("S"), h)[0].version == "1.9.1"
+        backend.publish_schema("S", "1.10.0", _render("S"), h)  # numeric, not string, order
+        assert backend.publish_schema("S", None, _render("S"), h)[0].version == "1.10.1"
+        # Other names do not count, even when one name is a prefix of another.
+        assert backend.publish_schema("S2", None, _render("S2"), h)[0].version == "1.0.0"
+        row = backend.get_schema("S", "1.10.1")
+        assert row is not None and '"1.10.1"' in row.record_json
+
+    def test_auto_versioning_is_atomic_across_connections(
+        self, backend: IndexBackend, location: str
+    ) -> None:
+        h = make_schema_row("Race", "x").content_hash
+        n = 16
+        barrier = threading.Barrier(n)
+        versions: list[str] = []
+        errors: list[BaseException] = []
+
+        def publish() -> None:
+            other = self.open_backend(location)
+            try:
+                barrier.wait()
+                versions.append(other.publish_schema("Race", None, _render("Race"), h)[0].version)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                other.close()
+
+        threads = [threading.Thread(target=publish) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert sorted(versions, key=lambda v: int(v.rsplit(".", 1)[1])) == [
+            f"1.0.{i}" for i in range(n)
+        ]
+        assert len([r for r in backend.iter_schemas() if r.name == "Race"]) == n
+
+    def test_find_schema_returns_highest_matching_version(self, backend: IndexBackend) -> None:
+        a = make_schema_row("S", "x").content_hash
+        b = make_schema_row("S", "x", "str").content_hash
+        backend.publish_schema("S", "1.0.0", _render("S"), a)
+        backend.publish_schema("S", "1.2.0", _render("S"), a)
+        backend.publish_schema("S", "1.10.0", _render("S", "str"), b)
+        assert backend.find_schema("S", a).version == "1.2.0"
+        assert backend.find_schema("S", b).version == "1.10.0"
+        assert backend.find_schema("S", "0" * 64) is None
+        assert backend.find_schema("T", a) is None
+
+    def test_schema_names_with_glob_characters(self, backend: IndexBackend) -> None:
+        h = make_schema_row("S", "x").content_hash
+        backend.publish_schema("S*", "3.0.0", _render("S*"), h)
+        assert backend.publish_schema("S", None, _render("S"), h)[0].version == "1.0.0"
+        assert backend.publish_schema("S?", None, _render("S?"), h)[0].version == "1.0.0"
+        assert backend.find_schema("S*", h).version == "3.0.0"
+
+    def test_iter_schemas_order(self, backend: IndexBackend) -> None:
+        h = make_schema_row("S", "x").content_hash
+        for name, version in [("B", "1.10.0"), ("B", "1.9.0"), ("A", "2.0.0"), ("B", "1.0.0")]:
+            backend.publish_schema(name, version, _render(name), h)
+        got = [(r.name, r.version) for r in backend.iter_schemas()]
+        assert got == [("A", "2.0.0"), ("B", "1.0.0"), ("B", "1.9.0"), ("B", "1.10.0")]
+
+    # --- whole catalog --------------------------------------------------------------
+
+    def _catalog(self) -> tuple[list[SchemaRow], list[DatasetRecord]]:
+        schemas = [make_schema_row("A", "1.0.0"), make_schema_row("A", "banana", "str")]
+        datasets = [
+            make_record("one", metadata={"blob": b"\x00\xff", "n": 1}),
+            make_record("two", ["p-{000..009}.tar"], schema_ref="local://schemas/m.A@1.0.0"),
+            make_record("three", [], schema_ref="!!garbage!!"),
+        ]
+        return schemas, datasets
+
+    def test_write_catalog_writes_rows_as_they_are(self, backend: IndexBackend) -> None:
+        schemas, datasets = self._catalog()
+        result = backend.write_catalog(schemas, datasets)
+        assert sorted(result.schemas_added) == ["A@1.0.0", "A@banana"]
+        assert sorted(result.datasets_added) == ["one", "three", "two"]
+        for row in schemas:
+            assert backend.get_schema(row.name, row.version) == row
+        for rec in datasets:
+            got = backend.get_dataset(rec.name)
+            assert got.same_content(rec) and got.shards == rec.shards
+
+    def test_write_catalog_twice_changes_nothing(self, backend: IndexBackend) -> None:
+        schemas, datasets = self._catalog()
+        backend.write_catalog(schemas, datasets)
+        before = list(backend.iter_datasets())
+        result = backend.write_catalog(schemas, datasets)
+        assert result.schemas_added == [] and result.datasets_added == []
+        assert sorted(result.schemas_unchanged) == ["A@1.0.0", "A@banana"]
+        assert sorted(result.datasets_unchanged) == ["one", "three", "two"]
+        assert list(backend.iter_datasets()) == before
+
+    def test_write_catalog_dry_run_writes_nothing(self, backend: IndexBackend) -> None:
+        schemas, datasets = self._catalog()
+        result = backend.write_catalog(schemas, datasets, dry_run=True)
+        assert sorted(result.datasets_added) == ["one", "three", "two"]
+        assert list(backend.iter_datasets()) == []
+        assert list(backend.iter_schemas()) == []
+
+    @pytest.mark.parametrize("clash", ["schema", "name", "cid"])
+    def test_write_catalog_is_all_or_nothing(self, backend: IndexBackend, clash: str) -> None:
+        backend.publish_schema("A", "1.0.0", _render("A", "bool"), "f" * 64)
+        backend.insert_datasets([make_record("kept", ["kept.tar"])])
+        schemas, datasets = self._catalog()
+        if clash == "schema":
+            expected: type[Exception] = SchemaConflictError
+        elif clash == "name":
+            schemas = schemas[1:]
+            datasets = [*datasets, make_record("kept", ["else.tar"])]
+            expected = DatasetExistsError
+        else:
+            schemas = schemas[1:]
+            twin = DatasetRecord(**{**_fields(make_record("kept", ["kept.tar"])), "name": "x"})
+            datasets = [*datasets, twin]
+            expected = DatasetExistsError
+        with pytest.raises(expected):
+            backend.write_catalog(schemas, datasets)
+        assert [r.name for r in backend.iter_datasets()] == ["kept"]
+        assert [(r.name, r.version) for r in backend.iter_schemas()] == [("A", "1.0.0")]
+
+    def test_close_is_idempotent(self, location: str) -> None:
+        b = self.open_backend(location)
+        b.close()
+        b.close()
+
+
+def _fields(rec: DatasetRecord) -> dict[str, Any]:
+    return {name: getattr(rec, name) for name in DatasetRecord.__slots__}
