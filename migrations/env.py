@@ -1,9 +1,10 @@
 """Alembic environment for the atdata-lite index.
 
-atdata-lite builds the Alembic ``Config`` in code (:func:`atdata_lite.index.sql.migrate.alembic_config`)
-and passes the connection to migrate in ``config.attributes["connection"]``, inside a
-transaction it owns. Run by hand (``alembic -x url=sqlite:///index.db ...``), this file connects
-to ``sqlalchemy.url`` or the ``url`` ``-x`` argument itself.
+atdata-lite builds the Alembic ``Config`` in code
+(:func:`atdata_lite.index.sql.migrate.alembic_config`) and passes the connection to migrate in
+``config.attributes["connection"]``, inside a transaction it owns. Run by hand
+(``alembic -x url=sqlite:///index.db ...``), this file connects to that URL (or
+``sqlalchemy.url``) itself.
 
 Only ``target_metadata`` comes from the live tables (for ``alembic check`` / autogenerate);
 the migration scripts in ``versions/`` freeze what they need and never import them.

@@ -382,9 +382,7 @@ def _run_migration(
             # One outer transaction: Alembic sees it and runs every step inside it, so a
             # failure anywhere rolls the whole upgrade back (SQLite and PostgreSQL both
             # have transactional DDL).
-            command.upgrade(
-                alembic_config(conn, script_location=script_location), HEAD_REVISION
-            )
+            command.upgrade(alembic_config(conn, script_location=script_location), HEAD_REVISION)
             if conn.dialect.name == "sqlite":
                 # Foreign keys were off during the rebuilds: prove nothing dangles.
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
