@@ -246,7 +246,7 @@ def add(
     urls = expand_urls(patterns)
     with progress(urls, length=len(urls), label="hashing shards") as bar:
         records = [inspect_shard(url) for url in bar]
-    entry = _store_entry(index, name, ref, records, metadata, on_conflict)
+    entry = store_entry(index, name, ref, records, metadata, on_conflict)
     doc = entry_to_dict(entry)
     if state.json:
         echo_json(doc)
@@ -258,7 +258,7 @@ def add(
     )
 
 
-def _store_entry(
+def store_entry(
     index: Any,
     name: str,
     schema_ref: str,
@@ -392,11 +392,11 @@ def check_shard(shard: ShardRecord) -> dict[str, Any]:
         problems.append(f"{actual.sample_count} samples (recorded {shard.sample_count})")
     if shard.sha256 is not None and actual.sha256 != shard.sha256:
         problems.append(f"sha256 {actual.sha256[:16]}... (recorded {shard.sha256[:16]}...)")
-    if shard.sha256 is None and shard.size is None and shard.sample_count is None:
-        problems_note = "nothing recorded to compare; the shard is readable"
-        result["note"] = problems_note
     if problems:
         result.update(status="mismatch", problems=problems)
+    elif shard.sha256 is None and shard.size is None and shard.sample_count is None:
+        # Entries imported from atdata carry no facts: readable is all we can check.
+        result["problems"] = ["nothing recorded to compare; the shard is readable"]
     return result
 
 
