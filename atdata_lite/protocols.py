@@ -1,0 +1,231 @@
+"""atdata's structural interfaces (``atdata/_protocols.py``), for Python 3.11.
+
+Anything that has these members works where atdata expects them: the local ``Index``,
+third-party indexes, data stores and shard sources. ``Packable``, ``IndexEntry`` and
+``DataSource`` are runtime-checkable (as in atdata); ``AbstractIndex`` and
+``AbstractDataStore`` are not, exactly as in atdata.
+
+Methods use ``...`` as their body (PEP 544): these are interface specifications.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+__all__ = ["AbstractDataStore", "AbstractIndex", "DataSource", "IndexEntry", "Packable"]
+
+
+@runtime_checkable
+class Packable(Protocol):
+    """Structural protocol for packable sample types.
+
+    ``PackableSample`` subclasses and ``@packable`` classes satisfy it; it captures what
+    lenses, datasets and schema publishing need.
+    """
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Packable:
+        """Create an instance from an unpacked msgpack data dictionary."""
+        ...
+
+    @classmethod
+    def from_bytes(cls, bs: bytes) -> Packable:
+        """Create an instance from raw msgpack bytes."""
+        ...
+
+    @property
+    def packed(self) -> bytes:
+        """Pack this sample's data into msgpack bytes."""
+        ...
+
+    @property
+    def as_wds(self) -> dict[str, Any]:
+        """WebDataset-compatible representation with ``__key__`` and ``msgpack``."""
+        ...
+
+
+@runtime_checkable
+class IndexEntry(Protocol):
+    """Common interface for dataset index entries.
+
+    Properties:
+        name: Human-readable dataset name.
+        schema_ref: Reference to the schema of the samples.
+        data_urls: WebDataset URLs of the shards (may use brace notation).
+        metadata: Arbitrary metadata dict, or None.
+    """
+
+    @property
+    def name(self) -> str:
+        """Human-readable dataset name."""
+        ...
+
+    @property
+    def schema_ref(self) -> str:
+        """Reference to the schema for this dataset
+        (``atdata://local/sampleSchema/{Name}@{version}`` locally)."""
+        ...
+
+    @property
+    def data_urls(self) -> list[str]:
+        """WebDataset URLs for the data, usable with ``Dataset()`` or WebDataset."""
+        ...
+
+    @property
+    def metadata(self) -> dict | None:
+        """Arbitrary metadata dictionary, or None if not set."""
+        ...
+
+
+class AbstractIndex(Protocol):
+    """Protocol for index operations: schemas and datasets.
+
+    One index holds datasets of many sample types; the type of each is tracked by its
+    schema reference. ``data_store`` is optional (may be None).
+    """
+
+    @property
+    def data_store(self) -> AbstractDataStore | None:
+        """Optional data store for reading/writing shards, or None."""
+        ...
+
+    def insert_dataset(
+        self,
+        ds: Dataset,
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        **kwargs: Any,
+    ) -> IndexEntry:
+        """Insert a dataset into the index.
+
+        Args:
+            ds: The Dataset to register (any sample type).
+            name: Human-readable name for the dataset.
+            schema_ref: Explicit schema reference; otherwise derived from ``ds.sample_type``.
+            **kwargs: Backend-specific options.
+
+        Returns:
+            IndexEntry for the inserted dataset.
+        """
+        ...
+
+    def get_dataset(self, ref: str) -> IndexEntry:
+        """Get a dataset entry by name or reference.
+
+        Raises:
+            KeyError: If the dataset is not found.
+        """
+        ...
+
+    @property
+    def datasets(self) -> Iterator[IndexEntry]:
+        """Lazily iterate over all dataset entries."""
+        ...
+
+    def list_datasets(self) -> list[IndexEntry]:
+        """All dataset entries as a list."""
+        ...
+
+    def publish_schema(
+        self,
+        sample_type: type,
+        *,
+        version: str = "1.0.0",
+        **kwargs: Any,
+    ) -> str:
+        """Publish a schema for a sample type and return its reference.
+
+        Args:
+            sample_type: A Packable type (``PackableSample`` subclass or ``@packable``).
+            version: Semantic version string for the schema.
+            **kwargs: Backend-specific options.
+        """
+        ...
+
+    def get_schema(self, ref: str) -> dict:
+        """Get a schema record by reference.
+
+        Raises:
+            KeyError: If the schema is not found.
+        """
+        ...
+
+    @property
+    def schemas(self) -> Iterator[dict]:
+        """Lazily iterate over all schema records."""
+        ...
+
+    def list_schemas(self) -> list[dict]:
+        """All schema records as a list."""
+        ...
+
+    def decode_schema(self, ref: str) -> type[Packable]:
+        """Rebuild a Python Packable type from a stored schema.
+
+        Raises:
+            KeyError: If the schema is not found.
+            ValueError: If the schema cannot be decoded.
+        """
+        ...
+
+
+class AbstractDataStore(Protocol):
+    """Protocol for data storage operations (where shards are written and read)."""
+
+    def write_shards(
+        self,
+        ds: Dataset,
+        *,
+        prefix: str,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Write dataset shards to storage.
+
+        Args:
+            ds: The Dataset to write.
+            prefix: Path prefix for the shards (e.g. ``datasets/mnist/v1``).
+            **kwargs: Backend-specific options (e.g. ``maxcount``).
+
+        Returns:
+            The URLs of the written shards, usable with ``Dataset()``.
+        """
+        ...
+
+    def read_url(self, url: str) -> str:
+        """Resolve a storage URL for reading."""
+        ...
+
+    def supports_streaming(self) -> bool:
+        """Whether this store supports streaming reads."""
+        ...
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """Protocol for sources that provide shard streams to ``Dataset``.
+
+    ``shards`` yields ``(identifier, stream)`` pairs fed straight to WebDataset's tar
+    expander; ``open_shard`` gives random access, which DataLoader worker splitting needs.
+    """
+
+    @property
+    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
+        """Lazily yield ``(identifier, file_like_stream)`` for each shard."""
+        ...
+
+    def list_shards(self) -> list[str]:
+        """Shard identifiers, without opening streams."""
+        ...
+
+    def open_shard(self, shard_id: str) -> IO[bytes]:
+        """Open one shard by its identifier.
+
+        Raises:
+            KeyError: If ``shard_id`` is not one of :meth:`list_shards`.
+        """
+        ...
