@@ -1,0 +1,134 @@
+"""``FsspecDataStore``: atdata's ``AbstractDataStore`` over any fsspec filesystem.
+
+Shards are written as ``{root}/{prefix}/data--{uuid4}--%06d.tar`` (atdata's naming), each
+atomically (see :mod:`atdata_lite.shards`), with samples re-encoded but keeping their keys.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidPrefixError
+from .shards import ShardRecord, write_samples
+from .sources import check_url
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+__all__ = ["FsspecDataStore", "default_store", "validate_prefix"]
+
+# One path segment: letters, digits and a few safe punctuation marks. Anything else
+# (spaces, quotes, glob and brace characters, '%', control characters) is refused because
+# it would break brace patterns, printf shard patterns, shells or URLs.
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=+\-@]*$")
+
+
+def validate_prefix(prefix: str) -> str:
+    """Check a store prefix and return it normalised (no leading/trailing slashes).
+
+    Raises:
+        InvalidPrefixError: Empty, absolute, containing ``..``/``.``, backslashes,
+            ``scheme://``, or characters outside ``A-Z a-z 0-9 _ . - = + @`` in a segment.
+    """
+    if not isinstance(prefix, str):
+        raise InvalidPrefixError(f"Invalid prefix {prefix!r}: expected a string.")
+    problem = None
+    if not prefix.strip("/"):
+        problem = "it is empty"
+    elif prefix.startswith("/") or re.match(r"^[A-Za-z]:", prefix):
+        problem = "it is an absolute path"
+    elif "\\" in prefix:
+        problem = "it contains a backslash"
+    elif "://" in prefix:
+        problem = "it contains a URL scheme"
+    else:
+        for segment in prefix.strip("/").split("/"):
+            if segment in ("", ".", ".."):
+                problem = f"it contains the segment {segment!r}"
+                break
+            if not _SEGMENT.match(segment):
+                problem = f"the segment {segment!r} contains characters that are not allowed"
+                break
+    if problem is not None:
+        raise InvalidPrefixError(
+            f"Invalid prefix {prefix!r}: {problem}. A prefix is a relative path inside the "
+            "store, made of segments of letters, digits and '_.-=+@' (e.g. "
+            "'datasets/mnist/v1'); it cannot leave the store's root."
+        )
+    return prefix.strip("/")
+
+
+class FsspecDataStore:
+    """Shard storage under one root URL on any fsspec filesystem.
+
+    Args:
+        root_url: A local directory or fsspec URL (``s3://bucket/datasets``).
+        storage_options: fsspec options (credentials, endpoint...), passed unchanged.
+
+    Raises:
+        UnsafeURLError: The root URL is refused (``pipe:``, unknown scheme).
+    """
+
+    def __init__(self, root_url: str, storage_options: dict[str, Any] | None = None) -> None:
+        root_url = str(root_url)
+        check_url(root_url)
+        self.root_url = root_url.rstrip("/") or "/"
+        self.storage_options = dict(storage_options or {})
+
+    def _pattern(self, prefix: str) -> str:
+        prefix = validate_prefix(prefix)
+        # '%' cannot appear in the prefix (validated), so the only conversion is ours;
+        # a '%' in the root must be escaped for the printf pattern.
+        root = self.root_url.replace("%", "%%")
+        return f"{root}/{prefix}/data--{uuid.uuid4()}--%06d.tar"
+
+    def write_dataset(
+        self, ds: Dataset[Any], *, prefix: str, **writer_options: Any
+    ) -> list[ShardRecord]:
+        """Write ``ds`` as new shards and describe them.
+
+        Args:
+            ds: The dataset to copy; samples are read in order (lenses applied), re-encoded
+                and keep their keys.
+            prefix: Relative path under the root (validated, see :func:`validate_prefix`).
+            **writer_options: ``maxcount``, ``maxsize``, ``progress`` for
+                :func:`~atdata_lite.shards.write_samples`.
+
+        Returns:
+            One ShardRecord per shard (URL, size, sample count, sha256); ``[]`` for an
+            empty dataset.
+
+        Raises:
+            InvalidPrefixError: The prefix would escape the root or has odd characters.
+        """
+        pattern = self._pattern(prefix)
+        return write_samples(
+            ds.ordered(), pattern, storage_options=self.storage_options, **writer_options
+        )
+
+    def write_shards(self, ds: Dataset[Any], *, prefix: str, **writer_options: Any) -> list[str]:
+        """Write ``ds`` as new shards and return their URLs (atdata's interface).
+
+        See :meth:`write_dataset` for the arguments.
+        """
+        return [r.url for r in self.write_dataset(ds, prefix=prefix, **writer_options)]
+
+    def read_url(self, url: str) -> str:
+        """Return ``url`` unchanged: every fsspec URL is read directly."""
+        return url
+
+    def supports_streaming(self) -> bool:
+        """True: shards are streamed through fsspec."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"FsspecDataStore({self.root_url!r})"
+
+
+def default_store() -> FsspecDataStore:
+    """The store at :func:`atdata_lite.config.default_store_url` (``ATDATA_LITE_STORE``)."""
+    from .config import default_store_url
+
+    return FsspecDataStore(default_store_url())
