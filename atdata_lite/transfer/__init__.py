@@ -1,0 +1,249 @@
+"""Moving catalogs in and out: import from atdata, export to atdata or a backup file.
+
+* :func:`import_catalog` copies the schemas and datasets of an atdata 0.2 Redis index
+  (``redis://``), an atdata 0.7 SQLite index file, or an atdata-lite backup file into an
+  index, keeping CIDs, names, refs, shard URLs and metadata bytes. The source is only read.
+  The write is one :meth:`~atdata_lite.index.backend.IndexBackend.write_catalog` call, so it
+  is all-or-nothing, and a second run changes nothing.
+* :func:`export_catalog` writes an index's whole catalog to a Redis database in atdata's
+  layout (so atdata 0.2 can use it again) or to a backup file (:mod:`._backup`).
+
+Example::
+
+    from atdata_lite.transfer import import_catalog, export_catalog
+
+    report = import_catalog("redis://localhost:6379/0", "~/index.db", dry_run=True)
+    print(report.summary())
+    export_catalog("~/index.db", "catalog-backup.json")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..index.backend import IndexBackend, open_backend
+from ._backup import BACKUP_FORMAT, BACKUP_VERSION, write_backup
+from ._plan import ReportItem, plan_import
+from ._sources import read_source
+
+__all__ = [
+    "BACKUP_FORMAT",
+    "BACKUP_VERSION",
+    "ExportReport",
+    "ImportReport",
+    "ReportItem",
+    "export_catalog",
+    "import_catalog",
+]
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: called as rows are processed (``total`` may grow by none)."""
+
+
+@dataclass
+class ImportReport:
+    """What :func:`import_catalog` did, or would do on a dry run.
+
+    Every schema and dataset row of the source appears in exactly one list, with its source
+    key and, where something was not plain, the reason.
+    """
+
+    source: str
+    target: str
+    dry_run: bool
+    imported: list[ReportItem] = field(default_factory=list)
+    renamed: list[ReportItem] = field(default_factory=list)
+    skipped: list[ReportItem] = field(default_factory=list)
+    unchanged: list[ReportItem] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """True when the import wrote (or, on a dry run, would write) anything."""
+        return bool(self.imported or self.renamed)
+
+    def counts(self) -> dict[str, int]:
+        """Number of rows per outcome."""
+        return {
+            "imported": len(self.imported),
+            "renamed": len(self.renamed),
+            "skipped": len(self.skipped),
+            "unchanged": len(self.unchanged),
+        }
+
+    def summary(self) -> str:
+        """One line for people, e.g. ``imported 5, renamed 1, skipped 2, unchanged 0``."""
+        c = self.counts()
+        head = "dry run: would import" if self.dry_run else "imported"
+        return (
+            f"{head} {c['imported']}, renamed {c['renamed']}, skipped {c['skipped']}, "
+            f"unchanged {c['unchanged']} ({self.source} -> {self.target})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``--json``), with ``summary`` counts."""
+        return {**asdict(self), "summary": self.counts()}
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_catalog` wrote."""
+
+    to: str
+    kind: str  # "redis" or "file"
+    schemas: int
+    datasets: int
+    schemas_unchanged: int = 0
+    datasets_unchanged: int = 0
+
+    def summary(self) -> str:
+        """One line for people."""
+        return f"exported {self.schemas} schemas and {self.datasets} datasets to {self.to}" + (
+            f" ({self.schemas_unchanged} schemas and {self.datasets_unchanged} datasets "
+            "were already there)"
+            if self.kind == "redis"
+            else ""
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def _resolve(target: Any) -> tuple[IndexBackend, bool]:
+    """``(backend, opened_here)`` for an Index, a backend or a location."""
+    if isinstance(target, IndexBackend):
+        return target, False
+    backend = getattr(target, "backend", None)
+    if isinstance(backend, IndexBackend):
+        return backend, False
+    if isinstance(target, str | os.PathLike):
+        return open_backend(os.path.expanduser(os.fspath(target))), True
+    raise TypeError(
+        f"Expected an Index, an index backend or an index location, got {type(target).__name__}"
+    )
+
+
+def _source_label(source: str | os.PathLike[str]) -> str:
+    from ..index.redis.backend import _hide_password
+
+    return _hide_password(os.fspath(source))
+
+
+def import_catalog(
+    source: str | os.PathLike[str],
+    target: Any,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Copy the catalog at ``source`` into ``target``.
+
+    Args:
+        source: A ``redis://``/``rediss://`` URL of an atdata 0.2 index, the path of an atdata
+            0.7 SQLite index file, or a backup file written by :func:`export_catalog`.
+            Never modified.
+        target: An :class:`~atdata_lite.index.api.Index`, an index backend, or an index
+            location (path or URL) opened for the import and closed after.
+        dry_run: Decide and report everything, write nothing.
+        progress: ``progress(done, total)`` called while rows are processed.
+
+    Returns:
+        The report: every source row as imported, renamed, skipped or unchanged.
+
+    Raises:
+        NotAnIndexError: ``source`` is missing or of no known kind.
+        IndexTooNewError: The backup file is from a newer atdata-lite.
+        SchemaConflictError, DatasetExistsError: The target changed during the import in a
+            way that clashes; nothing was written.
+    """
+    source = os.fspath(source)
+    if not source.startswith(("redis://", "rediss://", "unix://")):
+        source = os.path.expanduser(source)
+    catalog = read_source(source)
+    backend, opened = _resolve(target)
+    try:
+        plan = plan_import(catalog, backend, progress)
+        backend.write_catalog(plan.schemas, plan.datasets, dry_run=dry_run)
+        return ImportReport(
+            source=_source_label(source),
+            target=backend.location,
+            dry_run=dry_run,
+            imported=plan.imported,
+            renamed=plan.renamed,
+            skipped=plan.skipped,
+            unchanged=plan.unchanged,
+        )
+    finally:
+        if opened:
+            backend.close()
+
+
+def export_catalog(
+    index: Any,
+    to: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> ExportReport:
+    """Write the whole catalog of ``index`` to a Redis database or a backup file.
+
+    Args:
+        index: An :class:`~atdata_lite.index.api.Index`, an index backend, or a location.
+        to: A ``redis://``/``rediss://`` URL: entries and schemas are written in atdata
+            0.2's layout, next to whatever is there, all-or-nothing (a clash with a stored
+            entry or schema raises and writes nothing). Anything else is a file path: a
+            versioned JSON backup (see :mod:`atdata_lite.transfer._backup`), written
+            atomically.
+        overwrite: Replace an existing backup file (files only).
+        progress: ``progress(done, total)`` called once the catalog is read and written.
+
+    Returns:
+        What was written.
+
+    Raises:
+        FileExistsError: The backup file exists and ``overwrite`` is false.
+        SchemaConflictError, DatasetExistsError: The Redis database holds other content
+            under the same names; nothing was written.
+    """
+    backend, opened = _resolve(index)
+    try:
+        schemas = list(backend.iter_schemas())
+        datasets = list(backend.iter_datasets())
+        total = len(schemas) + len(datasets)
+        dest = os.fspath(to)
+        if dest.startswith(("redis://", "rediss://", "unix://")):
+            from ..index.redis import open_redis_backend
+
+            redis_backend = open_redis_backend(dest)
+            try:
+                result = redis_backend.write_catalog(schemas, datasets)
+            finally:
+                redis_backend.close()
+            report = ExportReport(
+                to=_source_label(dest),
+                kind="redis",
+                schemas=len(result.schemas_added),
+                datasets=len(result.datasets_added),
+                schemas_unchanged=len(result.schemas_unchanged),
+                datasets_unchanged=len(result.datasets_unchanged),
+            )
+        else:
+            path = write_backup(
+                os.path.expanduser(dest),
+                schemas,
+                datasets,
+                source=backend.location,
+                overwrite=overwrite,
+            )
+            report = ExportReport(
+                to=str(path), kind="file", schemas=len(schemas), datasets=len(datasets)
+            )
+        if progress is not None:
+            progress(total, total)
+        return report
+    finally:
+        if opened:
+            backend.close()

@@ -1,0 +1,272 @@
+"""Readers for the catalogs ``import_catalog`` accepts. Each only reads its source.
+
+A reader returns raw material -- schema records and dataset rows with the key each came
+from -- and leaves every decision (renaming, skipping, conflicts) to :mod:`._plan`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotAnIndexError
+from ..index.redis._layout import (
+    ENTRY_PREFIX,
+    SCHEMA_PREFIX,
+    BadRow,
+    decode_data_urls,
+    decode_entry,
+    glob_escape,
+    split_schema_key,
+)
+
+__all__ = ["RawCatalog", "RawDataset", "RawSchema", "read_source"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RawSchema:
+    """One schema as found in the source."""
+
+    key: str  # where it came from, for the report (e.g. ``LocalSchema:mod.Name@1.0.0``)
+    name: str  # module stripped
+    version: str
+    record_json: str | None
+    legacy: bool = False  # stored under a module-qualified name
+    error: str | None = None
+
+
+@dataclass
+class RawDataset:
+    """One dataset row as found in the source (``error`` set when it cannot be read)."""
+
+    key: str
+    cid: str = ""
+    name: str = ""
+    schema_ref: str = ""
+    data_urls: list[str] = field(default_factory=list)
+    shards: tuple = ()
+    metadata: bytes | None = None
+    legacy_uuid: str | None = None
+    created_at: datetime | None = None
+    key_cid: str | None = None  # the CID the key names, when it differs from the cid field
+    error: str | None = None
+
+
+@dataclass
+class RawCatalog:
+    """Everything read from a source."""
+
+    kind: str
+    schemas: list[RawSchema] = field(default_factory=list)
+    datasets: list[RawDataset] = field(default_factory=list)
+    # Rows of kinds atdata-lite does not keep (labels, lenses): (key, reason).
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_source(source: str | os.PathLike[str]) -> RawCatalog:
+    """Read the catalog at ``source`` (a ``redis://`` URL, an atdata SQLite file, a backup).
+
+    Raises:
+        NotAnIndexError: ``source`` does not exist or is none of the accepted kinds.
+        IndexTooNewError: A backup file written by a newer atdata-lite.
+    """
+    text = os.fspath(source)
+    if text.startswith(("redis://", "rediss://", "unix://")):
+        return read_redis(text)
+    path = Path(text)
+    if not path.is_file():
+        raise NotAnIndexError(
+            f"Nothing to import at {text!r}: give a redis:// URL, the path of an atdata "
+            "SQLite index file, or an atdata-lite backup file."
+        )
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"SQLite format 3"):
+        return read_atdata_sqlite(path)
+    if head.lstrip()[:1] == b"{":
+        from ._backup import read_backup
+
+        return read_backup(path)
+    raise NotAnIndexError(
+        f"{text} is neither an SQLite database nor an atdata-lite backup (JSON); nothing "
+        "was imported."
+    )
+
+
+# --- atdata 0.2 Redis --------------------------------------------------------------------
+
+
+def read_redis(url: str) -> RawCatalog:
+    """Read atdata's Redis layout with SCAN, GET and HGETALL only (never writes)."""
+    from .._imports import optional_import
+
+    redis = optional_import("redis", extra="redis", purpose="Importing from Redis")
+    client = redis.Redis.from_url(url, decode_responses=False)
+    try:
+        catalog = RawCatalog(kind="redis")
+        keys = sorted(
+            k.decode("utf-8", "surrogateescape")
+            for k in client.scan_iter(match=glob_escape(SCHEMA_PREFIX) + "*", count=1000)
+        )
+        values = client.mget(keys) if keys else []
+        for key, raw in zip(keys, values, strict=True):
+            if raw is None:
+                continue
+            parts = split_schema_key(key)
+            if parts is None:
+                catalog.schemas.append(RawSchema(key, "", "", None, error="key has no @version"))
+                continue
+            name, version, legacy = parts
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                catalog.schemas.append(
+                    RawSchema(key, name, version, None, legacy, f"value is not UTF-8 ({exc})")
+                )
+                continue
+            catalog.schemas.append(RawSchema(key, name, version, text, legacy))
+        entry_keys = sorted(
+            k.decode("utf-8", "surrogateescape")
+            for k in client.scan_iter(match=glob_escape(ENTRY_PREFIX) + "*", count=1000)
+        )
+        for start in range(0, len(entry_keys), 1000):
+            chunk = entry_keys[start : start + 1000]
+            pipe = client.pipeline(transaction=False)
+            for key in chunk:
+                pipe.hgetall(key)
+            for key, fields in zip(chunk, pipe.execute(), strict=True):
+                if fields:
+                    catalog.datasets.append(_redis_dataset(key, fields))
+        return catalog
+    finally:
+        client.close()
+
+
+def _redis_dataset(key: str, fields: dict[bytes, bytes]) -> RawDataset:
+    try:
+        rec = decode_entry(key, fields)
+    except BadRow as exc:
+        return RawDataset(key=key, error=str(exc).removeprefix(f"{key}: "))
+    key_cid = key[len(ENTRY_PREFIX) :]
+    return RawDataset(
+        key=key,
+        cid=rec.cid,
+        name=rec.name,
+        schema_ref=rec.schema_ref,
+        data_urls=rec.data_urls,
+        shards=rec.shards,
+        metadata=rec.metadata,
+        legacy_uuid=rec.legacy_uuid,
+        created_at=rec.created_at,
+        key_cid=key_cid if key_cid != rec.cid else None,
+    )
+
+
+# --- atdata 0.7 SQLite -------------------------------------------------------------------
+
+
+def read_atdata_sqlite(path: Path) -> RawCatalog:
+    """Read an atdata 0.7 SQLite index (``providers/_sqlite.py``), opened read-only.
+
+    Tables used: ``schemas(name, version, schema_json, created_at)`` and
+    ``dataset_entries(cid, name, schema_ref, data_urls BLOB msgpack, metadata BLOB msgpack,
+    legacy_uuid, created_at)``. Rows of ``labels`` and ``lenses`` are reported as not
+    imported: atdata-lite's catalog has no labels or lenses.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "dataset_entries" not in tables or "schemas" not in tables:
+            raise NotAnIndexError(
+                f"{path} is an SQLite database but not an atdata index (no dataset_entries "
+                "and schemas tables). To copy an atdata-lite index, export it to a backup "
+                "file first (atdata-lite export --to FILE)."
+            )
+        catalog = RawCatalog(kind="atdata-sqlite")
+        for name, version, text in conn.execute(
+            "SELECT name, version, schema_json FROM schemas ORDER BY name, version"
+        ):
+            key = f"schemas:{name}@{version}"
+            legacy = "." in (name or "")
+            short = name.rsplit(".", 1)[-1] if legacy else name
+            if not isinstance(text, str):
+                catalog.schemas.append(
+                    RawSchema(key, short or "", version or "", None, legacy, "schema_json is empty")
+                )
+                continue
+            catalog.schemas.append(RawSchema(key, short, str(version), text, legacy))
+        rows = conn.execute(
+            "SELECT cid, name, schema_ref, data_urls, metadata, legacy_uuid, created_at "
+            "FROM dataset_entries ORDER BY cid"
+        )
+        for cid, name, schema_ref, urls_blob, meta_blob, legacy_uuid, created in rows:
+            catalog.datasets.append(
+                _sqlite_dataset(cid, name, schema_ref, urls_blob, meta_blob, legacy_uuid, created)
+            )
+        for table in ("labels", "lenses"):
+            if table in tables:
+                for (rowid,) in conn.execute(f'SELECT rowid FROM "{table}" ORDER BY rowid'):
+                    catalog.ignored.append(
+                        (f"{table}:rowid={rowid}", f"atdata-lite's catalog has no {table}")
+                    )
+        return catalog
+    except sqlite3.DatabaseError as exc:
+        raise NotAnIndexError(f"Cannot read {path} as an atdata SQLite index: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _sqlite_dataset(
+    cid: Any,
+    name: Any,
+    schema_ref: Any,
+    urls_blob: Any,
+    meta_blob: Any,
+    legacy_uuid: Any,
+    created: Any,
+) -> RawDataset:
+    key = f"dataset_entries:{cid}"
+    if not cid or not name or not schema_ref:
+        pairs = (("cid", cid), ("name", name), ("schema_ref", schema_ref))
+        missing = [n for n, v in pairs if not v]
+        return RawDataset(key=key, error=f"empty {', '.join(missing)}")
+    try:
+        urls = decode_data_urls(bytes(urls_blob) if urls_blob is not None else None, key)
+    except BadRow as exc:
+        return RawDataset(key=key, error=str(exc).removeprefix(f"{key}: "))
+    created_at = None
+    if isinstance(created, str):
+        try:
+            # SQLite's datetime('now') is UTC without an offset.
+            created_at = datetime.fromisoformat(created.replace(" ", "T") + "+00:00")
+        except ValueError:
+            created_at = None
+    from ..index.backend import ShardRecord
+
+    return RawDataset(
+        key=key,
+        cid=str(cid),
+        name=str(name),
+        schema_ref=str(schema_ref),
+        data_urls=urls,
+        shards=tuple(ShardRecord(u) for u in urls),
+        metadata=bytes(meta_blob) if meta_blob is not None else None,
+        legacy_uuid=str(legacy_uuid) if legacy_uuid else None,
+        created_at=created_at,
+    )
+
+
+def _json_load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise NotAnIndexError(f"{path} is not a readable backup file: {exc}") from exc
