@@ -21,18 +21,57 @@ REV1 = "a1c3e0d9b7f1"
 
 SCHEMAS = [
     # name, version, record_json, content_hash, semver parts
-    ("ImageSample", "1.0.0", '{"name": "ImageSample", "version": "1.0.0", "fields": []}', "a" * 64, 1, 0, 0),
-    ("ImageSample", "1.0.1", '{"name": "ImageSample", "version": "1.0.1", "fields": []}', "b" * 64, 1, 0, 1),
-    ("Legacy", "banana", '{"name": "Legacy", "version": "banana", "fields": []}', "c" * 64, None, None, None),
-]  # fmt: skip
+    (
+        "ImageSample",
+        "1.0.0",
+        '{"name": "ImageSample", "version": "1.0.0", "fields": []}',
+        "a" * 64,
+        1,
+        0,
+        0,
+    ),
+    (
+        "ImageSample",
+        "1.0.1",
+        '{"name": "ImageSample", "version": "1.0.1", "fields": []}',
+        "b" * 64,
+        1,
+        0,
+        1,
+    ),
+    (
+        "Legacy",
+        "banana",
+        '{"name": "Legacy", "version": "banana", "fields": []}',
+        "c" * 64,
+        None,
+        None,
+        None,
+    ),
+]
 DATASETS = [
     # cid, name, schema_ref, metadata (msgpack), legacy_uuid, shards [(url, size, count, sha)]
-    ("bafyreione", "mnist-train", "atdata://local/sampleSchema/ImageSample@1.0.0", b"\x81\xa5split\xa5train", None,
-     [("s3://b/mnist/data-000000.tar", 1000, 10, "d" * 64), ("s3://b/mnist/data-000001.tar", 900, 9, None)]),
-    ("bafyreitwo", "mnist-test", "atdata://local/sampleSchema/ImageSample@1.0.1", None, "uuid-1",
-     [("/data/mnist-test-{0..2}.tar", None, None, None)]),
+    (
+        "bafyreione",
+        "mnist-train",
+        "atdata://local/sampleSchema/ImageSample@1.0.0",
+        b"\x81\xa5split\xa5train",
+        None,
+        [
+            ("s3://b/mnist/data-000000.tar", 1000, 10, "d" * 64),
+            ("s3://b/mnist/data-000001.tar", 900, 9, None),
+        ],
+    ),
+    (
+        "bafyreitwo",
+        "mnist-test",
+        "atdata://local/sampleSchema/ImageSample@1.0.1",
+        None,
+        "uuid-1",
+        [("/data/mnist-test-{0..2}.tar", None, None, None)],
+    ),
     ("bafyreithree", "empty", "local://schemas/mod.Legacy@banana", None, None, []),
-]  # fmt: skip
+]
 
 
 def build_rev1(path: Path, *, duplicate_cid: bool = False) -> None:
