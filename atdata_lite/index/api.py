@@ -1,0 +1,749 @@
+"""``Index``: atdata's ``local.Index`` API, written once over the backend contract.
+
+Every method of atdata 0.2's ``atdata.local.Index`` is here with the same name, signature,
+return shape and exception types (``KeyError``, ``ValueError``, ``TypeError``: each error
+class of :mod:`atdata_lite.errors` subclasses the builtin atdata raised), so code written
+against atdata's local index runs after swapping the import. What differs is what atdata
+got wrong (reference §8): names are unique and looked up through an index; the schema of
+an insert without a ref is the published schema whose content matches the sample type
+(published when there is none), and a ref to a missing schema is refused; metadata is
+validated before anything is written; multi-shard sources are indexed with every shard;
+published schema versions are immutable; stubs are ``.pyi`` files written only on request.
+
+Opening an index and looking a dataset up (``Index(path).get_dataset(name)``) imports
+neither numpy, webdataset, fsspec nor Alembic: they are imported inside the methods that
+need them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ..errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    InvalidMetadataError,
+    NotPackableError,
+    SchemaDecodeError,
+    SchemaNotFoundError,
+)
+from ..schema import (
+    content_hash,
+    make_schema_ref,
+    parse_schema_ref,
+    parse_semver,
+    render_record,
+    schema_record,
+    schema_to_type,
+)
+from ._metadata import decode_metadata, encode_metadata
+from .backend import DatasetRecord, IndexBackend, OnConflict, SchemaRow, ShardRecord, open_backend
+from .entries import LocalDatasetEntry, LocalSchemaRecord, SchemaNamespace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    from .stubs import StubManager
+
+__all__ = ["Index", "LocalIndex"]
+
+log = logging.getLogger("atdata_lite.index")
+
+T = TypeVar("T")
+
+_ON_CONFLICT = ("error", "skip", "replace")
+
+
+def _looks_like_redis_client(obj: Any) -> bool:
+    return callable(getattr(obj, "hset", None)) and callable(getattr(obj, "ping", None))
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"A dataset name must be a non-empty string, got {name!r}.")
+    return name
+
+
+def _check_on_conflict(on_conflict: str) -> OnConflict:
+    if on_conflict not in _ON_CONFLICT:
+        raise ValueError(
+            f"on_conflict must be one of {', '.join(map(repr, _ON_CONFLICT))}, got {on_conflict!r}."
+        )
+    return cast(OnConflict, on_conflict)
+
+
+class Index:
+    """A catalog of datasets and schemas (atdata's ``local.Index``).
+
+    Args:
+        url: Where the index lives: a path to a SQLite file, a ``sqlite:///`` or
+            ``postgresql://`` URL, a ``redis://`` URL, or any scheme a plugin registers.
+            ``None`` uses ``$ATDATA_LITE_INDEX`` or ``index.db`` in the user data directory.
+            A ``redis.Redis`` client given here (atdata's first parameter was ``redis``)
+            selects the Redis backend on that client.
+        data_store: Where :meth:`insert_dataset` writes shards before indexing them (an
+            ``AbstractDataStore`` such as ``FsspecDataStore``, or a root URL/path for one).
+            Without it, ``insert_dataset`` indexes the dataset's existing URLs.
+        auto_stubs: Write ``.pyi`` type stubs of schemas for IDEs (see
+            :mod:`atdata_lite.index.stubs`).
+        stub_dir: Where to write the stubs; giving it turns stubs on, as in atdata.
+        redis: A ``redis.Redis`` client: use the Redis backend on it.
+        **backend_options: Passed to the backend (e.g. ``busy_timeout`` for SQLite). With no
+            ``url``, atdata's Redis keywords ``host``/``port``/``db``/``password`` select a
+            Redis index, as ``Redis(**kwargs)`` did in atdata.
+
+    Thread-safe; usable in a forked child (the backend reconnects); close it with
+    :meth:`close` or use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | Any | None = None,
+        *,
+        data_store: Any = None,
+        auto_stubs: bool = False,
+        stub_dir: str | os.PathLike[str] | None = None,
+        redis: Any = None,
+        **backend_options: Any,
+    ) -> None:
+        if url is not None and not isinstance(url, (str, os.PathLike)):
+            if redis is not None or not _looks_like_redis_client(url):
+                raise TypeError(
+                    "Index(url): expected a path, a URL or a redis.Redis client, got "
+                    f"{type(url).__name__}."
+                )
+            url, redis = None, url
+        if redis is not None:
+            backend = open_backend("redis://", client=redis, **backend_options)
+        else:
+            if url is None:
+                url = self._redis_url_from_kwargs(backend_options)
+            if url is None:
+                from ..config import default_index_location
+
+                url = default_index_location()
+            backend = open_backend(url, **backend_options)
+        self._init(backend, data_store=data_store, auto_stubs=auto_stubs, stub_dir=stub_dir)
+
+    @staticmethod
+    def _redis_url_from_kwargs(options: dict[str, Any]) -> str | None:
+        keys = ("host", "port", "db", "password", "username")
+        if not any(k in options for k in keys):
+            return None
+        from urllib.parse import quote
+
+        host = options.pop("host", "localhost")
+        port = options.pop("port", 6379)
+        db = options.pop("db", 0)
+        user = options.pop("username", None) or ""
+        password = options.pop("password", None)
+        auth = ""
+        if password is not None:
+            auth = f"{quote(user, safe='')}:{quote(str(password), safe='')}@"
+        elif user:
+            auth = f"{quote(user, safe='')}@"
+        return f"redis://{auth}{host}:{port}/{db}"
+
+    @classmethod
+    def from_backend(
+        cls,
+        backend: IndexBackend,
+        *,
+        data_store: Any = None,
+        auto_stubs: bool = False,
+        stub_dir: str | os.PathLike[str] | None = None,
+    ) -> Index:
+        """Wrap an already-open backend (the index then owns it and closes it)."""
+        self = cls.__new__(cls)
+        self._init(backend, data_store=data_store, auto_stubs=auto_stubs, stub_dir=stub_dir)
+        return self
+
+    def _init(
+        self,
+        backend: IndexBackend,
+        *,
+        data_store: Any,
+        auto_stubs: bool,
+        stub_dir: str | os.PathLike[str] | None,
+    ) -> None:
+        self._backend = backend
+        if isinstance(data_store, (str, os.PathLike)):
+            from ..stores import FsspecDataStore
+
+            data_store = FsspecDataStore(os.fspath(data_store))
+        self._data_store = data_store
+        self._stubs: StubManager | None = None
+        if auto_stubs or stub_dir is not None:
+            from .stubs import StubManager
+
+            self._stubs = StubManager(stub_dir)
+        self._types = SchemaNamespace()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # --- lifecycle and properties ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the backend's connections. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._backend.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Index({self._backend.location!r}, backend={self._backend.kind!r})"
+
+    @property
+    def backend(self) -> IndexBackend:
+        """The storage backend (see :class:`~atdata_lite.index.backend.IndexBackend`)."""
+        return self._backend
+
+    @property
+    def location(self) -> str:
+        """Where the index lives (any password hidden)."""
+        return self._backend.location
+
+    @property
+    def data_store(self) -> Any:
+        """The data store given at construction, or ``None``."""
+        return self._data_store
+
+    @property
+    def stub_dir(self) -> Path | None:
+        """The stub directory, or ``None`` when stubs are off."""
+        return self._stubs.stub_dir if self._stubs is not None else None
+
+    @property
+    def types(self) -> SchemaNamespace:
+        """The classes loaded with :meth:`load_schema`, by class name (``index.types.X``)."""
+        return self._types
+
+    # --- records <-> entries --------------------------------------------------------------
+
+    @staticmethod
+    def _entry(record: DatasetRecord) -> LocalDatasetEntry:
+        return LocalDatasetEntry(
+            name=record.name,
+            schema_ref=record.schema_ref,
+            data_urls=record.data_urls,
+            metadata=decode_metadata(record.metadata),
+            _cid=record.cid,
+            _legacy_uuid=record.legacy_uuid,
+            shards=record.shards,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+    def _entry_or_raise(self, record: DatasetRecord) -> LocalDatasetEntry:
+        try:
+            return self._entry(record)
+        except Exception as exc:  # corrupt metadata bytes: name the entry and the fix
+            raise InvalidMetadataError(
+                f"The stored metadata of dataset {record.name!r} cannot be decoded ({exc}). "
+                "Re-insert the entry with on_conflict='replace' to repair it."
+            ) from exc
+
+    # --- datasets: reading ----------------------------------------------------------------
+
+    def get_dataset(self, ref: str) -> LocalDatasetEntry:
+        """Return the entry named ``ref`` (AbstractIndex protocol).
+
+        A CID is accepted too, when no entry has that name.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) no entry has that name (or CID).
+        """
+        record = self._backend.get_dataset(ref)
+        if record is None and isinstance(ref, str) and ref.startswith("b"):
+            record = self._backend.get_dataset_by_cid(ref)
+        if record is None:
+            raise DatasetNotFoundError(f"No entry with name: {ref}")
+        return self._entry_or_raise(record)
+
+    def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
+        """Return the entry named ``name``.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) no entry has that name.
+        """
+        record = self._backend.get_dataset(name)
+        if record is None:
+            raise DatasetNotFoundError(f"No entry with name: {name}")
+        return self._entry_or_raise(record)
+
+    def get_entry(self, cid: str) -> LocalDatasetEntry:
+        """Return the entry whose CID is ``cid``.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) no entry has that CID.
+        """
+        record = self._backend.get_dataset_by_cid(cid)
+        if record is None:
+            raise DatasetNotFoundError(f"LocalDatasetEntry not found: {cid}")
+        return self._entry_or_raise(record)
+
+    @property
+    def entries(self) -> Iterator[LocalDatasetEntry]:
+        """Every entry, ordered by name. An unreadable entry is skipped with a warning."""
+        for record in self._backend.iter_datasets():
+            try:
+                yield self._entry(record)
+            except Exception as exc:
+                log.warning(
+                    "Skipping dataset %r: its stored metadata cannot be decoded (%s)",
+                    record.name,
+                    exc,
+                )
+
+    def list_entries(self) -> list[LocalDatasetEntry]:
+        """Every entry, as a list."""
+        return list(self.entries)
+
+    @property
+    def all_entries(self) -> list[LocalDatasetEntry]:
+        """Legacy alias of :meth:`list_entries`."""
+        return self.list_entries()
+
+    @property
+    def datasets(self) -> Iterator[LocalDatasetEntry]:
+        """Every entry (AbstractIndex protocol)."""
+        return self.entries
+
+    def list_datasets(self) -> list[LocalDatasetEntry]:
+        """Every entry, as a list (AbstractIndex protocol)."""
+        return self.list_entries()
+
+    # --- datasets: writing ----------------------------------------------------------------
+
+    def _store(
+        self,
+        *,
+        name: str,
+        schema_ref: str,
+        shards: Sequence[ShardRecord],
+        metadata_bytes: bytes | None,
+        legacy_uuid: str | None = None,
+        on_conflict: OnConflict,
+    ) -> LocalDatasetEntry:
+        entry = LocalDatasetEntry(name, schema_ref, [s.url for s in shards], shards=tuple(shards))
+        record = DatasetRecord(
+            cid=entry.cid,
+            name=name,
+            schema_ref=schema_ref,
+            shards=tuple(shards),
+            metadata=metadata_bytes,
+            legacy_uuid=legacy_uuid,
+        )
+        (stored,) = self._backend.insert_datasets([record], on_conflict=on_conflict)
+        return self._entry_or_raise(stored)
+
+    def _require_schema(self, schema_ref: str) -> str:
+        name, version = parse_schema_ref(schema_ref)
+        if self._backend.get_schema(name, version) is None:
+            raise SchemaNotFoundError(
+                f"Schema not found: {schema_ref}. Publish it first with "
+                "index.publish_schema(SampleType), or omit schema_ref to use (and publish if "
+                "needed) the schema of the dataset's sample type."
+            )
+        return schema_ref
+
+    def _schema_ref_for(self, ds: Any, schema_ref: str | None) -> str:
+        if schema_ref is not None:
+            return self._require_schema(schema_ref)
+        sample_type = getattr(ds, "sample_type", None)
+        if sample_type is None:
+            raise NotPackableError(
+                "Cannot tell the dataset's sample type; pass schema_ref= explicitly."
+            )
+        return self.schema_ref_for_type(sample_type)
+
+    def schema_ref_for_type(self, sample_type: type) -> str:
+        """Return the ref of the published schema whose content matches ``sample_type``.
+
+        The highest such version is used; when none matches, the type is published with the
+        next patch version (``1.0.0`` for a new name).
+
+        Raises:
+            NotPackableError: ``sample_type`` is not a packable sample type (a ``DictSample``
+                dataset needs an explicit ``schema_ref``).
+            UnsupportedFieldTypeError: A field type cannot be described in a schema.
+        """
+        if getattr(sample_type, "__name__", None) == "DictSample":
+            raise NotPackableError(
+                "A Dataset[DictSample] has no schema of its own; pass schema_ref= naming the "
+                "schema its samples follow."
+            )
+        record = schema_record(sample_type, version="0.0.0")
+        digest = content_hash(record)
+        row = self._backend.find_schema(record["name"], digest)
+        if row is None:
+            row, _ = self._backend.publish_schema(
+                record["name"], None, lambda v: render_record(record, v), digest
+            )
+            self._write_stub(row)
+        return make_schema_ref(row.name, row.version)
+
+    @staticmethod
+    def _dataset_urls(ds: Any) -> list[str]:
+        # Every shard, brace patterns expanded (atdata stored only ds.url, the first shard).
+        list_shards = getattr(ds, "list_shards", None)
+        if callable(list_shards):
+            return [os.fspath(u) for u in list_shards()]
+        url = getattr(ds, "url", None)
+        if isinstance(url, str) and url:
+            from ..sources import expand_urls
+
+            return expand_urls(url)
+        raise TypeError(
+            f"Cannot list the shards of {type(ds).__name__}: expected a Dataset (with "
+            "list_shards()) or an object with a url."
+        )
+
+    @staticmethod
+    def _metadata_of(ds: Any, metadata: Any) -> bytes | None:
+        if metadata is None:
+            # atdata's fallback: the metadata already loaded on the dataset (no fetch).
+            metadata = getattr(ds, "_metadata", None)
+        return encode_metadata(metadata)
+
+    def add_entry(
+        self,
+        ds: Any,
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        on_conflict: OnConflict = "error",
+    ) -> LocalDatasetEntry:
+        """Index a dataset's existing shards under ``name``.
+
+        Args:
+            ds: The dataset; every one of its shards is indexed (brace patterns expanded).
+            name: Unique name of the entry.
+            schema_ref: The schema of its samples. ``None`` uses the published schema whose
+                content matches ``ds.sample_type``, publishing it if there is none.
+            metadata: A dict with string keys; ``None`` uses ``ds._metadata`` if set.
+            on_conflict: ``"error"``, ``"skip"`` or ``"replace"`` when ``name`` is taken by
+                other content (identical content is never a conflict).
+
+        Returns:
+            The stored entry.
+
+        Raises:
+            InvalidMetadataError: The metadata would not read back equal (nothing written).
+            SchemaNotFoundError: ``schema_ref`` names no published schema.
+            InvalidSchemaRefError: ``schema_ref`` is malformed.
+            DatasetExistsError: ``name`` is taken (``on_conflict="error"``), or the same
+                shards are indexed under another name.
+        """
+        _check_name(name)
+        on_conflict = _check_on_conflict(on_conflict)
+        metadata_bytes = self._metadata_of(ds, metadata)
+        urls = self._dataset_urls(ds)
+        ref = self._schema_ref_for(ds, schema_ref)
+        return self._store(
+            name=name,
+            schema_ref=ref,
+            shards=[ShardRecord(u) for u in urls],
+            metadata_bytes=metadata_bytes,
+            on_conflict=on_conflict,
+        )
+
+    def add_shards(
+        self,
+        shards: Sequence[ShardRecord | str],
+        *,
+        name: str,
+        schema_ref: str,
+        metadata: dict[str, Any] | None = None,
+        on_conflict: OnConflict = "error",
+    ) -> LocalDatasetEntry:
+        """Index shards that already exist (with their sizes, counts and hashes, if known).
+
+        Args:
+            shards: ``ShardRecord`` objects (e.g. from ``inspect_shard``) or plain URLs.
+            name: Unique name of the entry.
+            schema_ref: A published schema's ref.
+            metadata: A dict with string keys, or ``None``.
+            on_conflict: As in :meth:`add_entry`.
+
+        Raises:
+            As :meth:`add_entry`.
+        """
+        _check_name(name)
+        on_conflict = _check_on_conflict(on_conflict)
+        metadata_bytes = encode_metadata(metadata)
+        records = [s if isinstance(s, ShardRecord) else ShardRecord(os.fspath(s)) for s in shards]
+        self._require_schema(schema_ref)
+        return self._store(
+            name=name,
+            schema_ref=schema_ref,
+            shards=records,
+            metadata_bytes=metadata_bytes,
+            on_conflict=on_conflict,
+        )
+
+    def insert_dataset(
+        self, ds: Any, *, name: str, schema_ref: str | None = None, **kwargs: Any
+    ) -> LocalDatasetEntry:
+        """Index a dataset (AbstractIndex protocol), writing it through the data store first
+        when the index has one.
+
+        Args:
+            ds: The dataset.
+            name: Unique name of the entry.
+            schema_ref: As in :meth:`add_entry`.
+            **kwargs: ``metadata`` (as in :meth:`add_entry`), ``on_conflict`` (default
+                ``"error"``), ``prefix`` (store prefix, default ``name``), ``cache_local``
+                (passed to stores that only have atdata's ``write_shards``); any other keyword
+                (``maxcount``, ``maxsize``, ...) goes to the store's writer.
+
+        Returns:
+            The stored entry. With a data store, its shards are the newly written ones, with
+            their sizes, sample counts and SHA-256 when the store reports them.
+
+        Raises:
+            As :meth:`add_entry`. Everything is checked before shards are written; if the
+            entry cannot be stored afterwards, the new shards are removed again.
+        """
+        metadata = kwargs.pop("metadata", None)
+        on_conflict = _check_on_conflict(kwargs.pop("on_conflict", "error"))
+        if self._data_store is None:
+            for key in ("prefix", "cache_local"):
+                kwargs.pop(key, None)
+            if kwargs:
+                raise TypeError(
+                    f"insert_dataset() got writer options {sorted(kwargs)} but the index has no "
+                    "data_store to write with; pass data_store= to Index()."
+                )
+            return self.add_entry(
+                ds, name=name, schema_ref=schema_ref, metadata=metadata, on_conflict=on_conflict
+            )
+
+        _check_name(name)
+        prefix = kwargs.pop("prefix", None) or name
+        cache_local = kwargs.pop("cache_local", False)
+        metadata_bytes = self._metadata_of(ds, metadata)
+        ref = self._schema_ref_for(ds, schema_ref)
+        existing = self._backend.get_dataset(name)
+        if existing is not None:
+            if on_conflict == "error":
+                raise DatasetExistsError(
+                    f"A dataset named {name!r} is already in the index ({existing.cid}); choose "
+                    "another name, or pass on_conflict='replace' or 'skip'."
+                )
+            if on_conflict == "skip":
+                return self._entry_or_raise(existing)
+
+        store = self._data_store
+        if callable(getattr(store, "write_dataset", None)):
+            shards = list(store.write_dataset(ds, prefix=prefix, **kwargs))
+        else:
+            urls = store.write_shards(ds, prefix=prefix, cache_local=cache_local, **kwargs)
+            shards = [ShardRecord(u) for u in urls]
+        try:
+            return self._store(
+                name=name,
+                schema_ref=ref,
+                shards=shards,
+                metadata_bytes=metadata_bytes,
+                on_conflict=on_conflict,
+            )
+        except BaseException:
+            self._remove_written(store, [s.url for s in shards])
+            raise
+
+    @staticmethod
+    def _remove_written(store: Any, urls: list[str]) -> None:
+        try:
+            from ..shards import remove_shards
+
+            remove_shards(urls, storage_options=getattr(store, "storage_options", None))
+        except Exception as exc:  # cleanup is best effort; the original error matters
+            log.warning("Could not remove the shards written for a failed insert: %s", exc)
+
+    def delete_dataset(self, name: str) -> LocalDatasetEntry:
+        """Remove the entry named ``name`` from the index (its shards are left alone).
+
+        Returns:
+            The removed entry.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) no entry has that name.
+        """
+        record = self._backend.delete_dataset(name)
+        if record is None:
+            raise DatasetNotFoundError(f"No entry with name: {name}")
+        return self._entry_or_raise(record)
+
+    def rename_dataset(self, old: str, new: str) -> LocalDatasetEntry:
+        """Rename an entry (its CID does not change).
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) no entry is named ``old``.
+            DatasetExistsError: (a ``ValueError``) ``new`` is taken.
+        """
+        _check_name(new)
+        return self._entry_or_raise(self._backend.rename_dataset(old, new))
+
+    # --- schemas --------------------------------------------------------------------------
+
+    def publish_schema(
+        self,
+        sample_type: type,
+        *,
+        version: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Publish the schema of a sample type.
+
+        Args:
+            sample_type: A ``@packable`` class or ``PackableSample`` subclass.
+            version: ``x.y.z``; ``None`` takes the next patch version after the highest
+                published one of that name (``1.0.0`` for a new name).
+            description: ``None`` uses the class docstring.
+
+        Returns:
+            ``atdata://local/sampleSchema/{Name}@{version}``. Publishing an existing version
+            with identical content returns its ref and changes nothing.
+
+        Raises:
+            NotPackableError: (a ``TypeError``) not a packable dataclass, or no fields.
+            UnsupportedFieldTypeError: (a ``TypeError``) a field type cannot be described.
+            InvalidSchemaRefError: (a ``ValueError``) ``version`` is not ``x.y.z``.
+            SchemaConflictError: (a ``ValueError``) that version is published with other
+                content; published versions never change.
+        """
+        if version is not None:
+            parse_semver(version)
+        record = schema_record(sample_type, version=version or "0.0.0", description=description)
+        digest = content_hash(record)
+        row, _ = self._backend.publish_schema(
+            record["name"], version, lambda v: render_record(record, v), digest
+        )
+        self._write_stub(row)
+        return make_schema_ref(row.name, row.version)
+
+    @staticmethod
+    def _schema_dict(row: SchemaRow) -> dict[str, Any]:
+        try:
+            record = json.loads(row.record_json)
+        except ValueError as exc:
+            raise SchemaDecodeError(
+                f"The stored record of schema {row.name}@{row.version} is not JSON ({exc})."
+            ) from exc
+        if not isinstance(record, dict):
+            raise SchemaDecodeError(
+                f"The stored record of schema {row.name}@{row.version} is not a JSON object."
+            )
+        record["$ref"] = make_schema_ref(row.name, row.version)
+        return record
+
+    def get_schema(self, ref: str) -> dict[str, Any]:
+        """Return the schema record ``ref`` names, with ``$ref`` (AbstractIndex protocol).
+
+        Args:
+            ref: ``atdata://local/sampleSchema/{Name}@{version}`` or the legacy
+                ``local://schemas/{module.Name}@{version}``.
+
+        Returns:
+            ``{"name", "version", "fields", "description", "createdAt", "$ref"}``, in that
+            order (plus any extra keys the stored record has).
+
+        Raises:
+            SchemaNotFoundError: (a ``KeyError``) nothing is published under ``ref``.
+            InvalidSchemaRefError: (a ``ValueError``) ``ref`` is malformed.
+        """
+        name, version = parse_schema_ref(ref)
+        row = self._backend.get_schema(name, version)
+        if row is None:
+            raise SchemaNotFoundError(f"Schema not found: {ref}")
+        return self._schema_dict(row)
+
+    def get_schema_record(self, ref: str) -> LocalSchemaRecord:
+        """:meth:`get_schema` as a :class:`LocalSchemaRecord`."""
+        return LocalSchemaRecord.from_dict(self.get_schema(ref))
+
+    @property
+    def schemas(self) -> Iterator[LocalSchemaRecord]:
+        """Every published schema, by name then version. Unreadable rows are skipped."""
+        for row in self._backend.iter_schemas():
+            try:
+                yield LocalSchemaRecord.from_dict(self._schema_dict(row))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("Skipping schema %s@%s: %s", row.name, row.version, exc)
+
+    def list_schemas(self) -> list[dict[str, Any]]:
+        """Every published schema as a dict (``LocalSchemaRecord.to_dict()``)."""
+        return [record.to_dict() for record in self.schemas]
+
+    def decode_schema(self, ref: str) -> type:
+        """Build the Python type of a published schema (cached per record).
+
+        Raises:
+            SchemaNotFoundError: (a ``KeyError``) nothing is published under ``ref``.
+            InvalidSchemaRefError, SchemaDecodeError: (``ValueError``) a malformed ref or
+                a record that cannot become a type.
+        """
+        schema = self.get_schema(ref)
+        cls = schema_to_type(schema)
+        if self._stubs is not None:
+            self._write_stub_for(schema)
+        return cls
+
+    def decode_schema_as(self, ref: str, type_hint: type[T]) -> type[T]:
+        """:meth:`decode_schema`, typed as ``type_hint`` for IDEs (no runtime check)."""
+        return cast("type[T]", self.decode_schema(ref))
+
+    def load_schema(self, ref: str) -> type:
+        """Decode a schema and make it available as ``index.types.<Name>``."""
+        cls = self.decode_schema(ref)
+        with self._lock:
+            self._types._register(cls.__name__, cls)
+        return cls
+
+    # --- stubs ----------------------------------------------------------------------------
+
+    def _write_stub(self, row: SchemaRow) -> None:
+        if self._stubs is not None:
+            self._write_stub_for(self._schema_dict(row))
+
+    def _write_stub_for(self, schema: dict[str, Any]) -> None:
+        assert self._stubs is not None
+        try:
+            self._stubs.ensure_stub(schema)
+        except (SchemaDecodeError, OSError) as exc:
+            # A stub is an IDE convenience: never let it break decoding or publishing.
+            log.warning("No type stub for %s: %s", schema.get("$ref"), exc)
+
+    def get_import_path(self, ref: str) -> str | None:
+        """The import path of the schema's stub (``local.Name_1_0_0``), or None without stubs.
+
+        Raises:
+            SchemaNotFoundError: (a ``KeyError``) nothing is published under ``ref``.
+            SchemaDecodeError: (a ``ValueError``) the schema's names cannot form a stub.
+        """
+        if self._stubs is None:
+            return None
+        schema = self.get_schema(ref)
+        self._stubs.ensure_stub(schema)
+        return self._stubs.import_path(schema)
+
+    def clear_stubs(self) -> int:
+        """Remove every stub file; return how many (0 when stubs are off)."""
+        return self._stubs.clear_stubs() if self._stubs is not None else 0
+
+
+LocalIndex = Index

@@ -1,0 +1,228 @@
+"""The objects the index hands out: dataset entries, schema records, the ``types`` namespace.
+
+Names, fields and shapes are atdata 0.2's (``atdata.local``), so code that reads them keeps
+working after the import swap. This module is on the hot path: it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from ..cid import dataset_cid
+from .backend import ShardRecord
+
+__all__ = ["BasicIndexEntry", "LocalDatasetEntry", "LocalSchemaRecord", "SchemaNamespace"]
+
+
+@dataclasses.dataclass
+class LocalDatasetEntry:
+    """A dataset in the index (atdata's ``LocalDatasetEntry``; satisfies ``IndexEntry``).
+
+    The first six fields are atdata's, in atdata's order. The CID is computed over
+    ``schema_ref`` and ``data_urls`` only (byte-identical to atdata) unless given.
+
+    Attributes:
+        name: Unique human-readable name.
+        schema_ref: The schema reference (either ref form).
+        data_urls: Shard URLs, in order.
+        metadata: The metadata map, or ``None``.
+        shards: The shards with what is known of them (size, sample count, sha256); their
+            URLs are ``data_urls``. Built from ``data_urls`` when not given.
+        created_at: When the entry was first stored (set by the index).
+        updated_at: When the entry was last replaced or renamed (set by the index).
+    """
+
+    name: str
+    schema_ref: str
+    data_urls: list[str]
+    metadata: dict[str, Any] | None = None
+    _cid: str | None = dataclasses.field(default=None, repr=False)
+    _legacy_uuid: str | None = dataclasses.field(default=None, repr=False)
+    shards: tuple[ShardRecord, ...] = dataclasses.field(default=(), kw_only=True, repr=False)
+    created_at: datetime | None = dataclasses.field(default=None, kw_only=True, repr=False)
+    updated_at: datetime | None = dataclasses.field(default=None, kw_only=True, repr=False)
+
+    def __post_init__(self) -> None:
+        self.data_urls = list(self.data_urls)
+        if self.shards:
+            self.shards = tuple(self.shards)
+            if [s.url for s in self.shards] != self.data_urls:
+                raise ValueError(
+                    f"Entry {self.name!r}: the shard URLs differ from data_urls; pass one or "
+                    "the other, or both in the same order."
+                )
+        else:
+            self.shards = tuple(ShardRecord(url) for url in self.data_urls)
+        if self._cid is None:
+            self._cid = dataset_cid(self.schema_ref, self.data_urls)
+
+    @property
+    def cid(self) -> str:
+        """The content identifier (atdata-compatible, over ``schema_ref`` and ``data_urls``)."""
+        assert self._cid is not None
+        return self._cid
+
+    @property
+    def wds_url(self) -> str:
+        """Legacy: the first data URL, or ``""`` when there is none."""
+        return self.data_urls[0] if self.data_urls else ""
+
+    @property
+    def sample_kind(self) -> str:
+        """Legacy: the same as ``schema_ref``."""
+        return self.schema_ref
+
+
+BasicIndexEntry = LocalDatasetEntry
+
+_SCHEMA_RECORD_KEYS = ("name", "version", "fields", "$ref", "description", "createdAt")
+
+
+def _parse_created_at(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclasses.dataclass
+class LocalSchemaRecord:
+    """A published schema (atdata's ``LocalSchemaRecord``), with dict-style access.
+
+    ``record["name"]``, ``"$ref" in record``, ``record.get("description")``, ``keys()``,
+    ``items()`` and ``to_dict()`` behave like the dict :meth:`Index.get_schema` returns.
+    Fields are the record's field dicts (``name``, ``fieldType``, ``optional`` and, for
+    atdata-lite records, an optional ``default``).
+    """
+
+    name: str
+    version: str
+    fields: list[dict[str, Any]]
+    ref: str
+    description: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LocalSchemaRecord:
+        """Build from a schema dict (``$ref`` optional; an invalid ``createdAt`` is None).
+
+        Raises:
+            KeyError: ``name`` or ``version`` is missing.
+        """
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            fields=list(data.get("fields") or []),
+            ref=data.get("$ref", ""),
+            description=data.get("description"),
+            created_at=_parse_created_at(data.get("createdAt")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """atdata's shape: ``name, version, fields, $ref``, then ``description`` if truthy and
+        ``createdAt`` if set."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "fields": [dict(f) for f in self.fields],
+            "$ref": self.ref,
+        }
+        if self.description:
+            out["description"] = self.description
+        if self.created_at:
+            out["createdAt"] = self.created_at.isoformat()
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "name":
+            return self.name
+        if key == "version":
+            return self.version
+        if key == "fields":
+            return self.fields
+        if key == "$ref":
+            return self.ref
+        if key == "description":
+            return self.description
+        if key == "createdAt":
+            return self.created_at.isoformat() if self.created_at else None
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _SCHEMA_RECORD_KEYS
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` for an unknown key."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> list[str]:
+        """The dict-style keys, in atdata's order."""
+        return list(_SCHEMA_RECORD_KEYS)
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(key, self[key])`` for every key."""
+        return [(k, self[k]) for k in _SCHEMA_RECORD_KEYS]
+
+    def values(self) -> list[Any]:
+        """``self[key]`` for every key."""
+        return [self[k] for k in _SCHEMA_RECORD_KEYS]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_SCHEMA_RECORD_KEYS)
+
+    def __len__(self) -> int:
+        return len(_SCHEMA_RECORD_KEYS)
+
+
+class SchemaNamespace:
+    """``index.types``: the classes loaded with :meth:`Index.load_schema`, by class name.
+
+    Loading another version of the same name replaces the earlier class, as in atdata.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_types", {})
+
+    def _register(self, name: str, cls: type) -> None:
+        self._types[name] = cls
+
+    def __getattr__(self, name: str) -> type:
+        if name.startswith("_"):
+            raise AttributeError(f"'SchemaNamespace' has no attribute '{name}'")
+        try:
+            return self._types[name]
+        except KeyError:
+            raise AttributeError(
+                f"Schema '{name}' not loaded. Call index.load_schema() first to load the schema."
+            ) from None
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._types))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._types))
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def get(self, name: str, default: type | None = None) -> type | None:
+        """The class loaded under ``name``, or ``default``."""
+        return self._types.get(name, default)
+
+    def __repr__(self) -> str:
+        if not self._types:
+            return "SchemaNamespace(empty)"
+        return f"SchemaNamespace({', '.join(sorted(self._types))})"
