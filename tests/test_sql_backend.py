@@ -1,0 +1,291 @@
+"""The SQL backend beyond the conformance suite: settings, threads, fork, processes, ORM.
+
+Backend-level tests run on SQLite and on PostgreSQL (``backend_location`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from _sql_helpers import record, run_processes
+
+from atdata_lite.errors import DatasetExistsError, IndexOpenError
+from atdata_lite.index.backend import open_backend
+from atdata_lite.index.sql import SqlBackend, open_sql_backend
+from atdata_lite.index.sql.engine import resolve_location
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_location(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "index.db")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def backend(backend_location):
+    b = open_sql_backend(backend_location)
+    yield b
+    b.close()
+
+
+# --- SQLite settings ----------------------------------------------------------------------
+
+
+def test_sqlite_settings_on_every_connection(tmp_path) -> None:
+    b = open_sql_backend(str(tmp_path / "index.db"), busy_timeout=7.5)
+    try:
+        for _ in range(2):  # a pooled and a second, fresh connection
+            with b.engine.connect() as conn:
+                pragma = {
+                    name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                    for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
+                }
+            assert pragma == {
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "synchronous": 1,  # NORMAL
+                "busy_timeout": 7500,
+            }
+            b.engine.dispose()
+    finally:
+        b.close()
+
+
+def test_writes_begin_immediate_and_reads_do_not_begin(tmp_path) -> None:
+    b = open_sql_backend(str(tmp_path / "index.db"))
+    statements: list[str] = []
+    sa.event.listen(
+        b.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0])
+    )
+    try:
+        b.insert_datasets([record("a")])
+        assert statements[0] == "BEGIN"  # the exact text is checked below
+        write_statements = list(statements)
+        statements.clear()
+        b.get_dataset("a")
+        list(b.iter_datasets())
+        assert statements == ["SELECT", "SELECT"]
+    finally:
+        b.close()
+    assert write_statements[:2] == ["BEGIN", "SELECT"]
+
+
+def test_begin_is_immediate(tmp_path) -> None:
+    b = open_sql_backend(str(tmp_path / "index.db"))
+    seen: list[str] = []
+    sa.event.listen(b.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    try:
+        b.publish_schema("S", None, lambda v: v, "h")
+    finally:
+        b.close()
+    assert seen[0] == "BEGIN IMMEDIATE"
+
+
+def test_delete_cascades_to_shards(backend) -> None:
+    backend.insert_datasets([record("a", urls=("u0", "u1", "u2")), record("b")])
+    backend.delete_dataset("a")
+    with backend.engine.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM dataset_shards")).scalar()
+    assert count == 1
+
+
+# --- URLs, identity, lifecycle ------------------------------------------------------------
+
+
+def test_postgres_urls_use_psycopg_and_hide_passwords() -> None:
+    for url in ("postgresql://u:secret@h/db", "postgres://u:secret@h/db"):
+        target = resolve_location(url)
+        assert target.kind == "postgresql"
+        assert target.url.drivername == "postgresql+psycopg"
+        assert "secret" not in target.display and "***" in target.display
+    assert resolve_location("postgresql+psycopg://u@h/db").url.drivername == "postgresql+psycopg"
+
+
+def test_unsupported_sql_url_is_a_clear_error() -> None:
+    with pytest.raises(IndexOpenError, match="mysql"):
+        resolve_location("mysql://u@h/db")
+
+
+def test_describe_and_location(backend, backend_location) -> None:
+    facts = backend.describe()
+    assert facts["kind"] in ("sqlite", "postgresql") and facts["revision"]
+    if facts["kind"] == "sqlite":
+        assert backend.location == str(Path(backend_location).resolve())
+
+
+def test_open_backend_routes_paths_and_urls_here(backend_location) -> None:
+    b = open_backend(backend_location)
+    assert isinstance(b, SqlBackend)
+    b.close()
+
+
+def test_closed_backend_refuses_work(backend_location) -> None:
+    b = open_sql_backend(backend_location)
+    b.close()
+    b.close()
+    with pytest.raises(IndexOpenError, match="closed"):
+        b.get_dataset("a")
+    with pytest.raises(IndexOpenError, match="closed"):
+        b.insert_datasets([record("a")])
+
+
+# --- bulk inserts -------------------------------------------------------------------------
+
+
+def test_bulk_insert_across_chunks_with_existing_rows(backend) -> None:
+    backend.insert_datasets([record(f"d{i:04d}") for i in range(0, 1000, 7)])
+    changed = record("d0007", cid="bafy-new-content")
+    records = [record(f"d{i:04d}") for i in range(1000)]
+    records[7] = changed
+    with pytest.raises(DatasetExistsError, match="d0007"):
+        backend.insert_datasets(records)
+    assert backend.get_dataset("d0001") is None  # all or nothing
+    stored = backend.insert_datasets(records, on_conflict="skip")
+    assert stored[7].cid == "bafy-d0007"  # skipped: the stored entry comes back
+    assert len(list(backend.iter_datasets())) == 1000
+    replaced = backend.insert_datasets([changed], on_conflict="replace")[0]
+    assert backend.get_dataset("d0007").cid == "bafy-new-content"
+    assert replaced.created_at == stored[7].created_at
+
+
+def test_duplicate_cid_within_one_call(backend) -> None:
+    with pytest.raises(DatasetExistsError, match="'a'"):
+        backend.insert_datasets([record("a", cid="same"), record("b", cid="same")])
+    assert list(backend.iter_datasets()) == []
+    stored = backend.insert_datasets(
+        [record("a", cid="same"), record("b", cid="same")], on_conflict="skip"
+    )
+    assert [r.name for r in stored] == ["a", "a"]
+
+
+def test_auto_versioning_uses_numeric_semver_order(backend) -> None:
+    for version in ("1.9.0", "1.10.0", "banana", "2.0"):
+        backend.publish_schema("S", version, lambda v: v, f"h-{version}")
+    row, created = backend.publish_schema("S", None, lambda v: v, "h-next")
+    assert created and row.version == "1.10.1"
+    assert [s.version for s in backend.iter_schemas()] == [
+        "1.9.0",
+        "1.10.0",
+        "1.10.1",
+        "2.0",
+        "banana",
+    ]
+
+
+# --- threads, fork, processes -------------------------------------------------------------
+
+
+def test_threads_share_one_backend(backend) -> None:
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(40):
+                backend.insert_datasets([record(f"t{t}-{i}")])
+                assert backend.get_dataset(f"t{t}-{i}") is not None
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(list(backend.iter_datasets())) == 320
+
+
+@pytest.mark.skipif(not hasattr(multiprocessing, "get_context"), reason="no fork")
+def test_usable_in_a_forked_child(backend) -> None:
+    backend.insert_datasets([record("parent")])
+    assert backend.get_dataset("parent") is not None  # the pool now holds a connection
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child() -> None:
+        try:
+            backend.insert_datasets([record("child")])
+            queue.put(sorted(r.name for r in backend.iter_datasets()))
+        except BaseException as exc:
+            queue.put(repr(exc))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    result = queue.get(timeout=60)
+    proc.join(timeout=60)
+    assert result == ["child", "parent"]
+    assert proc.exitcode == 0
+    # The parent's connections were not disturbed by the child.
+    assert sorted(r.name for r in backend.iter_datasets()) == ["child", "parent"]
+
+
+@pytest.mark.slow
+def test_four_processes_by_500_inserts_lose_nothing(backend_location) -> None:
+    open_sql_backend(backend_location).close()
+    results = run_processes("insert_many", [(backend_location, w, 500) for w in range(4)])
+    assert results == [500] * 4
+    b = open_sql_backend(backend_location)
+    names = [r.name for r in b.iter_datasets()]
+    b.close()
+    assert names == sorted(f"w{w}-{i:04d}" for w in range(4) for i in range(500))
+
+
+@pytest.mark.slow
+def test_sixteen_concurrent_auto_versioned_publishes(backend_location) -> None:
+    open_sql_backend(backend_location).close()
+    versions = run_processes("publish_auto", [(backend_location, str(i)) for i in range(16)])
+    assert sorted(versions, key=lambda v: tuple(map(int, v.split(".")))) == [
+        f"1.0.{i}" for i in range(16)
+    ]
+    b = open_sql_backend(backend_location)
+    rows = list(b.iter_schemas())
+    b.close()
+    assert len(rows) == 16
+    # Each version's record was rendered for that version.
+    assert all(json.loads(r.record_json)["version"] == r.version for r in rows)
+
+
+# --- the hot path and the ORM -------------------------------------------------------------
+
+
+def test_open_and_lookup_import_no_orm_nor_alembic(tmp_path) -> None:
+    path = tmp_path / "index.db"
+    b = open_sql_backend(str(path))
+    b.insert_datasets([record("a")])
+    b.close()
+    code = (
+        "import sys\n"
+        "from atdata_lite.index.backend import open_backend\n"
+        f"b = open_backend({str(path)!r})\n"
+        "assert b.get_dataset('a') is not None\n"
+        "heavy = ('sqlalchemy.orm', 'alembic', 'numpy', 'webdataset', 'fsspec')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_orm_models_read_what_the_backend_wrote(backend) -> None:
+    from sqlalchemy.orm import Session
+
+    from atdata_lite.index.sql.models import Dataset, Schema
+
+    backend.insert_datasets([record("a", urls=("u0", "u1"))])
+    backend.publish_schema("S", "1.2.3", lambda v: "{}", "h")
+    with Session(backend.engine) as session:
+        dataset = session.scalars(sa.select(Dataset)).one()
+        assert [s.url for s in dataset.shards] == ["u0", "u1"]
+        assert dataset.metadata_ == b"\x80"
+        schema = session.scalars(sa.select(Schema)).one()
+        assert (schema.semver_major, schema.semver_minor, schema.semver_patch) == (1, 2, 3)
+        session.delete(dataset)
+        session.commit()
+    assert backend.get_dataset("a") is None
