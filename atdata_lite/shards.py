@@ -113,7 +113,7 @@ class _HashingWriter(io.RawIOBase):
     """Forwards writes to ``raw`` while hashing and counting them (no second read)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
+        self.raw: IO[bytes] | None = raw
         self.sha = hashlib.sha256()
         self.size = 0
 
@@ -121,6 +121,8 @@ class _HashingWriter(io.RawIOBase):
         return True
 
     def write(self, b: Any) -> int:
+        if self.raw is None:  # aborted: tarfile's finaliser may still flush its buffer
+            return len(b)
         self.sha.update(b)
         n = len(b) if not isinstance(b, memoryview) else b.nbytes
         self.size += n
@@ -149,6 +151,7 @@ class _ShardFile:
         if parent:
             fs.makedirs(parent, exist_ok=True)
         self.count = 0
+        self.logical_size = 0
         self._direct = _protocols(fs) & _DIRECT_UPLOAD_PROTOCOLS != set()
         if self._direct:
             self.file: Any = fs.open(path, "wb")
@@ -173,12 +176,15 @@ class _ShardFile:
         info.mtime = time.time()
         info.mode = 0o444  # webdataset.TarWriter's defaults, for identical archives
         info.uname = info.gname = "bigdata"
+        before = self.tar.offset
         self.tar.addfile(info, io.BytesIO(payload))
         self.count += 1
+        # tarfile's stream buffers 10 KiB records, so count the archive's own offset
+        self.logical_size += self.tar.offset - before
 
     @property
     def size_estimate(self) -> int:
-        return self.writer.size
+        return self.logical_size
 
     def commit(self) -> ShardRecord:
         self.tar.close()  # writes the end-of-archive blocks through the hashing writer
@@ -200,9 +206,11 @@ class _ShardFile:
         )
 
     def abort(self) -> None:
+        self.writer.raw = None
         try:
             if self._direct:
-                self.file.discard()
+                self.file.discard()  # aborts a multipart upload; nothing becomes visible
+                self.file.closed = True  # or its finaliser would close() = commit
                 return
             self.file.close()
             if _is_local(self.fs):
