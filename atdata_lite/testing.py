@@ -45,7 +45,7 @@ from .errors import (
 )
 from .index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord, open_backend
 
-__all__ = ["BackendConformance", "make_record", "make_schema_row"]
+__all__ = ["BackendConformance", "IndexConformance", "make_record", "make_schema_row"]
 
 REF = "atdata://local/sampleSchema/Sample@1.0.0"
 
@@ -109,8 +109,8 @@ def _render(name: str, field_type: str = "int"):
     return render
 
 
-class BackendConformance:
-    """The contract every index backend keeps. Subclass it and provide ``location``."""
+class _BackendTests:
+    """The contract every index backend keeps, checked on the backend itself."""
 
     # --- hooks ----------------------------------------------------------------------
 
@@ -466,3 +466,120 @@ class BackendConformance:
 
 def _fields(rec: DatasetRecord) -> dict[str, Any]:
     return {name: getattr(rec, name) for name in DatasetRecord.__slots__}
+
+
+def _sample_type() -> type:
+    from .samples import packable
+
+    @packable
+    class ConformanceSample:
+        """A sample for the conformance suite."""
+
+        text: str
+        label: int
+
+    return ConformanceSample
+
+
+class IndexConformance:
+    """What users see of the contract through :class:`~atdata_lite.index.api.Index`.
+
+    Mixed into :class:`BackendConformance`; uses the same ``location`` fixture.
+    """
+
+    @pytest.fixture
+    def index(self, location: str) -> Iterator[Any]:
+        from .index.api import Index
+
+        idx = Index(location)
+        try:
+            yield idx
+        finally:
+            idx.close()
+
+    def test_index_round_trip(self, index: Any) -> None:
+        sample = _sample_type()
+        ref = index.publish_schema(sample)
+        assert ref == "atdata://local/sampleSchema/ConformanceSample@1.0.0"
+        meta = {"split": "train", "n": 10, "nested": {"a": [1, 2]}, "blob": b"\x00\xff"}
+        entry = index.add_shards(
+            [ShardRecord("file:///d/s-0.tar", 10, 2, "a" * 64), "file:///d/s-1.tar"],
+            name="train",
+            schema_ref=ref,
+            metadata=meta,
+        )
+        assert entry.cid == dataset_cid(ref, ["file:///d/s-0.tar", "file:///d/s-1.tar"])
+        got = index.get_dataset("train")
+        assert got.cid == entry.cid and got.metadata == meta
+        assert got.data_urls == ["file:///d/s-0.tar", "file:///d/s-1.tar"]
+        assert index.get_entry(entry.cid).name == "train"
+        assert [e.name for e in index.list_datasets()] == ["train"]
+        schema = index.get_schema(ref)
+        assert schema["name"] == "ConformanceSample" and schema["$ref"] == ref
+        assert [f["name"] for f in schema["fields"]] == ["text", "label"]
+        assert index.decode_schema(ref).__name__ == "ConformanceSample"
+
+    def test_index_error_types(self, index: Any) -> None:
+        sample = _sample_type()
+        ref = index.publish_schema(sample, version="1.0.0")
+        with pytest.raises(KeyError):
+            index.get_dataset("nope")
+        with pytest.raises(KeyError):
+            index.get_schema("atdata://local/sampleSchema/Nope@1.0.0")
+        with pytest.raises(ValueError):
+            index.get_schema("foo://bar")
+        index.add_shards(["a.tar"], name="d", schema_ref=ref)
+        with pytest.raises(DatasetExistsError):
+            index.add_shards(["b.tar"], name="d", schema_ref=ref)
+        with pytest.raises(DatasetExistsError):  # same shards under another name
+            index.add_shards(["a.tar"], name="e", schema_ref=ref)
+        assert index.add_shards(
+            ["b.tar"], name="d", schema_ref=ref, on_conflict="skip"
+        ).data_urls == ["a.tar"]
+        with pytest.raises(KeyError):
+            index.delete_dataset("nope")
+        assert index.delete_dataset("d").name == "d"
+
+    def test_index_schema_versions(self, index: Any) -> None:
+        sample = _sample_type()
+        assert index.publish_schema(sample).endswith("@1.0.0")
+        assert index.publish_schema(sample).endswith("@1.0.1")
+        assert index.publish_schema(sample, version="1.0.1").endswith("@1.0.1")  # same content
+
+        from .samples import packable
+
+        @packable
+        class ConformanceSample:  # same name, other fields
+            other: bytes
+
+        with pytest.raises(SchemaConflictError):
+            index.publish_schema(ConformanceSample, version="1.0.0")
+        assert index.publish_schema(ConformanceSample).endswith("@1.0.2")
+        with pytest.raises(ValueError):
+            index.publish_schema(sample, version="banana")
+
+    def test_index_skips_unreadable_rows_when_listing(
+        self, index: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        good = make_record("good", metadata={"k": "v"})
+        bad_meta = DatasetRecord(**{**_fields(make_record("bad-meta")), "metadata": b"\xc1"})
+        bad_schema = SchemaRow("Broken", "1.0.0", "{not json", "0" * 64)
+        index.backend.write_catalog(
+            [make_schema_row("Sample", "1.0.0"), bad_schema],
+            [
+                good,
+                bad_meta,
+            ],
+        )
+        with caplog.at_level(logging.WARNING):
+            assert [e.name for e in index.list_datasets()] == ["good"]
+            assert [s["name"] for s in index.list_schemas()] == ["Sample"]
+        text = caplog.text
+        assert "bad-meta" in text and "Broken" in text
+
+
+class BackendConformance(_BackendTests, IndexConformance):
+    """The whole suite: the backend contract and the Index on top of it.
+
+    Subclass it and override the ``location`` fixture (see the module docstring).
+    """
