@@ -168,10 +168,13 @@ def progress(
 
     Off a terminal the items come back unchanged, so logs and pipes stay clean.
     """
-    if not _stderr_is_tty():
-        yield items
-        return
-    with click.progressbar(
-        items, length=length, label=label, file=sys.stderr, show_pos=True
-    ) as bar:
-        yield bar
+    from .._progress import Progress
+
+    with Progress(label, total=length) as bar:
+
+        def counted() -> Iterator[T]:
+            for item in items:
+                yield item
+                bar.update()
+
+        yield counted()

@@ -171,16 +171,16 @@ def expand_urls(patterns: tuple[str, ...]) -> list[str]:
     """
     import os
 
-    import braceexpand
-    import fsspec
-
     from ..errors import ShardNotFoundError
+    from ..sources import check_url, url_to_fs
+    from ..sources import expand_urls as expand_braces
 
     urls: list[str] = []
     for pattern in patterns:
-        for candidate in braceexpand.braceexpand(pattern):
+        for candidate in expand_braces(pattern):
+            check_url(candidate)  # no pipe: URLs, only schemes fsspec handles
             if any(ch in candidate for ch in "*?["):
-                fs, path = fsspec.core.url_to_fs(candidate)
+                fs, path = url_to_fs(candidate)
                 matches = sorted(fs.glob(path))
                 if not matches:
                     raise ShardNotFoundError(
@@ -246,7 +246,9 @@ def add(
     urls = expand_urls(patterns)
     with progress(urls, length=len(urls), label="hashing shards") as bar:
         records = [inspect_shard(url) for url in bar]
-    entry = store_entry(index, name, ref, records, metadata, on_conflict)
+    entry = index.add_shards(
+        records, name=name, schema_ref=ref, metadata=metadata, on_conflict=on_conflict
+    )
     doc = entry_to_dict(entry)
     if state.json:
         echo_json(doc)
@@ -255,20 +257,6 @@ def add(
         f"indexed {doc['name']}: {doc['shard_count']} shards, "
         f"{'?' if doc['samples'] is None else doc['samples']} samples, "
         f"{format_size(doc['size'])} ({short_ref(doc['schema_ref'])})"
-    )
-
-
-def store_entry(
-    index: Any,
-    name: str,
-    schema_ref: str,
-    records: list[ShardRecord],
-    metadata: dict[str, Any] | None,
-    on_conflict: str,
-) -> Any:
-    """Index already-inspected shards under ``name``."""
-    return index.add_shards(
-        records, name=name, schema_ref=schema_ref, metadata=metadata, on_conflict=on_conflict
     )
 
 
@@ -437,11 +425,16 @@ def verify(state: AppState, names: tuple[str, ...]) -> None:
                 )
             )
         click.echo(
-            f"{len(entries)} datasets, {len(results)} shards: {counts['ok']} ok, "
+            f"{_plural(len(entries), 'dataset')}, {_plural(len(results), 'shard')}: "
+            f"{counts['ok']} ok, "
             f"{counts['mismatch']} mismatch, {counts['missing']} missing"
         )
     if bad:
         raise click.exceptions.Exit(1)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 # --- preview --------------------------------------------------------------------------

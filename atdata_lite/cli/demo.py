@@ -12,20 +12,22 @@ piles up orphan shards.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from ._app import AppState, cli, json_option, pass_state
-from ._output import echo_json, format_size, progress, render_kv
+from ._output import echo_json, format_size, render_kv
 
 __all__ = ["demo"]
 
 
 def _run_prefix(name: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{name}/{stamp}"
+    # A new prefix per run: the previous run's shards stay intact until the entry is replaced.
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{name}/{stamp}-{uuid.uuid4().hex[:6]}"
 
 
 @cli.command()
@@ -54,9 +56,10 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     """
     from ..dataset import Dataset
     from ..errors import DatasetNotFoundError
-    from ..stores import default_store
+    from ..shards import remove_shards, write_samples
+    from ..stores import default_store, validate_prefix
     from ._demo_sample import DemoImage, make_samples
-    from .datasets import owned_shards, store_entry
+    from .datasets import owned_shards
 
     index = state.index()
     store = default_store()
@@ -65,25 +68,35 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     except DatasetNotFoundError:
         previous = None
 
-    samples = make_samples(count)
-    prefix = _run_prefix(name)
-    with progress(samples, length=len(samples), label="writing samples") as bar:
-        records = store.write_samples(bar, prefix=prefix, maxcount=shard_size)
-    schema_ref = index.publish_schema(DemoImage)
-    entry = store_entry(
-        index,
-        name,
-        schema_ref,
-        records,
-        {"source": "atdata-lite demo", "samples": count},
-        "replace",
+    # The schema that matches DemoImage's content (published on the first run only).
+    schema_ref = index.schema_ref_for_type(DemoImage)
+    prefix = validate_prefix(_run_prefix(name))
+    pattern = f"{store.root_url.replace('%', '%%')}/{prefix}/{name}-%06d.tar"
+    records = write_samples(
+        make_samples(count),
+        pattern,
+        maxcount=shard_size,
+        storage_options=store.storage_options,
     )
+    try:
+        entry = index.add_shards(
+            records,
+            name=name,
+            schema_ref=schema_ref,
+            metadata={"source": "atdata-lite demo", "samples": count},
+            on_conflict="replace",
+        )
+    except BaseException:
+        # Nothing indexed: leave no orphan shards behind.
+        remove_shards([r.url for r in records], storage_options=store.storage_options)
+        raise
 
     # Read back through the index, as a user would.
     sample_type = index.decode_schema(entry.schema_ref)
     read = 0
     first: Any = None
-    for sample in Dataset[sample_type](entry.data_urls).ordered():
+    dataset = Dataset[sample_type](entry.data_urls, storage_options=store.storage_options)
+    for sample in dataset.ordered():
         if first is None:
             first = sample
         read += 1
@@ -92,10 +105,8 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
 
     removed_old: list[str] = []
     if previous is not None and previous.data_urls != entry.data_urls:
-        from ..shards import remove_shards
-
         removed_old = owned_shards(index, previous)
-        remove_shards(removed_old)
+        remove_shards(removed_old, storage_options=store.storage_options)
 
     size = sum(r.size or 0 for r in records)
     doc = {
@@ -103,7 +114,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
         "cid": entry.cid,
         "schema_ref": entry.schema_ref,
         "index": state.location,
-        "store": store_root(store),
+        "store": store.root_url,
         "prefix": prefix,
         "samples_written": count,
         "samples_read": read,
@@ -139,12 +150,3 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
         f"Next: atdata-lite ls; atdata-lite show {name}; atdata-lite verify {name}; "
         f"atdata-lite preview {name}"
     )
-
-
-def store_root(store: Any) -> str:
-    """The store's root URL or path, for people."""
-    for attr in ("root_url", "root", "url"):
-        value = getattr(store, attr, None)
-        if isinstance(value, str):
-            return value
-    return str(store)
