@@ -516,7 +516,8 @@ class Index:
 
         Raises:
             As :meth:`add_entry`. Everything is checked before shards are written; if the
-            entry cannot be stored afterwards, the new shards are removed again.
+            entry cannot be stored afterwards, shards written by ``write_dataset`` are
+            removed again.
         """
         metadata = kwargs.pop("metadata", None)
         on_conflict = _check_on_conflict(kwargs.pop("on_conflict", "error"))
@@ -548,7 +549,9 @@ class Index:
                 return self._entry_or_raise(existing)
 
         store = self._data_store
-        if callable(getattr(store, "write_dataset", None)):
+        fresh = callable(getattr(store, "write_dataset", None))
+        if fresh:
+            # write_dataset (FsspecDataStore) always writes new, uniquely named shards.
             shards = list(store.write_dataset(ds, prefix=prefix, **kwargs))
         else:
             urls = store.write_shards(ds, prefix=prefix, cache_local=cache_local, **kwargs)
@@ -562,7 +565,10 @@ class Index:
                 on_conflict=on_conflict,
             )
         except BaseException:
-            self._remove_written(store, [s.url for s in shards])
+            # Only shards known to be new are removed: an atdata-style store's write_shards
+            # may return URLs that other entries already use.
+            if fresh:
+                self._remove_written(store, [s.url for s in shards])
             raise
 
     @staticmethod
