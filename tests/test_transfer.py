@@ -1,0 +1,371 @@
+"""import_catalog / export_catalog against real Redis and real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import msgpack
+import pytest
+from _redis_helpers import (
+    atdata_entries,
+    atdata_get_schema,
+    dump,
+    fixture_entries,
+    fixture_schemas,
+    load_fixture,
+)
+
+from atdata_lite.errors import DatasetExistsError, IndexTooNewError, NotAnIndexError
+from atdata_lite.index.backend import ShardRecord, open_backend
+from atdata_lite.testing import make_record, make_schema_row
+from atdata_lite.transfer import export_catalog, import_catalog
+
+
+@pytest.fixture
+def client(redis_url):
+    import redis
+
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def target(tmp_path):
+    return str(tmp_path / "target.db")
+
+
+def _snapshot(location: str):
+    b = open_backend(location)
+    try:
+        return list(b.iter_schemas()), list(b.iter_datasets())
+    finally:
+        b.close()
+
+
+def _items(report, outcome: str) -> dict[str, str]:
+    return {i.key: i.reason for i in getattr(report, outcome)}
+
+
+# --- the reference fixture ---------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_fixture_import_reproduces_every_entry_and_schema(client, redis_url, target):
+    doc = load_fixture(client)
+    before = dump(client)
+    report = import_catalog(redis_url, target)
+    assert len(report.imported) == 6 and not (report.skipped or report.renamed)
+    schemas, datasets = _snapshot(target)
+    want = fixture_entries(doc)
+    assert {d.cid for d in datasets} == set(want)
+    for d in datasets:
+        raw = want[d.cid]
+        assert d.name == raw["name"].decode()
+        assert d.schema_ref == raw["schema_ref"].decode()
+        assert d.data_urls == msgpack.unpackb(raw["data_urls"])
+        assert d.metadata == raw["metadata"]  # byte for byte
+    assert {(s.name, s.version): s.record_json for s in schemas} == fixture_schemas(doc)
+    assert dump(client) == before  # the source is never modified
+
+
+@pytest.mark.redis
+def test_second_import_is_a_no_op(client, redis_url, target):
+    load_fixture(client)
+    import_catalog(redis_url, target)
+    first = _snapshot(target)
+    report = import_catalog(redis_url, target)
+    assert not report.changed
+    assert len(report.unchanged) == 6
+    assert _snapshot(target) == first
+
+
+@pytest.mark.redis
+def test_dry_run_writes_nothing(client, redis_url, target):
+    load_fixture(client)
+    report = import_catalog(redis_url, target, dry_run=True)
+    assert report.dry_run and len(report.imported) == 6
+    assert "would import 6" in report.summary()
+    assert _snapshot(target) == ([], [])
+
+
+@pytest.mark.redis
+def test_failure_midway_leaves_the_target_unchanged(client, redis_url, target):
+    load_fixture(client)
+    seed = open_backend(target)
+    seed.insert_datasets([make_record("already-here")])
+    seed.close()
+    before = _snapshot(target)
+    intruder = make_record("images-train", ["elsewhere.tar"])
+
+    def progress(done: int, total: int) -> None:
+        # Another writer takes a name after the import planned it, before it writes.
+        if done == total:
+            other = open_backend(target)
+            other.insert_datasets([intruder])
+            other.close()
+
+    with pytest.raises(DatasetExistsError):
+        import_catalog(redis_url, target, progress=progress)
+    schemas, datasets = _snapshot(target)
+    assert schemas == before[0] == []
+    assert sorted(d.name for d in datasets) == ["already-here", "images-train"]
+    assert {d.cid for d in datasets} == {before[1][0].cid, intruder.cid}
+
+
+@pytest.mark.redis
+def test_awkward_atdata_rows_are_imported_renamed_or_skipped_with_reasons(
+    client, redis_url, target
+):
+    record = {"name": "Thing", "version": "1.0.0", "fields": []}
+    other = {
+        "name": "Thing",
+        "version": "1.0.0",
+        "fields": [
+            {
+                "name": "x",
+                "fieldType": {"$type": "local#primitive", "primitive": "int"},
+                "optional": False,
+            }
+        ],
+    }
+    client.set("LocalSchema:Thing@1.0.0", json.dumps(record))
+    client.set("LocalSchema:a.Thing@1.0.0", json.dumps(record))  # duplicate of the plain key
+    client.set("LocalSchema:b.Thing@1.0.0", json.dumps(other))  # clashes with the plain key
+    client.set("LocalSchema:mod.Legacy@2.0.0", json.dumps({**record, "name": "Legacy"}))
+    client.set("LocalSchema:Thing@banana", json.dumps(record))
+    client.set("LocalSchema:Broken@1.0.0", "{not json")
+
+    def entry(rec, name=None, **extra):
+        fields = {
+            "name": name or rec.name,
+            "schema_ref": rec.schema_ref,
+            "data_urls": msgpack.packb(rec.data_urls),
+            "cid": rec.cid,
+            **extra,
+        }
+        client.hset(f"LocalDatasetEntry:{rec.cid}", mapping=fields)
+
+    ref = "atdata://local/sampleSchema/Thing@1.0.0"
+    dup_a = make_record("dup", ["a.tar"], schema_ref=ref)
+    dup_b = make_record("dup", ["b.tar"], schema_ref=ref)
+    entry(dup_a)
+    entry(dup_b)
+    int_keys = make_record("int-keys", schema_ref=ref)
+    int_meta = msgpack.packb({1: "one", "k": 2})
+    entry(int_keys, metadata=int_meta)
+    missing = make_record("missing-schema", schema_ref="atdata://local/sampleSchema/Gone@1.0.0")
+    entry(missing)
+    garbage = make_record("garbage-ref", schema_ref="!!garbage!!")
+    entry(garbage)
+    client.hset("LocalDatasetEntry:bafynoname", mapping={"schema_ref": ref, "cid": "x"})
+    bad_urls = make_record("bad-urls")
+    client.hset(
+        f"LocalDatasetEntry:{bad_urls.cid}",
+        mapping={"name": "bad-urls", "schema_ref": ref, "data_urls": b"\xc1"},
+    )
+    before = dump(client)
+
+    report = import_catalog(redis_url, target)
+    imported, renamed, skipped = (_items(report, o) for o in ("imported", "renamed", "skipped"))
+    assert "LocalSchema:Thing@1.0.0" in imported
+    assert "not x.y.z" in imported["LocalSchema:Thing@banana"]
+    assert "legacy" in renamed["LocalSchema:mod.Legacy@2.0.0"]
+    assert "same record" in skipped["LocalSchema:a.Thing@1.0.0"]
+    assert "other fields" in skipped["LocalSchema:b.Thing@1.0.0"]
+    assert "unreadable record" in skipped["LocalSchema:Broken@1.0.0"]
+    small, big = sorted([dup_a, dup_b], key=lambda r: r.cid)
+    assert f"LocalDatasetEntry:{small.cid}" in imported
+    assert "taken" in renamed[f"LocalDatasetEntry:{big.cid}"]
+    assert "non-string map keys" in imported[f"LocalDatasetEntry:{int_keys.cid}"]
+    assert "Gone@1.0.0" in imported[f"LocalDatasetEntry:{missing.cid}"]
+    assert "not a schema reference" in imported[f"LocalDatasetEntry:{garbage.cid}"]
+    assert "name" in skipped["LocalDatasetEntry:bafynoname"]
+    assert "data_urls" in skipped[f"LocalDatasetEntry:{bad_urls.cid}"]
+
+    schemas, datasets = _snapshot(target)
+    assert {(s.name, s.version) for s in schemas} == {
+        ("Thing", "1.0.0"),
+        ("Thing", "banana"),
+        ("Legacy", "2.0.0"),
+    }
+    by_cid = {d.cid: d for d in datasets}
+    assert by_cid[small.cid].name == "dup"
+    assert by_cid[big.cid].name == f"dup-{big.cid[-8:]}"
+    assert by_cid[int_keys.cid].metadata == int_meta
+    assert dump(client) == before
+
+    again = import_catalog(redis_url, target)
+    assert not again.changed and _snapshot(target) == (schemas, datasets)
+
+
+@pytest.mark.redis
+def test_name_taken_in_the_target_is_renamed(client, redis_url, target):
+    load_fixture(client)
+    seed = open_backend(target)
+    seed.insert_datasets([make_record("images-train", ["mine.tar"])])
+    seed.close()
+    report = import_catalog(redis_url, target)
+    [item] = report.renamed
+    assert item.name.startswith("images-train-")
+    assert open_backend(target).get_dataset("images-train").data_urls == ["mine.tar"]
+
+
+# --- atdata 0.7 SQLite -------------------------------------------------------------------
+
+# atdata 0.7's providers/_sqlite.py tables; `lenses` is assumed (not in the published code).
+ATDATA_07_SCHEMA = """
+CREATE TABLE dataset_entries (
+    cid TEXT PRIMARY KEY, name TEXT NOT NULL, schema_ref TEXT NOT NULL,
+    data_urls BLOB NOT NULL, metadata BLOB, legacy_uuid TEXT,
+    created_at TEXT DEFAULT (datetime('now')));
+CREATE INDEX idx_entries_name ON dataset_entries(name);
+CREATE TABLE schemas (
+    name TEXT NOT NULL, version TEXT NOT NULL, schema_json TEXT NOT NULL,
+    created_at TEXT DEFAULT (datetime('now')), PRIMARY KEY (name, version));
+CREATE TABLE labels (
+    name TEXT NOT NULL, cid TEXT NOT NULL, version TEXT NOT NULL DEFAULT '',
+    description TEXT, created_at TEXT DEFAULT (datetime('now')), PRIMARY KEY (name, version));
+CREATE TABLE lenses (name TEXT PRIMARY KEY, source_schema TEXT, view_schema TEXT);
+"""
+
+
+def test_atdata_07_sqlite_file_imports(tmp_path, target):
+    path = tmp_path / "atdata.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(ATDATA_07_SCHEMA)
+    row = make_schema_row("Img", "1.0.0")
+    conn.execute(
+        "INSERT INTO schemas (name, version, schema_json) VALUES (?, ?, ?)",
+        (row.name, row.version, row.record_json),
+    )
+    ref = "atdata://local/sampleSchema/Img@1.0.0"
+    recs = [
+        make_record("train", ["s3://b/t-{000..009}.tar"], schema_ref=ref, metadata={"n": 1}),
+        make_record("val", ["s3://b/v.tar"], schema_ref=ref),
+    ]
+    for rec in recs:
+        conn.execute(
+            "INSERT INTO dataset_entries (cid, name, schema_ref, data_urls, metadata, legacy_uuid)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                rec.cid,
+                rec.name,
+                rec.schema_ref,
+                msgpack.packb(rec.data_urls),
+                rec.metadata,
+                "uuid-1" if rec.name == "val" else None,
+            ),
+        )
+    conn.execute("INSERT INTO labels (name, cid) VALUES ('latest', ?)", (recs[0].cid,))
+    conn.execute("INSERT INTO lenses VALUES ('a', 'x', 'y')")
+    conn.commit()
+    conn.close()
+    raw_before = path.read_bytes()
+
+    report = import_catalog(path, target)
+    assert len(report.imported) == 3
+    assert {i.kind for i in report.skipped} == {"labels", "lenses"}
+    schemas, datasets = _snapshot(target)
+    assert schemas == [row]
+    by_name = {d.name: d for d in datasets}
+    for rec in recs:
+        got = by_name[rec.name]
+        assert got.cid == rec.cid and got.data_urls == rec.data_urls
+        assert got.metadata == rec.metadata
+    assert by_name["val"].legacy_uuid == "uuid-1"
+    assert by_name["train"].created_at is not None
+    assert path.read_bytes() == raw_before
+    assert not import_catalog(path, target).changed
+
+
+def test_not_a_source(tmp_path, target):
+    with pytest.raises(NotAnIndexError):
+        import_catalog(tmp_path / "missing.db", target)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(NotAnIndexError, match="not an atdata index"):
+        import_catalog(other, target)
+    text = tmp_path / "x.json"
+    text.write_text('{"format": "something-else"}')
+    with pytest.raises(NotAnIndexError):
+        import_catalog(text, target)
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+def _populate(location: str) -> None:
+    b = open_backend(location)
+    b.write_catalog(
+        [make_schema_row("Img", "1.0.0"), make_schema_row("Img", "1.0.1", "str")],
+        [
+            make_record("a", ["a-0.tar", "a-1.tar"], metadata={"blob": b"\x00", "n": [1, 2]}),
+            make_record("b", ["b.tar"], shards=False),
+        ],
+    )
+    b.close()
+
+
+def test_export_to_file_and_import_round_trips(tmp_path, target):
+    _populate(target)
+    backup = tmp_path / "backup.json"
+    report = export_catalog(target, backup)
+    assert (report.schemas, report.datasets) == (2, 2)
+    doc = json.loads(backup.read_text())
+    assert doc["format"] == "atdata-lite-catalog" and doc["version"] == 1
+    restored = str(tmp_path / "restored.db")
+    assert len(import_catalog(backup, restored).imported) == 4
+    src, dst = _snapshot(target), _snapshot(restored)
+    assert src[0] == dst[0]
+    for a, b in zip(src[1], dst[1], strict=True):
+        assert a.same_content(b) and a.shards == b.shards and a.legacy_uuid == b.legacy_uuid
+    assert dst[1][0].shards[0] == ShardRecord("a-0.tar", 1000, 10, f"{0:064x}")
+    with pytest.raises(FileExistsError):
+        export_catalog(target, backup)
+    export_catalog(target, backup, overwrite=True)
+
+
+def test_backup_from_a_newer_version_is_refused(tmp_path, target):
+    _populate(target)
+    backup = tmp_path / "backup.json"
+    export_catalog(target, backup)
+    doc = json.loads(backup.read_text())
+    doc["version"] = 99
+    backup.write_text(json.dumps(doc))
+    with pytest.raises(IndexTooNewError, match="Upgrade atdata-lite"):
+        import_catalog(backup, str(tmp_path / "x.db"))
+
+
+@pytest.mark.redis
+def test_export_to_redis_is_read_by_atdata_and_imports_back(client, redis_url, tmp_path, target):
+    _populate(target)
+    report = export_catalog(target, redis_url)
+    assert (report.kind, report.schemas, report.datasets) == ("redis", 2, 2)
+    entries = {e["name"]: e for e in atdata_entries(client)}
+    assert entries["a"]["metadata"] == {"blob": b"\x00", "n": [1, 2]}
+    assert entries["b"]["data_urls"] == ["b.tar"]
+    assert atdata_get_schema(client, "Img", "1.0.1")["version"] == "1.0.1"
+    again = export_catalog(target, redis_url)
+    assert (again.schemas, again.datasets, again.datasets_unchanged) == (0, 0, 2)
+
+    back = str(tmp_path / "back.db")
+    import_catalog(redis_url, back)
+    src, dst = _snapshot(target), _snapshot(back)
+    assert src[0] == dst[0]
+    for a, b in zip(src[1], dst[1], strict=True):
+        assert a.same_content(b) and a.shards == b.shards
+
+
+@pytest.mark.redis
+def test_export_to_redis_clash_writes_nothing(client, redis_url, target):
+    _populate(target)
+    client.set("LocalSchema:Img@1.0.0", json.dumps({"name": "Img", "fields": []}))
+    before = dump(client)
+    with pytest.raises(ValueError):
+        export_catalog(target, redis_url)
+    # Only a cached content hash of the stored schema may appear; no entry or schema.
+    after = {k: v for k, v in dump(client).items() if k != b"atdata_lite:schema_hashes"}
+    assert after == before
