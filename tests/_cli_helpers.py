@@ -31,6 +31,9 @@ class Cli:
         """Run and require exit code 0 and an empty stderr."""
         result = self(*args, input=input)
         assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+        # Off a terminal: no progress bars, warnings or colour codes anywhere.
+        assert result.stderr == "", result.stderr
+        assert "\x1b[" not in result.stdout
         return result
 
     def json(self, *args: str) -> Any:

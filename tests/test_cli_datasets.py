@@ -340,3 +340,28 @@ def test_new_user_demo_then_ls_show_verify_rm(tmp_path: Path) -> None:
     run("rm", "demo", "--delete-shards", "--yes")
     assert not any(p.exists() for p in shards)
     assert json.loads(run("--json", "ls").stdout) == []
+
+
+def test_verify_brace_pattern_entry(cli: Cli, demo: dict) -> None:
+    """atdata entries may hold one brace pattern as their URL: each file it names is checked."""
+    from atdata_lite import Index
+
+    paths = shard_paths(demo)
+    stem = paths[0].name[: -len("000000.tar")]
+    pattern = f"{paths[0].parent}/{stem}{{000000..000002}}.tar"
+    with Index(str(cli.index)) as index:
+        index.add_shards([pattern], name="legacy", schema_ref=demo["schema_ref"])
+    doc = cli.json("verify", "legacy")
+    assert doc["shards"][0]["status"] == "ok"
+    assert "nothing recorded" in doc["shards"][0]["problems"][0]
+    paths[1].unlink()
+    result = cli("--json", "verify", "legacy")
+    assert result.exit_code == 1
+    shard = json.loads(result.stdout)["shards"][0]
+    assert shard["status"] == "missing"
+    assert str(paths[1]) in shard["problems"][0]
+
+
+def test_json_flag_works_before_or_after_the_command(cli: Cli, demo: dict) -> None:
+    after = json.loads(cli.ok("ls", "--json").stdout)
+    assert after == cli.json("ls")

@@ -73,6 +73,24 @@ def entry_to_dict(entry: Any) -> dict[str, Any]:
     return doc
 
 
+def get_entry(state: AppState, name: str) -> Any:
+    """The entry named ``name``, or a one-line error that says how to list the names."""
+    from ..errors import DatasetNotFoundError
+
+    try:
+        return state.index().get_dataset(name)
+    except DatasetNotFoundError as exc:
+        raise CliError(
+            f"No dataset named {name!r} in {state.location}; list them with: atdata-lite ls"
+        ) from exc
+
+
+def _first_sentence(text: str) -> str:
+    """The library's message without its Python-API advice (``... . Re-create it, ...``)."""
+    text = " ".join(text.split())
+    return text.split(". ", 1)[0].rstrip(".")
+
+
 # --- ls / show ------------------------------------------------------------------------
 
 
@@ -114,7 +132,7 @@ def ls(state: AppState) -> None:
 @pass_state
 def show(state: AppState, name: str) -> None:
     """Everything about dataset NAME, including each of its shards."""
-    entry = state.index().get_dataset(name)
+    entry = get_entry(state, name)
     doc = entry_to_dict(entry)
     if state.json:
         echo_json(doc)
@@ -289,7 +307,7 @@ def owned_shards(index: Any, entry: Any) -> list[str]:
 def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
     """Remove dataset NAME from the index (its shards stay unless --delete-shards)."""
     index = state.index()
-    entry = index.get_dataset(name)
+    entry = get_entry(state, name)
     to_delete = owned_shards(index, entry) if delete_shards else []
     kept = [u for u in entry.data_urls if u not in to_delete] if delete_shards else []
     if to_delete and not yes:
@@ -354,13 +372,33 @@ def mv(state: AppState, old: str, new: str) -> None:
 # --- verify ---------------------------------------------------------------------------
 
 
+_SEVERITY = {"ok": 0, "mismatch": 1, "missing": 2}
+
+
 def check_shard(shard: ShardRecord) -> dict[str, Any]:
     """Re-read one shard and compare it with what the index recorded.
 
     Returns:
         ``{"url", "status": "ok"|"mismatch"|"missing", "problems": [...]}``. A shard that
         exists but cannot be read as a tar of samples is a mismatch ("unreadable: ...").
+        Entries imported from atdata may hold a brace pattern as one URL: each file it
+        names is checked, and the worst status counts.
     """
+    from ..index.backend import ShardRecord
+    from ..sources import expand_urls
+
+    parts = expand_urls(shard.url) if "{" in shard.url else [shard.url]
+    if len(parts) <= 1:
+        return _check_one(shard)
+    checked = [_check_one(ShardRecord(url)) for url in parts]
+    status = max((r["status"] for r in checked), key=_SEVERITY.__getitem__)
+    problems = [f"{r['url']}: {p}" for r in checked if r["status"] != "ok" for p in r["problems"]]
+    if status == "ok":
+        problems = [f"all {len(parts)} files of the pattern are readable; nothing recorded"]
+    return {"url": shard.url, "status": status, "problems": problems}
+
+
+def _check_one(shard: ShardRecord) -> dict[str, Any]:
     from ..errors import CorruptShardError, ShardNotFoundError
     from ..shards import inspect_shard
 
@@ -371,7 +409,10 @@ def check_shard(shard: ShardRecord) -> dict[str, Any]:
         result.update(status="missing", problems=["the file does not exist"])
         return result
     except CorruptShardError as exc:
-        result.update(status="mismatch", problems=[f"unreadable: {' '.join(str(exc).split())}"])
+        reason = _first_sentence(str(exc))
+        if shard.url in reason:  # the table already names the shard
+            reason = reason.split(shard.url, 1)[1].lstrip(": ")
+        result.update(status="mismatch", problems=[f"unreadable: {reason}"])
         return result
     problems = []
     if shard.size is not None and actual.size != shard.size:
@@ -398,7 +439,7 @@ def verify(state: AppState, names: tuple[str, ...]) -> None:
     Checks the named datasets, or all of them. Exit code 1 if any shard is not ok.
     """
     index = state.index()
-    entries = [index.get_dataset(n) for n in names] if names else list(index.list_datasets())
+    entries = [get_entry(state, n) for n in names] if names else list(index.list_datasets())
     jobs = [(entry.name, shard) for entry in entries for shard in _shards(entry)]
     results: list[dict[str, Any]] = []
     with progress(jobs, length=len(jobs), label="verifying shards") as bar:
@@ -471,14 +512,21 @@ def summarise_value(value: Any) -> Any:
 @pass_state
 def preview(state: AppState, name: str, count: int) -> None:
     """Print the first samples of dataset NAME (arrays as shape and dtype)."""
+    from ..errors import CorruptShardError, ShardNotFoundError
     from ._preview import first_samples
 
     index = state.index()
-    entry = index.get_dataset(name)
-    samples = [
-        {k: summarise_value(v) for k, v in sample.items()}
-        for sample in first_samples(index, entry, count)
-    ]
+    entry = get_entry(state, name)
+    try:
+        samples = [
+            {k: summarise_value(v) for k, v in sample.items()}
+            for sample in first_samples(index, entry, count)
+        ]
+    except (CorruptShardError, ShardNotFoundError) as exc:
+        raise CliError(
+            f"{name}: {_first_sentence(str(exc))}. Check every shard with: "
+            f"atdata-lite verify {name}"
+        ) from exc
     if state.json:
         echo_json(samples)
         return

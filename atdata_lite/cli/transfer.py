@@ -2,51 +2,55 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from ._app import AppState, cli, json_option, pass_state
-from ._output import echo_json, progress
+from ._app import AppState, CliError, cli, json_option, pass_state
+from ._output import echo_json, render_table
 
 __all__ = ["export_cmd", "import_cmd"]
 
 
-def _as_dict(report: Any) -> dict[str, Any]:
-    if report is None:
-        return {}
-    if is_dataclass(report) and not isinstance(report, type):
-        return asdict(report)
-    if isinstance(report, dict):
-        return dict(report)
-    if hasattr(report, "to_dict"):
-        return report.to_dict()
-    return {k: v for k, v in vars(report).items() if not k.startswith("_")}
+class _ProgressCallback:
+    """``progress(done, total)`` for the transfer functions, drawn by ``_progress.Progress``."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._bar: Any = None
+        self._done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from .._progress import Progress
+
+            self._bar = Progress(self.label, total=total or None)
+            self._bar.__enter__()
+        self._bar.update(max(0, done - self._done))
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
 
 
-def _print_report(doc: dict[str, Any]) -> None:
-    for key, value in doc.items():
-        if isinstance(value, list | tuple):
-            click.echo(f"{key}: {len(value)}")
-            for item in value:
-                click.echo(f"  {_item_text(item)}")
-        elif isinstance(value, dict):
-            click.echo(f"{key}:")
-            for k, v in value.items():
-                click.echo(f"  {k}: {v}")
-        else:
-            click.echo(f"{key}: {value}")
+@contextmanager
+def _progress_callback(label: str) -> Iterator[_ProgressCallback]:
+    callback = _ProgressCallback(label)
+    try:
+        yield callback
+    finally:
+        callback.close()
 
 
-def _item_text(item: Any) -> str:
-    if isinstance(item, dict):
-        return ", ".join(f"{k}={v}" for k, v in item.items() if v is not None)
-    if is_dataclass(item) and not isinstance(item, type):
-        return _item_text(asdict(item))
-    if isinstance(item, tuple | list):
-        return ": ".join(str(x) for x in item)
-    return str(item)
+def _items_table(items: list[Any]) -> str:
+    return render_table(
+        ["kind", "source key", "name", "reason"],
+        [[i.kind, i.key, i.name or "-", i.reason or ""] for i in items],
+    )
 
 
 @cli.command("import")
@@ -61,21 +65,26 @@ def _item_text(item: Any) -> str:
 @json_option
 @pass_state
 def import_cmd(state: AppState, source: str, target: str | None, dry_run: bool) -> None:
-    """Copy an atdata catalog (redis:// URL, atdata 0.7 SQLite file, or backup file) in.
+    """Copy a catalog in: an atdata redis:// URL, an atdata 0.7 SQLite file, or a backup file.
 
-    Idempotent: importing the same source twice changes nothing. The source is never modified.
+    All or nothing, and idempotent: importing the same source twice changes nothing. The
+    source is never modified. Rows that cannot be imported as they are get renamed or
+    skipped, each listed with its key and the reason.
     """
     from ..transfer import import_catalog
 
     target = target or state.location
     with _progress_callback("importing") as callback:
         report = import_catalog(source, target, dry_run=dry_run, progress=callback)
-    doc = _as_dict(report)
     if state.json:
-        echo_json(doc)
+        echo_json(report.to_dict())
         return
-    click.echo(f"{'dry run: nothing written to' if dry_run else 'imported into'} {target}")
-    _print_report(doc)
+    click.echo(report.summary())
+    for title, items in (("renamed", report.renamed), ("skipped", report.skipped)):
+        if items:
+            click.echo()
+            click.echo(f"{title}:")
+            click.echo(_items_table(items))
 
 
 @cli.command("export")
@@ -84,44 +93,26 @@ def import_cmd(state: AppState, source: str, target: str | None, dry_run: bool) 
     "dest",
     required=True,
     metavar="DEST",
-    help="A redis:// URL (atdata's layout) or a backup file path.",
+    help="A redis:// URL (written in atdata 0.2's layout) or a backup file path.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace an existing backup file.")
 @json_option
 @pass_state
-def export_cmd(state: AppState, dest: str) -> None:
-    """Write the whole catalog to a Redis index or a portable backup file."""
+def export_cmd(state: AppState, dest: str, overwrite: bool) -> None:
+    """Write the whole catalog to a Redis index (atdata's layout) or a portable backup file.
+
+    `atdata-lite import FILE` reads the backup back.
+    """
     from ..transfer import export_catalog
 
-    report = export_catalog(state.index(), dest)
-    doc = _as_dict(report)
+    try:
+        with _progress_callback("exporting") as callback:
+            report = export_catalog(state.index(), dest, overwrite=overwrite, progress=callback)
+    except FileExistsError as exc:
+        raise CliError(
+            f"{dest} already exists; choose another file name, or pass --overwrite to replace it."
+        ) from exc
     if state.json:
-        echo_json({"to": dest, **doc})
-        return
-    click.echo(f"exported {state.location} -> {dest}")
-    _print_report(doc)
-
-
-class _progress_callback:
-    """A ``progress(done, total)`` callback driving a stderr bar on a terminal."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self._bar: Any = None
-        self._done = 0
-        self._ctx: Any = None
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __call__(self, done: int, total: int | None = None) -> None:
-        if self._ctx is None:
-            self._ctx = progress(iter(()), length=total or 0, label=self.label)
-            self._bar = self._ctx.__enter__()
-        update = getattr(self._bar, "update", None)
-        if update is not None:
-            update(max(0, done - self._done))
-        self._done = done
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)
+        echo_json(report.to_dict())
+    else:
+        click.echo(report.summary())
