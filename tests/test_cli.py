@@ -131,3 +131,73 @@ def test_console_script_runs(tmp_path: Path) -> None:
         assert bad.returncode == 1
         assert bad.stdout == ""
         assert bad.stderr.startswith("Error: ") and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.postgres
+def test_postgres_index(cli: Cli, postgres_url: str) -> None:
+    # trust auth ignores the password; the CLI must never print it
+    with_password = postgres_url.replace("postgres@", "postgres:s3cret@", 1)
+    assert "s3cret" in with_password
+    cli.index = with_password  # type: ignore[assignment]
+    demo = cli.json("demo", "--samples", "4", "--shard-size", "2")
+    assert [r["cid"] for r in cli.json("ls")] == [demo["cid"]]
+    current = cli.json("db", "current")
+    assert current["revision"] == migrate.HEAD_REVISION
+    assert cli.json("verify")["ok"] is True
+    for args in (["info"], ["db", "current"], ["demo", "--samples", "2"]):
+        out = cli.ok(*args).stdout
+        assert "s3cret" not in out and "postgres:***@" in out
+
+
+def _run_on_terminal(argv: list[str], env: dict[str, str], answer: bytes = b"") -> tuple[str, str]:
+    """Run with stdin and stdout on a pseudo-terminal (stderr piped); return (stdout, stderr)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    if answer:
+        os.write(master, answer)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    proc.wait()
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace"), stderr
+
+
+def test_colour_and_prompt_only_on_a_terminal(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATDATA_LITE_")}
+    env["ATDATA_LITE_HOME"] = str(tmp_path)
+    exe = str(Path(sys.executable).with_name("atdata-lite"))
+    subprocess.run(
+        [exe, "demo", "--samples", "4", "--shard-size", "2"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out, err = _run_on_terminal([exe, "verify"], env)
+    assert "\x1b[32m" in out  # "ok" in green on a terminal
+    assert err == ""  # stderr is a pipe: no progress bar
+    piped = subprocess.run([exe, "verify"], env=env, capture_output=True, text=True, check=True)
+    assert "\x1b[" not in piped.stdout
+
+    # `rm --delete-shards` asks on a terminal; answering no keeps everything
+    out, err = _run_on_terminal([exe, "rm", "demo", "--delete-shards"], env, answer=b"n\n")
+    assert "Remove the dataset and delete these files?" in err
+    listed = subprocess.run([exe, "--json", "ls"], env=env, capture_output=True, text=True)
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["demo"]
+    out, err = _run_on_terminal([exe, "rm", "demo", "--delete-shards"], env, answer=b"y\n")
+    assert "deleted 2 shard files" in out
+    listed = subprocess.run([exe, "--json", "ls"], env=env, capture_output=True, text=True)
+    assert json.loads(listed.stdout) == []

@@ -53,6 +53,13 @@ class AppState:
         self._index: Index | None = None
 
     @property
+    def display_location(self) -> str:
+        """:attr:`location` for printing: any password in a URL is hidden."""
+        from ._output import hide_password
+
+        return hide_password(self.location)
+
+    @property
     def location(self) -> str:
         """The index location in effect (the default one when none was given)."""
         if self.index_location:

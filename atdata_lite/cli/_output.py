@@ -25,6 +25,7 @@ __all__ = [
     "echo_json",
     "format_size",
     "format_time",
+    "hide_password",
     "is_tty",
     "progress",
     "render_kv",
@@ -69,6 +70,23 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def hide_password(location: str) -> str:
+    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; paths unchanged."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "://" not in location:
+        return location
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        return location
+    if parts.password is None:
+        return location
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
 
 
 def echo_json(document: Any) -> None:

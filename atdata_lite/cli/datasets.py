@@ -81,7 +81,7 @@ def get_entry(state: AppState, name: str) -> Any:
         return state.index().get_dataset(name)
     except DatasetNotFoundError as exc:
         raise CliError(
-            f"No dataset named {name!r} in {state.location}; list them with: atdata-lite ls"
+            f"No dataset named {name!r} in {state.display_location}; list them with: atdata-lite ls"
         ) from exc
 
 

@@ -14,7 +14,7 @@ from .. import __version__
 from ..errors import AtdataLiteError
 from ..index.backend import BACKEND_ENTRY_POINT_GROUP, url_scheme
 from ._app import AppState, CliError, cli, json_option, pass_state
-from ._output import echo_json, render_kv, render_table
+from ._output import echo_json, hide_password, render_kv, render_table
 
 __all__ = ["db", "info"]
 
@@ -73,8 +73,8 @@ def _require_sql(state: AppState) -> str:
     location = state.location
     if not _is_sql(location):
         raise CliError(
-            f"The index {location} is a {url_scheme(location)} index, which has no schema "
-            "revisions; db commands apply to SQLite and PostgreSQL indexes."
+            f"The index {hide_password(location)} is a {url_scheme(location)} index, which "
+            "has no schema revisions; db commands apply to SQLite and PostgreSQL indexes."
         )
     return location
 
@@ -113,7 +113,10 @@ def info(state: AppState) -> None:
     from ..config import ENV_HOME, ENV_INDEX, ENV_STORE, default_store_url
 
     location = state.location
-    index: dict[str, Any] = {"location": location, "kind": url_scheme(location) or "sqlite"}
+    index: dict[str, Any] = {
+        "location": hide_password(location),
+        "kind": url_scheme(location) or "sqlite",
+    }
     if _is_sql(location):
         try:
             index.update(_revision_status(location))
@@ -164,7 +167,7 @@ def db() -> None:
 def db_current(state: AppState) -> None:
     """Show the index's revision and whether it needs an upgrade (changes nothing)."""
     location = _require_sql(state)
-    facts = {"location": location, **_revision_status(location)}
+    facts = {"location": hide_password(location), **_revision_status(location)}
     if state.json:
         echo_json(facts)
         return
@@ -189,13 +192,14 @@ def db_upgrade(state: AppState) -> None:
 
     location = _require_sql(state)
     before, after = migrate.upgrade(location)
-    facts = {"location": location, "from": before, "to": after, "changed": before != after}
+    shown = hide_password(location)
+    facts = {"location": shown, "from": before, "to": after, "changed": before != after}
     if state.json:
         echo_json(facts)
     elif before == after:
-        click.echo(f"{location} is already at {after} (up to date)")
+        click.echo(f"{shown} is already at {after} (up to date)")
     else:
-        click.echo(f"upgraded {location}: {before or 'empty'} -> {after}")
+        click.echo(f"upgraded {shown}: {before or 'empty'} -> {after}")
 
 
 def _history_rows() -> list[dict[str, Any]]:

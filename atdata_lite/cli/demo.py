@@ -113,7 +113,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
         "name": entry.name,
         "cid": entry.cid,
         "schema_ref": entry.schema_ref,
-        "index": state.location,
+        "index": state.display_location,
         "store": store.root_url,
         "prefix": prefix,
         "samples_written": count,
@@ -138,7 +138,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     pairs = [
         ("dataset", entry.name),
         ("schema", entry.schema_ref),
-        ("index", state.location),
+        ("index", state.display_location),
         ("shards", f"{doc['store'].rstrip('/')}/{prefix}/"),
         ("read back", f"{read} samples, first: label={first.label} score={first.score}"),
     ]
