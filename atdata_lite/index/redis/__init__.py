@@ -46,6 +46,10 @@ def open_redis_backend(url: str, *, client: Any = None, **options: Any) -> Redis
     reconcile = bool(options.pop("reconcile", True))
     location = _hide_password(url)
     owns = client is None
+    if client is not None and url.rstrip("/") in ("redis:", "rediss:"):
+        # A bare scheme with a client (Index(redis_client)): name the client's server.
+        kw = client.get_connection_kwargs()
+        location = f"redis://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
     if client is None:
         options.setdefault("decode_responses", False)
         client = redis.Redis.from_url(url, **options)
