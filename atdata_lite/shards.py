@@ -173,8 +173,10 @@ class _ShardFile:
     def add(self, key: str, payload: bytes) -> None:
         info = tarfile.TarInfo(f"{key}.msgpack")
         info.size = len(payload)
-        info.mtime = time.time()
-        info.mode = 0o444  # webdataset.TarWriter's defaults, for identical archives
+        # Whole seconds: a fractional mtime (webdataset writes time.time()) costs every
+        # member an extra PAX header, doubling small shards and halving read speed.
+        info.mtime = int(time.time())
+        info.mode = 0o444  # webdataset.TarWriter's defaults
         info.uname = info.gname = "bigdata"
         before = self.tar.offset
         self.tar.addfile(info, io.BytesIO(payload))
