@@ -282,7 +282,9 @@ class RedisBackend(IndexBackend):
             pipe.multi()
             for new, old in writes:
                 if old is not None:
-                    pipe.delete(entry_key(old.cid))  # replace, never merge (atdata's W3)
+                    pipe.delete(entry_key(old.cid))
+                # Replace, never merge (atdata's W3): clears an unreadable hash at this CID too.
+                pipe.delete(entry_key(new.cid))
                 pipe.hset(entry_key(new.cid), mapping=encode_entry(new))
                 pipe.hset(NAMES_KEY, new.name, new.cid)
             for rec in names_only:
@@ -489,7 +491,13 @@ class RedisBackend(IndexBackend):
                     new_schemas.append(row)
                     result.schemas_added.append(label)
                     continue
-                stored = self._row(row.name, row.version, raw, hashes.get(label.encode()))
+                try:
+                    stored = self._row(row.name, row.version, raw, hashes.get(label.encode()))
+                except BadRow as exc:
+                    raise SchemaConflictError(
+                        f"Schema {label} is stored in {self.location} but unreadable ({exc}); "
+                        "nothing was written. Remove that key or leave the schema out."
+                    ) from None
                 if stored.content_hash != row.content_hash:
                     raise SchemaConflictError(
                         f"Schema {label} is stored with different content in {self.location}; "
@@ -526,6 +534,7 @@ class RedisBackend(IndexBackend):
                 pipe.set(schema_key(row.name, row.version), row.record_json.encode("utf-8"))
                 pipe.hset(SCHEMA_HASHES_KEY, f"{row.name}@{row.version}", row.content_hash)
             for rec in new_datasets:
+                pipe.delete(entry_key(rec.cid))  # an unreadable leftover is replaced, not merged
                 pipe.hset(entry_key(rec.cid), mapping=encode_entry(rec))
                 pipe.hset(NAMES_KEY, rec.name, rec.cid)
             for rec in names_only:
