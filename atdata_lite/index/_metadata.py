@@ -23,6 +23,9 @@ _MIN_INT = -(2**63)
 _MAX_INT = 2**64 - 1
 _MAX_DEPTH = 100
 
+# msgpack's unpackb, imported on first use (opening an index needs no msgpack).
+_unpackb: Any = None
+
 
 def _fail(path: str, what: str, fix: str) -> InvalidMetadataError:
     return InvalidMetadataError(
@@ -121,6 +124,9 @@ def decode_metadata(data: bytes | None) -> dict[str, Any] | None:
     """
     if data is None:
         return None
-    import msgpack
+    global _unpackb
+    if _unpackb is None:
+        from msgpack import unpackb
 
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        _unpackb = unpackb
+    return _unpackb(data, raw=False, strict_map_key=False)

@@ -234,16 +234,15 @@ class Index:
 
     @staticmethod
     def _entry(record: DatasetRecord) -> LocalDatasetEntry:
-        return LocalDatasetEntry(
-            name=record.name,
-            schema_ref=record.schema_ref,
-            data_urls=record.data_urls,
-            metadata=decode_metadata(record.metadata),
-            _cid=record.cid,
-            _legacy_uuid=record.legacy_uuid,
-            shards=record.shards,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
+        return LocalDatasetEntry._from_stored(
+            record.name,
+            record.schema_ref,
+            record.shards,
+            decode_metadata(record.metadata) if record.metadata is not None else None,
+            record.cid,
+            record.legacy_uuid,
+            record.created_at,
+            record.updated_at,
         )
 
     def _entry_or_raise(self, record: DatasetRecord) -> LocalDatasetEntry:

@@ -59,6 +59,34 @@ class LocalDatasetEntry:
         if self._cid is None:
             self._cid = dataset_cid(self.schema_ref, self.data_urls)
 
+    @classmethod
+    def _from_stored(
+        cls,
+        name: str,
+        schema_ref: str,
+        shards: tuple[ShardRecord, ...],
+        metadata: dict[str, Any] | None,
+        cid: str,
+        legacy_uuid: str | None,
+        created_at: datetime | None,
+        updated_at: datetime | None,
+    ) -> LocalDatasetEntry:
+        # The index's read path: the row is already consistent, so skip __init__'s checks
+        # (a get_dataset call should cost the query, not the object).
+        self = cls.__new__(cls)
+        self.__dict__.update(
+            name=name,
+            schema_ref=schema_ref,
+            data_urls=[s.url for s in shards],
+            metadata=metadata,
+            _cid=cid,
+            _legacy_uuid=legacy_uuid,
+            shards=shards,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+        return self
+
     @property
     def cid(self) -> str:
         """The content identifier (atdata-compatible, over ``schema_ref`` and ``data_urls``)."""
