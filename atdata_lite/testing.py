@@ -260,6 +260,47 @@ class _BackendTests:
         assert [r.name for r in backend.iter_datasets()] == ["taken"]
         assert backend.get_dataset("new-1") is None
 
+    def test_concurrent_inserts_of_one_name_have_one_winner(
+        self, backend: IndexBackend, location: str
+    ) -> None:
+        n = 8
+        barrier = threading.Barrier(n)
+        won: list[str] = []
+        lost: list[BaseException] = []
+
+        def insert(i: int) -> None:
+            other = self.open_backend(location)
+            try:
+                barrier.wait()
+                other.insert_datasets([make_record("contested", [f"{i}.tar"])])
+                won.append(f"{i}.tar")
+            except DatasetExistsError as exc:
+                lost.append(exc)
+            finally:
+                other.close()
+
+        threads = [threading.Thread(target=insert, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and len(lost) == n - 1
+        assert backend.get_dataset("contested").data_urls == won
+        assert [r.name for r in backend.iter_datasets()] == ["contested"]
+
+    def test_another_connection_sees_committed_writes(
+        self, backend: IndexBackend, location: str
+    ) -> None:
+        backend.insert_datasets([make_record("shared")])
+        other = self.open_backend(location)
+        try:
+            assert other.get_dataset("shared") is not None
+            other.rename_dataset("shared", "renamed")
+        finally:
+            other.close()
+        assert backend.get_dataset("shared") is None
+        assert backend.get_dataset("renamed") is not None
+
     def test_bad_on_conflict_value(self, backend: IndexBackend) -> None:
         with pytest.raises(ValueError):
             backend.insert_datasets([make_record("d")], on_conflict="merge")  # type: ignore[arg-type]
