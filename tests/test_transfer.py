@@ -369,3 +369,17 @@ def test_export_to_redis_clash_writes_nothing(client, redis_url, target):
     # Only a cached content hash of the stored schema may appear; no entry or schema.
     after = {k: v for k, v in dump(client).items() if k != b"atdata_lite:schema_hashes"}
     assert after == before
+
+
+@pytest.mark.redis
+def test_import_into_an_index_object_reports_progress(client, redis_url, tmp_path):
+    from atdata_lite.index.api import Index
+
+    load_fixture(client)
+    calls: list[tuple[int, int]] = []
+    with Index(str(tmp_path / "idx.db")) as index:
+        report = import_catalog(redis_url, index, progress=lambda d, t: calls.append((d, t)))
+        assert report.target == index.location
+        assert index.get_dataset("images-train").metadata["classes"] == ["cat", "dog"]
+        assert report.to_dict()["summary"]["imported"] == 6
+    assert calls and calls[-1] == (6, 6)
