@@ -201,3 +201,19 @@ def test_colour_and_prompt_only_on_a_terminal(tmp_path: Path) -> None:
     assert "deleted 2 shard files" in out
     listed = subprocess.run([exe, "--json", "ls"], env=env, capture_output=True, text=True)
     assert json.loads(listed.stdout) == []
+
+
+def test_closed_stdout_is_not_an_error_message(tmp_path: Path) -> None:
+    """`atdata-lite info | head -1`: the reader going away prints no error or traceback."""
+    exe = str(Path(sys.executable).with_name("atdata-lite"))
+    proc = subprocess.Popen(
+        [exe, "--index", str(tmp_path / "i.db"), "info"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes anything
+    stderr = proc.stderr.read().decode()
+    proc.wait()
+    assert stderr == ""
+    assert proc.returncode == 1

@@ -128,6 +128,10 @@ class _App(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`atdata-lite ls | head`): stop quietly, like other tools.
+            _silence_stdout()
+            raise click.exceptions.Exit(1) from None
         except _EXPECTED_ERRORS as exc:
             if _debug(ctx):
                 raise
@@ -139,6 +143,18 @@ class _App(click.Group):
                 f"unexpected {type(exc).__name__}: {exc}. This is a bug in atdata-lite; "
                 "rerun with --debug for the traceback and report it."
             ) from exc
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file descriptor (e.g. a test runner)
+        pass
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -132,9 +132,12 @@ def info(state: AppState) -> None:
     if state.json:
         echo_json(document)
         return
-    versions = ", ".join(f"{k} {v}" for k, v in document["versions"].items() if v is not None)
+    found = {k: v for k, v in document["versions"].items() if v is not None}
+    core = ("atdata-lite", "python")
     pairs: list[tuple[str, Any]] = [
-        ("versions", versions),
+        ("atdata-lite", found["atdata-lite"]),
+        ("python", found["python"]),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in found.items() if k not in core)),
         ("index", index["location"]),
         ("index kind", index["kind"]),
     ]

@@ -114,6 +114,10 @@ def _field_text(field: dict[str, Any]) -> str:
     return text
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+
 @cli.command()
 @json_option
 @pass_state
@@ -132,7 +136,7 @@ def schemas(state: AppState) -> None:
             r.get("version"),
             len(r.get("fields") or []),
             format_time(r.get("createdAt")),
-            (r.get("description") or "").splitlines()[0][:50] if r.get("description") else "",
+            _clip((r.get("description") or "").strip().split("\n", 1)[0], 50),
         ]
         for r in records
     ]
