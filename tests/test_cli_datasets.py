@@ -365,3 +365,49 @@ def test_verify_brace_pattern_entry(cli: Cli, demo: dict) -> None:
 def test_json_flag_works_before_or_after_the_command(cli: Cli, demo: dict) -> None:
     after = json.loads(cli.ok("ls", "--json").stdout)
     assert after == cli.json("ls")
+
+
+@pytest.mark.s3
+def test_demo_verify_rm_with_an_s3_store(tmp_path: Path, s3_endpoint: str) -> None:
+    """The default store can be any fsspec URL; shards are written, verified and deleted there."""
+    import os
+    import uuid
+
+    import s3fs
+
+    # Not conftest's s3_bucket: its region_name makes s3fs send a LocationConstraint that
+    # moto rejects for us-east-1 (bucket creation fails).
+    endpoint = s3_endpoint
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint},
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+    }
+    fs = s3fs.S3FileSystem(**options)
+    bucket_url = f"s3://atl-cli-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATDATA_LITE_")}
+    env.update(
+        ATDATA_LITE_HOME=str(tmp_path),
+        ATDATA_LITE_STORE=f"{bucket_url}/datasets",
+        # fsspec reads FSSPEC_<PROTOCOL>_<ARG> into the filesystem's arguments
+        FSSPEC_S3_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    exe = str(Path(sys.executable).with_name("atdata-lite"))
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, (args, proc.stderr)
+        return proc.stdout
+
+    doc = json.loads(run("--json", "demo", "--samples", "6", "--shard-size", "3"))
+    assert all(url.startswith(f"{bucket_url}/datasets/demo/") for url in doc["shards"])
+    assert all(fs.exists(url) for url in doc["shards"])
+    assert json.loads(run("--json", "verify"))["ok"] is True
+    run("rm", "demo", "--delete-shards", "--yes")
+    assert not any(fs.exists(url) for url in doc["shards"])
