@@ -78,3 +78,31 @@ def test_export_to_redis_and_import_back(
     assert report["summary"]["imported"] == 2
     rows = json.loads(cli.ok("--index", str(target), "--json", "ls").stdout)
     assert [(r["name"], r["cid"]) for r in rows] == [("demo", demo["cid"])]
+
+
+@pytest.mark.redis
+def test_import_atdata_redis_fixture(cli: Cli, redis_url: str) -> None:
+    """atdata 0.2's own Redis index, moved in by the command line, then looked at."""
+    import redis
+    from _redis_helpers import fixture_entries, load_fixture
+
+    client = redis.Redis.from_url(redis_url)
+    doc = load_fixture(client)
+    want = fixture_entries(doc)
+
+    dry = cli.ok("import", redis_url, "--dry-run").stdout
+    assert dry.startswith("dry run: would import 6, renamed 0, skipped 0, unchanged 0")
+    assert cli.json("ls") == []
+
+    report = cli.json("import", redis_url)
+    assert report["summary"] == {"imported": 6, "renamed": 0, "skipped": 0, "unchanged": 0}
+    rows = cli.json("ls")
+    assert {r["cid"] for r in rows} == set(want)
+    # atdata recorded no sizes, counts or hashes: shown as unknown, never as 0
+    assert all(r["samples"] is None and r["size"] is None for r in rows)
+    assert "?" in cli.ok("ls").stdout.splitlines()[1]
+    name = rows[0]["name"]
+    shown = cli.json("show", name)
+    assert shown["shards"] and all(s["sha256"] is None for s in shown["shards"])
+    assert cli.json("import", redis_url)["summary"]["unchanged"] == 6
+    client.close()
