@@ -61,32 +61,46 @@ def test_sqlite_settings_on_every_connection(tmp_path) -> None:
 
 def test_writes_begin_immediate_and_reads_do_not_begin(tmp_path) -> None:
     b = open_sql_backend(str(tmp_path / "index.db"))
-    statements: list[str] = []
-    sa.event.listen(
-        b.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0])
-    )
+    seen: list[str] = []
+    b._x.connection().set_trace_callback(seen.append)  # this thread's sqlite3 connection
     try:
         b.insert_datasets([record("a")])
-        assert statements[0] == "BEGIN"  # the exact text is checked below
-        write_statements = list(statements)
-        statements.clear()
+        assert seen[0] == "BEGIN IMMEDIATE" and seen[-1] == "COMMIT"
+        b.publish_schema("S", None, lambda v: v, "h")
+        seen.clear()
         b.get_dataset("a")
         list(b.iter_datasets())
-        assert statements == ["SELECT", "SELECT"]
+        b.get_schema("S", "1.0.0")
+        assert [s.split()[0] for s in seen] == ["SELECT"] * 3
     finally:
         b.close()
-    assert write_statements[:2] == ["BEGIN", "SELECT"]
 
 
-def test_begin_is_immediate(tmp_path) -> None:
+def test_backend_connections_have_the_settings(tmp_path) -> None:
+    b = open_sql_backend(str(tmp_path / "index.db"), busy_timeout=3)
+    try:
+        conn = b._x.connection()
+        values = [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("journal_mode",
+                  "foreign_keys", "synchronous", "busy_timeout")]  # fmt: skip
+        assert values == ["wal", 1, 1, 3000]
+    finally:
+        b.close()
+
+
+def test_engine_transactions_begin_immediate_for_writes(tmp_path) -> None:
+    from atdata_lite.index.sql.engine import WRITE
+
     b = open_sql_backend(str(tmp_path / "index.db"))
     seen: list[str] = []
     sa.event.listen(b.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
     try:
-        b.publish_schema("S", None, lambda v: v, "h")
+        with b.engine.execution_options(**{WRITE: True}).begin() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        with b.engine.begin() as conn:  # the ORM's sessions, for instance
+            conn.exec_driver_sql("SELECT 2")
     finally:
         b.close()
-    assert seen[0] == "BEGIN IMMEDIATE"
+    assert seen == ["BEGIN IMMEDIATE", "SELECT 1", "BEGIN", "SELECT 2"]
 
 
 def test_delete_cascades_to_shards(backend) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ._exec import EngineExecutor, Executor, SqliteExecutor
 from .backend import SqlBackend
 from .engine import DEFAULT_BUSY_TIMEOUT, create_index_engine, resolve_location
 from .migrate import DEFAULT_LOCK_TIMEOUT, current_revision, history, prepare_index, upgrade
@@ -68,4 +69,9 @@ def open_sql_backend(
     except BaseException:
         engine.dispose()
         raise
-    return SqlBackend(target, engine)
+    executor: Executor
+    if target.kind == "sqlite" and target.path is not None:
+        executor = SqliteExecutor(target.path, engine.dialect, busy_timeout=busy_timeout)
+    else:
+        executor = EngineExecutor(engine)
+    return SqlBackend(target, engine, executor)

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from ...errors import DatasetExistsError, DatasetNotFoundError, IndexOpenError, SchemaConflictError
 from ..backend import (
@@ -36,7 +35,8 @@ from ..backend import (
     SchemaRow,
     ShardRecord,
 )
-from .engine import WRITE, IndexTarget
+from ._exec import Executor, IntegrityErrors, Writer
+from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, schemas
 
 __all__ = ["SqlBackend"]
@@ -75,7 +75,6 @@ _EXISTING = _WITH_SHARDS.where(
     sa.or_(_d.name.in_(sa.bindparam("names", expanding=True)),
            _d.cid.in_(sa.bindparam("cids", expanding=True)))
 ).order_by(_d.id, _s.position)  # fmt: skip
-_INSERT_DATASET = sa.insert(datasets).returning(_d.id, sort_by_parameter_order=True)
 _INSERT_SHARDS = sa.insert(dataset_shards)
 _DELETE_SHARDS = sa.delete(dataset_shards).where(_s.dataset_id == sa.bindparam("did"))
 _DELETE_DATASET = sa.delete(datasets).where(_d.id == sa.bindparam("did"))
@@ -210,12 +209,11 @@ class SqlBackend(IndexBackend):
     (the child reconnects).
     """
 
-    def __init__(self, target: IndexTarget, engine: sa.Engine) -> None:
+    def __init__(self, target: IndexTarget, engine: sa.Engine, executor: Executor) -> None:
         self._target = target
         self.kind = target.kind
         self._engine: sa.Engine | None = engine
-        self._read = engine
-        self._write = engine.execution_options(**{WRITE: True})
+        self._x = executor
 
     # --- identity ---------------------------------------------------------------------
 
@@ -242,51 +240,34 @@ class SqlBackend(IndexBackend):
         if self._engine is None:
             raise IndexOpenError(f"The index {self.location} was closed; open it again.")
 
-    def _connect_read(self) -> sa.Connection:
+    def _read(self, stmt: sa.Executable, params: dict[str, Any]) -> list[Sequence[Any]]:
         if self._engine is None:
             self._check_open()
-        return self._read.connect()
+        return self._x.read(stmt, params)
 
     def _begin_write(self) -> Any:
         if self._engine is None:
             self._check_open()
-        return self._write.begin()
+        return self._x.write()
 
     # --- datasets ---------------------------------------------------------------------
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
-        with self._connect_read() as conn:
-            rows = conn.execute(_GET_BY_NAME, {"name": name}).fetchall()
-        for _, record in _records(rows):
+        for _, record in _records(self._read(_GET_BY_NAME, {"name": name})):
             return record
         return None
 
     def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
-        with self._connect_read() as conn:
-            rows = conn.execute(_GET_BY_CID, {"cid": cid}).fetchall()
-        for _, record in _records(rows):
+        for _, record in _records(self._read(_GET_BY_CID, {"cid": cid})):
             return record
         return None
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
-        with self._connect_read() as conn:
-            result = conn.execute(_LIST_DATASETS)
-            rows = self._readable_rows(result)
-            yield from (record for _, record in _records(rows))
-
-    @staticmethod
-    def _readable_rows(result: sa.CursorResult[Any]) -> Iterator[Sequence[Any]]:
-        # A value the driver cannot convert (a timestamp string mangled by hand, say) raises
-        # while fetching; skip that row with a warning rather than failing the whole listing.
-        while True:
-            try:
-                row = result.fetchone()
-            except (ValueError, TypeError) as exc:
-                log.warning("Skipping an unreadable row of the datasets table: %s", exc)
-                continue
-            if row is None:
-                return
-            yield row
+        self._check_open()
+        # A row whose values cannot be converted (a timestamp mangled by hand, say) is
+        # skipped with a warning by the executor rather than failing the whole listing.
+        for _, record in _records(self._x.read_iter(_LIST_DATASETS, "datasets")):
+            yield record
 
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
@@ -306,34 +287,34 @@ class SqlBackend(IndexBackend):
             try:
                 with self._begin_write() as conn:
                     return self._insert(conn, records, on_conflict)
-            except IntegrityError as exc:
+            except IntegrityErrors as exc:
                 # Another writer (PostgreSQL) inserted a clashing row after our read: retry,
                 # and the rules below see that row.
                 if attempt == _RETRIES - 1:
                     raise DatasetExistsError(
                         f"Could not insert the datasets: a concurrent writer kept clashing "
-                        f"({exc.orig}). Retry."
+                        f"({exc}). Retry."
                     ) from exc
                 _backoff(attempt)
         raise AssertionError("unreachable")
 
     def _existing(
-        self, conn: sa.Connection, records: Sequence[DatasetRecord]
+        self, w: Writer, records: Sequence[DatasetRecord]
     ) -> tuple[dict[str, tuple[int, DatasetRecord]], dict[str, tuple[int, DatasetRecord]]]:
         by_name: dict[str, tuple[int, DatasetRecord]] = {}
         by_cid: dict[str, tuple[int, DatasetRecord]] = {}
         for chunk in _chunks(records):
             params = {"names": [r.name for r in chunk], "cids": [r.cid for r in chunk]}
-            for dataset_id, record in _records(conn.execute(_EXISTING, params)):
+            for dataset_id, record in _records(w.rows(_EXISTING, params)):
                 by_name[record.name] = (dataset_id, record)
                 by_cid[record.cid] = (dataset_id, record)
         return by_name, by_cid
 
     def _insert(
-        self, conn: sa.Connection, records: Sequence[DatasetRecord], on_conflict: OnConflict
+        self, w: Writer, records: Sequence[DatasetRecord], on_conflict: OnConflict
     ) -> list[DatasetRecord]:
         now = datetime.now(UTC)
-        by_name, by_cid = self._existing(conn, records)
+        by_name, by_cid = self._existing(w, records)
         results: list[DatasetRecord] = []
         inserts: list[DatasetRecord] = []
         replaced: list[tuple[int, DatasetRecord]] = []
@@ -376,7 +357,7 @@ class SqlBackend(IndexBackend):
 
         shard_rows: list[dict[str, Any]] = []
         if replaced:
-            conn.execute(
+            w.execute(
                 _REPLACE_DATASET,
                 [
                     {
@@ -390,31 +371,31 @@ class SqlBackend(IndexBackend):
                     for did, r in replaced
                 ],
             )
-            conn.execute(_DELETE_SHARDS, [{"did": did} for did, _ in replaced])
+            w.execute(_DELETE_SHARDS, [{"did": did} for did, _ in replaced])
             for did, r in replaced:
                 shard_rows.extend(_shard_rows(did, r))
         if inserts:
-            ids = conn.execute(_INSERT_DATASET, [_dataset_row(r, now, now) for r in inserts])
-            for did, r in zip(ids.scalars(), inserts, strict=True):
+            ids = w.insert_ids(datasets, [_dataset_row(r, now, now) for r in inserts])
+            for did, r in zip(ids, inserts, strict=True):
                 shard_rows.extend(_shard_rows(did, r))
         if shard_rows:
-            conn.execute(_INSERT_SHARDS, shard_rows)
+            w.execute(_INSERT_SHARDS, shard_rows)
         return results
 
     def delete_dataset(self, name: str) -> DatasetRecord | None:
-        with self._begin_write() as conn:
-            found = list(_records(conn.execute(_GET_BY_NAME, {"name": name})))
+        with self._begin_write() as w:
+            found = list(_records(w.rows(_GET_BY_NAME, {"name": name})))
             if not found:
                 return None
             dataset_id, record = found[0]
             # Shards go with it: ON DELETE CASCADE (foreign keys are on for every connection).
-            conn.execute(_DELETE_DATASET, {"did": dataset_id})
+            w.execute(_DELETE_DATASET, {"did": dataset_id})
             return record
 
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
         try:
-            with self._begin_write() as conn:
-                found = list(_records(conn.execute(_GET_BY_NAME, {"name": old})))
+            with self._begin_write() as w:
+                found = list(_records(w.rows(_GET_BY_NAME, {"name": old})))
                 if not found:
                     raise DatasetNotFoundError(
                         f"No dataset named {old!r} to rename; list_datasets() shows the names."
@@ -422,17 +403,15 @@ class SqlBackend(IndexBackend):
                 dataset_id, record = found[0]
                 if new == old:
                     return record
-                if conn.execute(_GET_BY_NAME, {"name": new}).first() is not None:
+                if w.rows(_GET_BY_NAME, {"name": new}):
                     raise DatasetExistsError(
                         f"Cannot rename {old!r} to {new!r}: a dataset named {new!r} exists. "
                         "Delete or rename that one first."
                     )
                 now = datetime.now(UTC)
-                conn.execute(
-                    _RENAME_DATASET, {"did": dataset_id, "new_name": new, "updated_at": now}
-                )
+                w.execute(_RENAME_DATASET, {"did": dataset_id, "new_name": new, "updated_at": now})
                 return replace(record, name=new, updated_at=now)
-        except IntegrityError as exc:  # a concurrent writer took ``new`` (PostgreSQL)
+        except IntegrityErrors as exc:  # a concurrent writer took ``new`` (PostgreSQL)
             raise DatasetExistsError(
                 f"Cannot rename {old!r} to {new!r}: a dataset named {new!r} was just created."
             ) from exc
@@ -440,19 +419,17 @@ class SqlBackend(IndexBackend):
     # --- schemas ----------------------------------------------------------------------
 
     def get_schema(self, name: str, version: str) -> SchemaRow | None:
-        with self._connect_read() as conn:
-            row = conn.execute(_GET_SCHEMA, {"name": name, "version": version}).first()
-        return None if row is None else SchemaRow(*row)
+        rows = self._read(_GET_SCHEMA, {"name": name, "version": version})
+        return SchemaRow(*rows[0]) if rows else None
 
     def iter_schemas(self) -> Iterator[SchemaRow]:
-        with self._connect_read() as conn:
-            for row in conn.execute(_LIST_SCHEMAS):
-                yield SchemaRow(*row)
+        self._check_open()
+        for row in self._x.read_iter(_LIST_SCHEMAS, "schemas"):
+            yield SchemaRow(*row)
 
     def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
-        with self._connect_read() as conn:
-            row = conn.execute(_FIND_SCHEMA, {"name": name, "content_hash": content_hash}).first()
-        return None if row is None else SchemaRow(*row)
+        rows = self._read(_FIND_SCHEMA, {"name": name, "content_hash": content_hash})
+        return SchemaRow(*rows[0]) if rows else None
 
     def publish_schema(
         self,
@@ -463,9 +440,9 @@ class SqlBackend(IndexBackend):
     ) -> tuple[SchemaRow, bool]:
         for attempt in range(_RETRIES):
             try:
-                with self._begin_write() as conn:
-                    return self._publish(conn, name, version, render, content_hash)
-            except IntegrityError:
+                with self._begin_write() as w:
+                    return self._publish(w, name, version, render, content_hash)
+            except IntegrityErrors:
                 # A concurrent publisher took this version first (PostgreSQL); the next
                 # attempt sees it and picks the next one (or compares content).
                 if attempt == _RETRIES - 1:
@@ -475,19 +452,20 @@ class SqlBackend(IndexBackend):
 
     def _publish(
         self,
-        conn: sa.Connection,
+        w: Writer,
         name: str,
         version: str | None,
         render: Callable[[str], str],
         content_hash: str,
     ) -> tuple[SchemaRow, bool]:
         if version is None:
-            latest = conn.execute(_LATEST_SEMVER, {"name": name}).first()
-            version = "1.0.0" if latest is None else f"{latest[0]}.{latest[1]}.{latest[2] + 1}"
+            found = w.rows(_LATEST_SEMVER, {"name": name})
+            major, minor, patch = found[0] if found else (1, 0, -1)
+            version = f"{major}.{minor}.{patch + 1}"
         else:
-            row = conn.execute(_GET_SCHEMA, {"name": name, "version": version}).first()
-            if row is not None:
-                stored = SchemaRow(*row)
+            rows = w.rows(_GET_SCHEMA, {"name": name, "version": version})
+            if rows:
+                stored = SchemaRow(*rows[0])
                 if stored.content_hash == content_hash:
                     return stored, False
                 raise SchemaConflictError(
@@ -496,7 +474,7 @@ class SqlBackend(IndexBackend):
                     "version to take the next one)."
                 )
         schema = SchemaRow(name, version, render(version), content_hash)
-        conn.execute(_INSERT_SCHEMA, self._schema_params(schema, datetime.now(UTC)))
+        w.execute(_INSERT_SCHEMA, self._schema_params(schema, datetime.now(UTC)))
         return schema, True
 
     @staticmethod
@@ -524,12 +502,12 @@ class SqlBackend(IndexBackend):
     ) -> CatalogWriteResult:
         for attempt in range(_RETRIES):
             try:
-                with self._begin_write() as conn:
-                    result, schema_rows, dataset_rows = self._plan_catalog(conn, schemas, datasets)
+                with self._begin_write() as w:
+                    result, schema_rows, dataset_rows = self._plan_catalog(w, schemas, datasets)
                     if not dry_run:
-                        self._write_plan(conn, schema_rows, dataset_rows)
+                        self._write_plan(w, schema_rows, dataset_rows)
                     return result
-            except IntegrityError:
+            except IntegrityErrors:
                 if attempt == _RETRIES - 1:
                     raise
                 _backoff(attempt)
@@ -537,7 +515,7 @@ class SqlBackend(IndexBackend):
 
     def _plan_catalog(
         self,
-        conn: sa.Connection,
+        w: Writer,
         schema_rows: Sequence[SchemaRow],
         dataset_records: Sequence[DatasetRecord],
     ) -> tuple[CatalogWriteResult, list[SchemaRow], list[DatasetRecord]]:
@@ -546,7 +524,8 @@ class SqlBackend(IndexBackend):
         for schema in schema_rows:
             key = (schema.name, schema.version)
             ref = f"{schema.name}@{schema.version}"
-            row = conn.execute(_GET_SCHEMA, {"name": key[0], "version": key[1]}).first()
+            rows = w.rows(_GET_SCHEMA, {"name": key[0], "version": key[1]})
+            row = rows[0] if rows else None
             stored = SchemaRow(*row) if row is not None else new_schemas.get(key)
             if stored is None:
                 new_schemas[key] = schema
@@ -560,7 +539,7 @@ class SqlBackend(IndexBackend):
                     "Published versions are immutable: rename or re-version the incoming one."
                 )
 
-        by_name, by_cid = self._existing(conn, dataset_records)
+        by_name, by_cid = self._existing(w, dataset_records)
         new_datasets: list[DatasetRecord] = []
         seen_names: dict[str, DatasetRecord] = {}
         seen_cids: dict[str, DatasetRecord] = {}
@@ -587,11 +566,11 @@ class SqlBackend(IndexBackend):
         return result, list(new_schemas.values()), new_datasets
 
     def _write_plan(
-        self, conn: sa.Connection, schema_rows: list[SchemaRow], records: list[DatasetRecord]
+        self, w: Writer, schema_rows: list[SchemaRow], records: list[DatasetRecord]
     ) -> None:
         now = datetime.now(UTC)
         if schema_rows:
-            conn.execute(_INSERT_SCHEMA, [self._schema_params(s, now) for s in schema_rows])
+            w.execute(_INSERT_SCHEMA, [self._schema_params(s, now) for s in schema_rows])
         if records:
             # Restored entries keep their original timestamps when they carry them.
             rows = [
@@ -599,16 +578,17 @@ class SqlBackend(IndexBackend):
                 for r in records
             ]
             shard_rows: list[dict[str, Any]] = []
-            for did, r in zip(conn.execute(_INSERT_DATASET, rows).scalars(), records, strict=True):
+            for did, r in zip(w.insert_ids(datasets, rows), records, strict=True):
                 shard_rows.extend(_shard_rows(did, r))
             if shard_rows:
-                conn.execute(_INSERT_SHARDS, shard_rows)
+                w.execute(_INSERT_SHARDS, shard_rows)
 
     # --- lifecycle --------------------------------------------------------------------
 
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
+            self._x.close()
             engine.dispose()
 
     def __repr__(self) -> str:

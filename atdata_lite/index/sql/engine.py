@@ -5,7 +5,6 @@ pysqlite "serializable isolation / savepoints" recipe from SQLAlchemy's document
 driver's own transaction handling is switched off (``isolation_level=None``) and the ``begin``
 event emits ``BEGIN IMMEDIATE`` for writes, so a write transaction takes SQLite's write lock
 when it starts instead of failing half-way with "database is locked" on its first write.
-Reads emit no ``BEGIN`` at all: each read is one statement, which SQLite runs atomically.
 
 Nothing here is SQLite-only SQL outside those dialect settings: PostgreSQL URLs get an engine
 with defaults (psycopg 3).
@@ -30,6 +29,7 @@ __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
     "WRITE",
     "IndexTarget",
+    "configure_sqlite_connection",
     "create_index_engine",
     "resolve_location",
 ]
@@ -146,40 +146,58 @@ def create_index_engine(
     return engine
 
 
+def configure_sqlite_connection(
+    dbapi_connection: Any, *, busy_timeout: float, foreign_keys: bool = True, wal: bool = True
+) -> None:
+    """Apply the index's settings to a new ``sqlite3`` connection (each one, every time).
+
+    Used for the engine's connections and for the backend's own per-thread connections.
+    """
+    # Switch off pysqlite's own BEGIN handling (it begins late and never for DDL): writes
+    # emit BEGIN IMMEDIATE themselves, reads run in autocommit.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        if wal:
+            # WAL: readers never block the writer nor the writer the readers, and a commit
+            # is one append to the log, which is what several DataLoader workers and a
+            # writing process need. (Persistent in the file; only set on our own files:
+            # the open logic checks a file is ours before any connection is configured.)
+            cursor.execute("PRAGMA journal_mode=WAL")
+        # Wait for another process's write lock instead of failing at once with "database
+        # is locked" (the driver's timeout covers the same; set both).
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        # SQLite ignores foreign keys unless asked, per connection: without this, deleting
+        # a dataset would leave its shard rows behind.
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        # In WAL mode NORMAL is still crash-safe for the database (a power cut can only lose
+        # the last commits, never corrupt the file) and avoids an fsync per commit.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
 def _install_sqlite_settings(engine: Engine, *, busy_timeout: float, foreign_keys: bool) -> None:
     in_memory = engine.url.database in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Switch off pysqlite's own BEGIN handling (it begins late and never for DDL); the
-        # "begin" listener below emits BEGIN itself.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            if not in_memory:
-                # WAL: readers never block the writer nor the writer the readers, and a
-                # commit is one append to the log, which is what several DataLoader workers
-                # and a writing process need.
-                cursor.execute("PRAGMA journal_mode=WAL")
-            # Wait for another process's write lock instead of failing at once with
-            # "database is locked" (the driver's timeout covers the same, set both).
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            # SQLite ignores foreign keys unless asked, per connection: without this,
-            # deleting a dataset would leave its shard rows behind.
-            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-            # In WAL mode NORMAL is still crash-safe for the database (a power cut can only
-            # lose the last commits, never corrupt the file) and avoids an fsync per commit.
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
+        configure_sqlite_connection(
+            dbapi_connection,
+            busy_timeout=busy_timeout,
+            foreign_keys=foreign_keys,
+            wal=not in_memory,
+        )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         # Writes take the write lock up front (BEGIN IMMEDIATE): a deferred transaction that
         # reads first and writes later can fail with SQLITE_BUSY no matter the busy timeout.
-        # Reads run in autocommit: each is one statement and therefore one snapshot.
+        # Other transactions (the ORM's, say) begin deferred, as SQLite's default.
         if connection.get_execution_options().get(WRITE):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
 
 
 # --- fork safety ------------------------------------------------------------------------
