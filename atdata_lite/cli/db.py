@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +79,8 @@ def _require_sql(state: AppState) -> str:
 
 
 def _plugins() -> list[dict[str, Any]]:
+    from importlib import metadata
+
     rows = []
     for ep in sorted(metadata.entry_points(group=BACKEND_ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
@@ -93,6 +94,8 @@ def _plugins() -> list[dict[str, Any]]:
 
 
 def _versions() -> dict[str, str | None]:
+    from importlib import metadata
+
     versions: dict[str, str | None] = {
         "atdata-lite": __version__,
         "python": platform.python_version(),
