@@ -411,3 +411,17 @@ def test_demo_verify_rm_with_an_s3_store(tmp_path: Path, s3_endpoint: str) -> No
     assert json.loads(run("--json", "verify"))["ok"] is True
     run("rm", "demo", "--delete-shards", "--yes")
     assert not any(fs.exists(url) for url in doc["shards"])
+
+
+def test_add_metadata_and_on_conflict(cli: Cli, demo: dict) -> None:
+    first, second, third = demo["shards"]
+    doc = cli.json("add", "part", first, "--schema", "DemoImage", "--metadata", '{"split": "a"}')
+    assert doc["metadata"] == {"split": "a"}
+    assert "part" in cli.fails("add", "part", second, "--schema", "DemoImage").stderr
+    replaced = cli.json("add", "part", second, "--schema", "DemoImage", "--on-conflict", "replace")
+    assert [s["url"] for s in replaced["shards"]] == [second]
+    kept = cli.json("add", "part", third, "--schema", "DemoImage", "--on-conflict", "skip")
+    assert [s["url"] for s in kept["shards"]] == [second]
+    for bad in ("{not json", "[1, 2]"):
+        result = cli("add", "x", third, "--schema", "DemoImage", "--metadata", bad)
+        assert result.exit_code == 2 and "--metadata" in result.stderr

@@ -48,10 +48,6 @@ def _stdout_is_tty() -> bool:
     return is_tty(sys.stdout)
 
 
-def _stderr_is_tty() -> bool:
-    return is_tty(sys.stderr)
-
-
 def style(text: str, **styles: Any) -> str:
     """Return ``text`` styled with :func:`click.style` when stdout is a terminal, else as is."""
     if not styles or not _stdout_is_tty():

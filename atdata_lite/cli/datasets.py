@@ -272,7 +272,7 @@ def add(
         echo_json(doc)
         return
     click.echo(
-        f"indexed {doc['name']}: {doc['shard_count']} shards, "
+        f"indexed {doc['name']}: {_plural(doc['shard_count'], 'shard')}, "
         f"{'?' if doc['samples'] is None else doc['samples']} samples, "
         f"{format_size(doc['size'])} ({short_ref(doc['schema_ref'])})"
     )
