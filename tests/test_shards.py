@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -213,3 +214,20 @@ def test_no_output_when_stderr_is_not_a_terminal(tmp_path, capfd):
 
 def test_row_type_is_used():  # guards the helper module against silent changes
     assert Row.from_bytes(rows(1)[0].packed).label == "r0"
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_goes_to_a_terminal_stderr_only(tmp_path, monkeypatch, capsys):
+    fake = _FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", fake)
+    write_samples(rows(20), str(tmp_path / "s-%d.tar"), maxcount=5)
+    assert "writing samples" in fake.getvalue()
+    assert capsys.readouterr().out == ""
+    fake2 = _FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", fake2)
+    write_samples(rows(5), str(tmp_path / "t-%d.tar"), progress=False)
+    assert fake2.getvalue() == ""
