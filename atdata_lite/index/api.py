@@ -183,6 +183,7 @@ class Index:
 
             self._stubs = StubManager(stub_dir)
         self._types = SchemaNamespace()
+        self._known_schemas: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -350,12 +351,18 @@ class Index:
 
     def _require_schema(self, schema_ref: str) -> str:
         name, version = parse_schema_ref(schema_ref)
+        # Published versions are immutable and never removed, so a ref seen once stays
+        # valid: one query per schema, not one per insert.
+        if (name, version) in self._known_schemas:
+            return schema_ref
         if self._backend.get_schema(name, version) is None:
             raise SchemaNotFoundError(
                 f"Schema not found: {schema_ref}. Publish it first with "
                 "index.publish_schema(SampleType), or omit schema_ref to use (and publish if "
                 "needed) the schema of the dataset's sample type."
             )
+        if len(self._known_schemas) < 10_000:
+            self._known_schemas.add((name, version))
         return schema_ref
 
     def _schema_ref_for(self, ds: Any, schema_ref: str | None) -> str:
