@@ -24,8 +24,9 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 IntegrityErrors = (sa.exc.IntegrityError, sqlite3.IntegrityError)
 
 Row = tuple[Any, ...]
+Converter = Callable[[Row], Row]
+
+
+def same_row(row: Row) -> Row:
+    return row
 
 
 class Writer:
@@ -66,8 +72,15 @@ class Executor:
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
         raise NotImplementedError
 
-    def read_iter(self, stmt: sa.Executable, what: str) -> Iterator[Row]:
-        """Yield rows; a row whose values cannot be converted is skipped with a warning."""
+    def read_raw(
+        self, stmt: sa.Executable, params: dict[str, Any] | None = None
+    ) -> tuple[Iterable[Row], Converter]:
+        """Rows as the driver returns them, and the function that converts one row.
+
+        Joined rows repeat their parent's columns: the caller converts only the rows it
+        uses (and skips, with a warning, one that cannot be converted). Without
+        ``params``, rows are streamed.
+        """
         raise NotImplementedError
 
     def write(self) -> Any:  # a context manager yielding a Writer
@@ -106,14 +119,23 @@ class EngineExecutor(Executor):
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(stmt, params)]
 
-    def read_iter(self, stmt: sa.Executable, what: str) -> Iterator[Row]:
+    def read_raw(
+        self, stmt: sa.Executable, params: dict[str, Any] | None = None
+    ) -> tuple[Iterable[Row], Converter]:
+        if params is not None:
+            return self.read(stmt, params), same_row
+        return self._stream(stmt), same_row
+
+    def _stream(self, stmt: sa.Executable) -> Iterator[Row]:
+        # SQLAlchemy converts while fetching: a row it cannot convert (a timestamp mangled
+        # by hand, say) raises here; skip it with a warning and go on.
         with self.engine.connect() as conn:
             result = conn.execute(stmt)
             while True:
                 try:
                     row = result.fetchone()
                 except (ValueError, TypeError) as exc:
-                    log.warning("Skipping an unreadable row of the %s table: %s", what, exc)
+                    log.warning("Skipping an unreadable row: %s", exc)
                     continue
                 if row is None:
                     return
@@ -146,10 +168,14 @@ class _Compiled:
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self.binds.append((name, processor, bind.effective_value))
-        self.results: list[Callable[[Any], Any] | None] = [
-            col.type.dialect_impl(dialect).result_processor(dialect, None)
-            for col in getattr(compiled.statement, "selected_columns", ())
-        ]
+        # Result columns that need converting (timestamps on SQLite), by position.
+        self.results: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, col in enumerate(getattr(compiled.statement, "selected_columns", ())):
+            processor = col.type.dialect_impl(dialect).result_processor(dialect, None)
+            if processor is not None:
+                if isinstance(col.type, sa.DateTime) and col.type.timezone:
+                    processor = _as_utc(processor)
+                self.results.append((i, processor))
 
     def parameters(self, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
         if self.expanding:
@@ -162,8 +188,27 @@ class _Compiled:
         return self.sql, values
 
     def convert(self, row: Row) -> Row:
-        pairs = zip(row, self.results, strict=True)
-        return tuple(v if p is None or v is None else p(v) for v, p in pairs)
+        """Apply the type processors to one row (raises on a value that cannot convert)."""
+        values = list(row)
+        for i, processor in self.results:
+            if values[i] is not None:
+                values[i] = processor(values[i])
+        return tuple(values)
+
+
+def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    # SQLite keeps no time zone; the backend writes UTC, so what comes back is UTC. Parsing
+    # SQLAlchemy's storage format with the offset appended is several times cheaper than
+    # converting and then calling .replace(tzinfo=...), which matters when listing.
+    parse = datetime.fromisoformat
+
+    def convert(value: Any) -> Any:
+        try:
+            return parse(value + "+00:00")
+        except (TypeError, ValueError):  # another format: SQLAlchemy's own parser decides
+            return processor(value).replace(tzinfo=UTC)
+
+    return convert
 
 
 class _Connection:
@@ -187,9 +232,8 @@ class _SqliteWriter(Writer):
     def rows(self, stmt: sa.Executable, params: dict[str, Any]) -> list[Row]:
         compiled = self.executor.compiled(stmt)
         sql, args = compiled.parameters(params)
-        if compiled.results:
-            return [compiled.convert(r) for r in self.conn.execute(sql, args)]
-        return self.conn.execute(sql, args).fetchall()
+        rows = self.conn.execute(sql, args).fetchall()
+        return [compiled.convert(r) for r in rows] if compiled.results else rows
 
     def execute(self, stmt: sa.Executable, params: dict[str, Any] | list[dict[str, Any]]) -> None:
         if isinstance(params, dict):
@@ -283,23 +327,24 @@ class SqliteExecutor(Executor):
         compiled = self.compiled(stmt)
         sql, args = compiled.parameters(params or {})
         rows = self.connection().execute(sql, args).fetchall()
-        if compiled.results:
-            return [compiled.convert(r) for r in rows]
-        return rows
+        return [compiled.convert(r) for r in rows] if compiled.results else rows
 
-    def read_iter(self, stmt: sa.Executable, what: str) -> Iterator[Row]:
+    def read_raw(
+        self, stmt: sa.Executable, params: dict[str, Any] | None = None
+    ) -> tuple[Iterable[Row], Converter]:
         compiled = self.compiled(stmt)
-        sql, args = compiled.parameters({})
+        convert = compiled.convert if compiled.results else same_row
+        sql, args = compiled.parameters(params or {})
+        if params is not None:
+            return self.connection().execute(sql, args).fetchall(), convert
+        return self._stream(sql, args), convert
+
+    def _stream(self, sql: str, args: Sequence[Any]) -> Iterator[Row]:
         # A cursor of its own: the generator may be consumed while this thread does other
         # reads. Autocommit: the SELECT is one snapshot, released when the cursor ends.
         cursor = self.connection().execute(sql, args)
         try:
-            while batch := cursor.fetchmany(1000):
-                for row in batch:
-                    try:
-                        yield compiled.convert(row)
-                    except (ValueError, TypeError) as exc:
-                        log.warning("Skipping an unreadable row of the %s table: %s", what, exc)
+            yield from cursor
         finally:
             cursor.close()
 

@@ -35,7 +35,7 @@ from ..backend import (
     SchemaRow,
     ShardRecord,
 )
-from ._exec import Executor, IntegrityErrors, Writer
+from ._exec import Executor, IntegrityErrors, Writer, same_row
 from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, schemas
 
@@ -138,33 +138,43 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def _records(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, DatasetRecord]]:
-    """Group joined (dataset, shard) rows, ordered by dataset, into records."""
-    current_id: int | None = None
+def _records(
+    rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any]
+) -> Iterator[tuple[int, DatasetRecord]]:
+    """Group joined (dataset, shard) rows, ordered by dataset, into records.
+
+    Only the first row of each dataset is converted (the others repeat its columns); a
+    dataset whose row cannot be converted is skipped with a warning naming it.
+    """
+    current_id: object = None
     head: Sequence[Any] = ()
     shards: list[ShardRecord] = []
     for row in rows:
         if row[0] != current_id:
-            if current_id is not None:
-                yield current_id, _record(head, shards)
-            current_id, head, shards = row[0], row, []
+            if head:
+                yield current_id, _record(head, shards)  # type: ignore[misc]
+            current_id, shards = row[0], []
+            try:
+                head = convert(row)
+            except (ValueError, TypeError) as exc:
+                log.warning("Skipping unreadable dataset %r (row %s): %s", row[2], row[0], exc)
+                head = ()
+                continue
+        elif not head:
+            continue  # the rest of a skipped dataset
         if row[8] is not None:
             shards.append(ShardRecord(row[8], row[9], row[10], row[11]))
-    if current_id is not None:
-        yield current_id, _record(head, shards)
+    if head:
+        yield current_id, _record(head, shards)  # type: ignore[misc]
 
 
 def _record(row: Sequence[Any], shards: list[ShardRecord]) -> DatasetRecord:
-    return DatasetRecord(
-        cid=row[1],
-        name=row[2],
-        schema_ref=row[3],
-        shards=tuple(shards),
-        metadata=row[4],
-        legacy_uuid=row[5],
-        created_at=_utc(row[6]),
-        updated_at=_utc(row[7]),
-    )
+    created, updated = row[6], row[7]
+    # PostgreSQL and the SQLite executor return aware timestamps; SQLAlchemy on an
+    # in-memory SQLite database returns naive UTC.
+    if created is not None and created.tzinfo is None:
+        created, updated = _utc(created), _utc(updated)
+    return DatasetRecord(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated)
 
 
 def _dataset_row(record: DatasetRecord, created: datetime, updated: datetime) -> dict[str, Any]:
@@ -245,6 +255,11 @@ class SqlBackend(IndexBackend):
             self._check_open()
         return self._x.read(stmt, params)
 
+    def _read_raw(self, stmt: sa.Executable, params: dict[str, Any]) -> tuple[Any, Any]:
+        if self._engine is None:
+            self._check_open()
+        return self._x.read_raw(stmt, params)
+
     def _begin_write(self) -> Any:
         if self._engine is None:
             self._check_open()
@@ -253,12 +268,12 @@ class SqlBackend(IndexBackend):
     # --- datasets ---------------------------------------------------------------------
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
-        for _, record in _records(self._read(_GET_BY_NAME, {"name": name})):
+        for _, record in _records(*self._read_raw(_GET_BY_NAME, {"name": name})):
             return record
         return None
 
     def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
-        for _, record in _records(self._read(_GET_BY_CID, {"cid": cid})):
+        for _, record in _records(*self._read_raw(_GET_BY_CID, {"cid": cid})):
             return record
         return None
 
@@ -266,7 +281,7 @@ class SqlBackend(IndexBackend):
         self._check_open()
         # A row whose values cannot be converted (a timestamp mangled by hand, say) is
         # skipped with a warning by the executor rather than failing the whole listing.
-        for _, record in _records(self._x.read_iter(_LIST_DATASETS, "datasets")):
+        for _, record in _records(*self._x.read_raw(_LIST_DATASETS)):
             yield record
 
     def insert_datasets(
@@ -305,7 +320,7 @@ class SqlBackend(IndexBackend):
         by_cid: dict[str, tuple[int, DatasetRecord]] = {}
         for chunk in _chunks(records):
             params = {"names": [r.name for r in chunk], "cids": [r.cid for r in chunk]}
-            for dataset_id, record in _records(w.rows(_EXISTING, params)):
+            for dataset_id, record in _records(w.rows(_EXISTING, params), same_row):
                 by_name[record.name] = (dataset_id, record)
                 by_cid[record.cid] = (dataset_id, record)
         return by_name, by_cid
@@ -384,7 +399,7 @@ class SqlBackend(IndexBackend):
 
     def delete_dataset(self, name: str) -> DatasetRecord | None:
         with self._begin_write() as w:
-            found = list(_records(w.rows(_GET_BY_NAME, {"name": name})))
+            found = list(_records(w.rows(_GET_BY_NAME, {"name": name}), same_row))
             if not found:
                 return None
             dataset_id, record = found[0]
@@ -395,7 +410,7 @@ class SqlBackend(IndexBackend):
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
         try:
             with self._begin_write() as w:
-                found = list(_records(w.rows(_GET_BY_NAME, {"name": old})))
+                found = list(_records(w.rows(_GET_BY_NAME, {"name": old}), same_row))
                 if not found:
                     raise DatasetNotFoundError(
                         f"No dataset named {old!r} to rename; list_datasets() shows the names."
@@ -424,8 +439,9 @@ class SqlBackend(IndexBackend):
 
     def iter_schemas(self) -> Iterator[SchemaRow]:
         self._check_open()
-        for row in self._x.read_iter(_LIST_SCHEMAS, "schemas"):
-            yield SchemaRow(*row)
+        rows, convert = self._x.read_raw(_LIST_SCHEMAS)
+        for row in rows:
+            yield SchemaRow(*convert(row))
 
     def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
         rows = self._read(_FIND_SCHEMA, {"name": name, "content_hash": content_hash})

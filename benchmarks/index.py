@@ -1,0 +1,374 @@
+"""Index benchmark: atdata-lite's index against raw ``sqlite3`` at 10,000 datasets.
+
+    python benchmarks/index.py [--datasets 10000] [--level index|backend] [--cold-runs 9]
+
+Each operation runs next to its baseline in the same run, on the same machine:
+
+* baseline: the standard library's ``sqlite3`` on the very same tables (DDL compiled from
+  ``atdata_lite/index/sql/tables.py``) with the same settings (WAL, synchronous=NORMAL,
+  foreign_keys=ON, busy_timeout), doing the equivalent statements and returning raw tuples;
+* measured: the public ``atdata_lite.Index`` API (``--level index``, the default: what users
+  call) or the backend contract underneath it (``--level backend``). Bulk insert has no public
+  ``Index`` method (imports use the backend's ``insert_datasets``/``write_catalog``), so it is
+  measured on the backend at both levels;
+* cold process: a new Python process that opens the index and looks one dataset up, against
+  a process that only runs ``import sqlalchemy`` (median of several runs).
+
+It prints per-operation rates, the ratio to the baseline and the target from issue 3, and
+exits with status 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+SHARDS_PER_DATASET = 2
+SCHEMA_REF = "atdata://local/sampleSchema/BenchSample@1.0.0"
+SCHEMA_JSON = (
+    '{"name": "BenchSample", "version": "%s", "fields": [{"name": "x", "fieldType": '
+    '{"$type": "local#primitive", "primitive": "int"}, "optional": false}], '
+    '"description": null, "createdAt": "2026-11-23T00:00:00+00:00"}'
+)
+
+
+def _urls(i: int) -> list[str]:
+    return [f"s3://bench/ds-{i:06d}/data-{k:06d}.tar" for k in range(SHARDS_PER_DATASET)]
+
+
+def _meta(i: int) -> dict[str, Any]:
+    return {"i": i, "split": "train"}
+
+
+# --- the raw sqlite3 baseline ---------------------------------------------------------------
+
+
+class Raw:
+    """The baseline: plain ``sqlite3`` with the index's tables and settings."""
+
+    def __init__(self, path: Path) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.dialects import sqlite as sqlite_dialect
+        from sqlalchemy.schema import CreateIndex, CreateTable
+
+        from atdata_lite.index.sql.tables import metadata
+
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "busy_timeout=60000", "foreign_keys=ON"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        dialect = sqlite_dialect.dialect()
+        for table in metadata.sorted_tables:
+            self.conn.execute(str(CreateTable(table).compile(dialect=dialect)))
+            for index in table.indexes:
+                self.conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
+        del sa
+        self._next_id = 1
+
+    _SELECT = (
+        "SELECT d.id, d.cid, d.name, d.schema_ref, d.metadata, d.legacy_uuid, d.created_at, "
+        "d.updated_at, s.url, s.size, s.sample_count, s.sha256 FROM datasets d "
+        "LEFT OUTER JOIN dataset_shards s ON s.dataset_id = d.id "
+    )
+
+    def publish(self, name: str) -> str:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        row = c.execute(
+            "SELECT semver_major, semver_minor, semver_patch FROM schemas WHERE name = ? AND "
+            "semver_major IS NOT NULL ORDER BY semver_major DESC, semver_minor DESC, "
+            "semver_patch DESC LIMIT 1",
+            (name,),
+        ).fetchone()
+        major, minor, patch = (1, 0, 0) if row is None else (row[0], row[1], row[2] + 1)
+        version = f"{major}.{minor}.{patch}"
+        c.execute(
+            "INSERT INTO schemas (name, version, record_json, content_hash, created_at, "
+            "semver_major, semver_minor, semver_patch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, version, SCHEMA_JSON % version, "h", _now(), major, minor, patch),
+        )
+        c.execute("COMMIT")
+        return version
+
+    def _dataset_rows(self, i: int) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+        did = self._next_id
+        self._next_id += 1
+        now = _now()
+        row = (did, f"bafy{i:06d}", f"ds-{i:06d}", SCHEMA_REF, msgpack.packb(_meta(i)), now, now)
+        shards = [(did, k, u, None, None, None) for k, u in enumerate(_urls(i))]
+        return row, shards
+
+    _INSERT_D = (
+        "INSERT INTO datasets (id, cid, name, schema_ref, metadata, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+    _INSERT_S = (
+        "INSERT INTO dataset_shards (dataset_id, position, url, size, sample_count, sha256) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+
+    def insert(self, i: int) -> None:
+        row, shards = self._dataset_rows(i)
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        c.execute(self._INSERT_D, row)
+        c.executemany(self._INSERT_S, shards)
+        c.execute("COMMIT")
+
+    def bulk(self, ids: range) -> None:
+        rows, shards = [], []
+        for i in ids:
+            row, sh = self._dataset_rows(i)
+            rows.append(row)
+            shards.extend(sh)
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        c.executemany(self._INSERT_D, rows)
+        c.executemany(self._INSERT_S, shards)
+        c.execute("COMMIT")
+
+    def get_by_name(self, name: str) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            self._SELECT + "WHERE d.name = ? ORDER BY s.position", (name,)
+        ).fetchall()
+
+    def get_by_cid(self, cid: str) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            self._SELECT + "WHERE d.cid = ? ORDER BY s.position", (cid,)
+        ).fetchall()
+
+    def list_all(self) -> int:
+        return len(self.conn.execute(self._SELECT + "ORDER BY d.name, s.position").fetchall())
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+# --- what users call ------------------------------------------------------------------------
+
+
+class Lite:
+    """atdata-lite, through ``Index`` (default) or the backend contract."""
+
+    def __init__(self, path: Path, level: str) -> None:
+        from atdata_lite.index.backend import DatasetRecord, ShardRecord, open_backend
+
+        self.level = level
+        self._record_types = (DatasetRecord, ShardRecord)
+        if level == "index":
+            from atdata_lite import Index
+
+            self.index = Index(str(path))
+            self.backend = self.index.backend
+        else:
+            self.index = None
+            self.backend = open_backend(str(path))
+        # Index.add_shards checks the ref: publish the schema the datasets point at.
+        self.backend.publish_schema("BenchSample", "1.0.0", lambda v: SCHEMA_JSON % v, "h0")
+
+    def publish(self, name: str) -> str:
+        row, _ = self.backend.publish_schema(name, None, lambda v: SCHEMA_JSON % v, "h")
+        return row.version
+
+    def publish_type(self, sample_type: type) -> str:
+        assert self.index is not None
+        return self.index.publish_schema(sample_type)
+
+    def record(self, i: int) -> Any:
+        from atdata_lite.cid import dataset_cid
+
+        DatasetRecord, ShardRecord = self._record_types
+        urls = _urls(i)
+        return DatasetRecord(
+            cid=dataset_cid(SCHEMA_REF, urls),
+            name=f"ds-{i:06d}",
+            schema_ref=SCHEMA_REF,
+            shards=tuple(ShardRecord(u) for u in urls),
+            metadata=msgpack.packb(_meta(i)),
+        )
+
+    def insert(self, i: int) -> None:
+        if self.index is not None:
+            self.index.add_shards(_urls(i), name=f"ds-{i:06d}", schema_ref=SCHEMA_REF,
+                                  metadata=_meta(i))  # fmt: skip
+        else:
+            self.backend.insert_datasets([self.record(i)])
+
+    def bulk(self, ids: range) -> None:
+        self.backend.insert_datasets([self.record(i) for i in ids])
+
+    def get_by_name(self, name: str) -> Any:
+        if self.index is not None:
+            return self.index.get_dataset(name)
+        return self.backend.get_dataset(name)
+
+    def get_by_cid(self, cid: str) -> Any:
+        if self.index is not None:
+            return self.index.get_entry(cid)
+        return self.backend.get_dataset_by_cid(cid)
+
+    def list_all(self) -> int:
+        if self.index is not None:
+            return len(self.index.list_datasets())
+        return len(list(self.backend.iter_datasets()))
+
+    def cids(self) -> list[str]:
+        return [r.cid for r in self.backend.iter_datasets()]
+
+    def close(self) -> None:
+        (self.index or self.backend).close()
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def _rate(func: Callable[[Any], Any], items: list[Any]) -> float:
+    start = time.perf_counter()
+    for item in items:
+        func(item)
+    return len(items) / (time.perf_counter() - start)
+
+
+def _best_rate(func: Callable[[Any], Any], items: list[Any], repeat: int = 3) -> float:
+    return max(_rate(func, items) for _ in range(repeat))
+
+
+def _cold(code: str, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", type=int, default=10_000)
+    parser.add_argument("--level", choices=("index", "backend"), default="index")
+    parser.add_argument("--cold-runs", type=int, default=9)
+    args = parser.parse_args(argv)
+    n = args.datasets
+    results: list[tuple[str, float, float, str, Callable[[float], bool]]] = []
+
+    with tempfile.TemporaryDirectory(prefix="atl-bench-") as tmp:
+        root = Path(tmp)
+        raw = Raw(root / "raw.db")
+        lite = Lite(root / "lite.db", args.level)
+
+        # publish schema: 500 auto-versioned publishes of one name
+        names = ["Bench"] * 500
+        raw_rate = _rate(raw.publish, names)
+        lite_rate = _rate(lite.publish, names)
+        results.append(("publish schema (auto version)", lite_rate, raw_rate, "info", _any))
+
+        # insert: one call per dataset, n datasets
+        ids = list(range(n))
+        raw_rate = _rate(raw.insert, ids)
+        lite_rate = _rate(lite.insert, ids)
+        results.append(("insert (one call each)", lite_rate, raw_rate, ">= 1/3", _third))
+
+        # get by name / CID: n random lookups (hits)
+        names = [f"ds-{i:06d}" for i in random.Random(1).sample(ids, len(ids))]
+        results.append(
+            (
+                "get by name",
+                _best_rate(lite.get_by_name, names),
+                _best_rate(raw.get_by_name, names),
+                ">= 1/2",
+                _half,
+            )
+        )
+        cids = lite.cids()
+        random.Random(2).shuffle(cids)
+        raw_cids = [f"bafy{i:06d}" for i in random.Random(2).sample(ids, len(ids))]
+        results.append(
+            (
+                "get by CID",
+                _best_rate(lite.get_by_cid, cids),
+                _best_rate(raw.get_by_cid, raw_cids),
+                "info",
+                _any,
+            )
+        )
+
+        # list all: datasets listed per second
+        lite_list = max(_rate(lambda _: lite.list_all(), [None]) for _ in range(5)) * n
+        raw_list = max(_rate(lambda _: raw.list_all(), [None]) for _ in range(5)) * n
+        results.append(("list all (datasets/s)", lite_list, raw_list, ">= 1/2", _half))
+        lite.close()
+
+        # bulk insert: n datasets in one call, into fresh files
+        bulk_raw = Raw(root / "raw-bulk.db")
+        bulk_lite = Lite(root / "lite-bulk.db", "backend")
+        start = time.perf_counter()
+        bulk_raw.bulk(range(n))
+        raw_rate = n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        bulk_lite.bulk(range(n))
+        lite_rate = n / (time.perf_counter() - start)
+        bulk_lite.close()
+        results.append(("bulk insert (datasets/s)", lite_rate, raw_rate, ">= 0.4", _forty))
+
+        # cold process: open the index and look one dataset up
+        path = root / "lite.db"
+        if args.level == "index":
+            code = f"from atdata_lite import Index\nIndex({str(path)!r}).get_dataset('ds-000042')"
+        else:
+            code = (
+                "from atdata_lite.index.backend import open_backend\n"
+                f"assert open_backend({str(path)!r}).get_dataset('ds-000042')"
+            )
+        baseline = _cold("import sqlalchemy", args.cold_runs)
+        measured = _cold(code, args.cold_runs)
+        results.append(("cold process (runs/s)", 1 / measured, 1 / baseline, ">= 1/1.5", _cold_ok))
+
+    print(f"atdata-lite index benchmark: {n} datasets, level={args.level}, Python "
+          f"{sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")  # fmt: skip
+    print(f"{'operation':32} {'atdata-lite/s':>14} {'baseline/s':>12} {'ratio':>7}  target")
+    missed = 0
+    for name, lite_rate, raw_rate, target, ok in results:
+        ratio = lite_rate / raw_rate
+        verdict = "" if target == "info" else ("ok" if ok(ratio) else "MISSED")
+        missed += verdict == "MISSED"
+        print(f"{name:32} {lite_rate:14,.0f} {raw_rate:12,.0f} {ratio:7.2f}  {target} {verdict}")
+    print("baselines: raw sqlite3 with the same tables and settings; cold: `import sqlalchemy`")
+    return 1 if missed else 0
+
+
+def _any(ratio: float) -> bool:
+    return True
+
+
+def _third(ratio: float) -> bool:
+    return ratio >= 1 / 3
+
+
+def _half(ratio: float) -> bool:
+    return ratio >= 1 / 2
+
+
+def _forty(ratio: float) -> bool:
+    return ratio >= 0.4
+
+
+def _cold_ok(ratio: float) -> bool:
+    return ratio >= 1 / 1.5
+
+
+if __name__ == "__main__":
+    sys.exit(main())
