@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,10 @@ class Writer:
 
     def insert_ids(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
         """Insert ``rows`` into ``table``; return their new ``id`` values, in order."""
+        raise NotImplementedError
+
+    def savepoint(self) -> Any:
+        """A context manager: what runs inside is undone if it raises (the rest stays)."""
         raise NotImplementedError
 
 
@@ -106,6 +111,11 @@ class _EngineWriter(Writer):
     def insert_ids(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
         stmt = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(self.conn.execute(stmt, rows).scalars())
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.conn.begin_nested():
+            yield
 
 
 class EngineExecutor(Executor):
@@ -156,7 +166,7 @@ class EngineExecutor(Executor):
 class _Compiled:
     """One statement compiled for SQLite, with its parameter order and type processors."""
 
-    __slots__ = ("binds", "compiled", "expanding", "results", "sql")
+    __slots__ = ("binds", "compiled", "expanding", "getter", "memo", "processed", "results", "sql")
 
     def __init__(self, compiled: SQLCompiler, dialect: sa.Dialect) -> None:
         self.compiled = compiled
@@ -168,6 +178,13 @@ class _Compiled:
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self.binds.append((name, processor, bind.effective_value))
+        # Fast path when every parameter is given: one itemgetter, then only the processed
+        # positions (timestamps) converted, each remembering its last value -- a bulk insert
+        # stamps every row with the same time.
+        names = [name for name, _, _ in self.binds]
+        self.getter = itemgetter(*names) if len(names) > 1 else None
+        self.processed = [(i, proc) for i, (_, proc, _) in enumerate(self.binds) if proc]
+        self.memo: list[tuple[Any, Any]] = [(_UNSET, None)] * len(self.processed)
         # Result columns that need converting (timestamps on SQLite), by position.
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         for i, col in enumerate(getattr(compiled.statement, "selected_columns", ())):
@@ -181,6 +198,21 @@ class _Compiled:
         if self.expanding:
             state = self.compiled.construct_expanded_state(params)
             return state.statement, state.positional_parameters
+        if self.getter is not None:
+            try:
+                values = list(self.getter(params))
+            except KeyError:  # a value bound in the statement itself (LIMIT's, say)
+                pass
+            else:
+                for k, (i, proc) in enumerate(self.processed):
+                    value = values[i]
+                    last = self.memo[k]
+                    if last[0] is value:
+                        values[i] = last[1]
+                    else:
+                        values[i] = converted = proc(value)
+                        self.memo[k] = (value, converted)  # one assignment: thread-safe
+                return self.sql, values
         values = []
         for name, proc, default in self.binds:
             value = params.get(name, default)
@@ -194,6 +226,9 @@ class _Compiled:
             if values[i] is not None:
                 values[i] = processor(values[i])
         return tuple(values)
+
+
+_UNSET = object()
 
 
 def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -244,20 +279,36 @@ class _SqliteWriter(Writer):
         if compiled.expanding:
             for p in params:
                 self.conn.execute(*compiled.parameters(p))
+        elif compiled.getter is not None and not compiled.processed:
+            # Nothing to convert (shard rows): the driver reads tuples made at C speed.
+            self.conn.executemany(compiled.sql, map(compiled.getter, params))
         else:
             self.conn.executemany(compiled.sql, [compiled.parameters(p)[1] for p in params])
 
     def insert_ids(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
         if not rows:
             return []
-        compiled = self.executor.compiled(self.executor.inserts(table), tuple(rows[0]))
-        cursor = self.conn.cursor()
-        ids = []
-        for row in rows:
-            cursor.execute(*compiled.parameters(row))
-            ids.append(cursor.lastrowid)
-        cursor.close()
+        # This transaction holds SQLite's write lock (BEGIN IMMEDIATE), so nobody else can
+        # take ids meanwhile: number the rows ourselves and insert them in one executemany,
+        # instead of one execute per row to learn each lastrowid.
+        (start,) = self.rows(self.executor.max_id(table), {})[0]
+        ids = list(range(start + 1, start + 1 + len(rows)))
+        self.execute(
+            self.executor.inserts(table),
+            [{"id": i, **row} for i, row in zip(ids, rows, strict=True)],
+        )
         return ids
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self.conn.execute("SAVEPOINT atdata_lite")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO atdata_lite")
+            self.conn.execute("RELEASE atdata_lite")
+            raise
+        self.conn.execute("RELEASE atdata_lite")
 
 
 class SqliteExecutor(Executor):
@@ -272,7 +323,9 @@ class SqliteExecutor(Executor):
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, tuple[str, ...] | None], _Compiled] = {}
+        # Statements built here are cached too: the compiled cache is keyed by their id().
         self._inserts: dict[str, sa.Insert] = {}
+        self._max_ids: dict[str, sa.Select[Any]] = {}
         self._closed = False
 
     # Compiled statements, cached by the statement's id(): the cache entry holds the
@@ -287,6 +340,13 @@ class SqliteExecutor(Executor):
             found = _Compiled(stmt.compile(dialect=self.dialect, **kwargs), self.dialect)
             self._cache[cache_key] = found
         return found
+
+    def max_id(self, table: sa.Table) -> sa.Select[Any]:
+        stmt = self._max_ids.get(table.name)
+        if stmt is None:
+            stmt = sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))
+            self._max_ids[table.name] = stmt
+        return stmt
 
     def inserts(self, table: sa.Table) -> sa.Insert:
         stmt = self._inserts.get(table.name)

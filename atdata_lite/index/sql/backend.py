@@ -177,7 +177,16 @@ def _record(row: Sequence[Any], shards: list[ShardRecord]) -> DatasetRecord:
     return DatasetRecord(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated)
 
 
-def _dataset_row(record: DatasetRecord, created: datetime, updated: datetime) -> dict[str, Any]:
+def _stamped(record: DatasetRecord, created: datetime | None, updated: datetime) -> DatasetRecord:
+    # dataclasses.replace() costs several times this, and bulk inserts call it per record.
+    r = record
+    return DatasetRecord(r.cid, r.name, r.schema_ref, r.shards, r.metadata, r.legacy_uuid,
+                         created, updated)  # fmt: skip
+
+
+def _dataset_row(
+    record: DatasetRecord, created: datetime | None, updated: datetime | None
+) -> dict[str, Any]:
     return {
         "cid": record.cid,
         "name": record.name,
@@ -329,6 +338,16 @@ class SqlBackend(IndexBackend):
         self, w: Writer, records: Sequence[DatasetRecord], on_conflict: OnConflict
     ) -> list[DatasetRecord]:
         now = datetime.now(UTC)
+        # The common case -- new names and new content -- needs no lookup first: insert
+        # optimistically and let the unique constraints say whether anything clashed.
+        # If something did, that attempt is undone and the rules below decide.
+        try:
+            with w.savepoint():
+                stored = [_stamped(r, now, now) for r in records]
+                self._insert_new(w, stored)
+                return stored
+        except IntegrityErrors:
+            pass
         by_name, by_cid = self._existing(w, records)
         results: list[DatasetRecord] = []
         inserts: list[DatasetRecord] = []
@@ -358,12 +377,12 @@ class SqlBackend(IndexBackend):
                 if on_conflict == "skip":
                     results.append(named[1])
                     continue
-                stored = replace(record, created_at=named[1].created_at, updated_at=now)
+                stored = _stamped(record, named[1].created_at, now)
                 replaced.append((named[0], stored))
                 by_cid.pop(named[1].cid, None)
                 entry = (named[0], stored)
             else:
-                stored = replace(record, created_at=now, updated_at=now)
+                stored = _stamped(record, now, now)
                 inserts.append(stored)
                 entry = (-1, stored)
             by_name[record.name] = entry
@@ -389,13 +408,22 @@ class SqlBackend(IndexBackend):
             w.execute(_DELETE_SHARDS, [{"did": did} for did, _ in replaced])
             for did, r in replaced:
                 shard_rows.extend(_shard_rows(did, r))
-        if inserts:
-            ids = w.insert_ids(datasets, [_dataset_row(r, now, now) for r in inserts])
-            for did, r in zip(ids, inserts, strict=True):
-                shard_rows.extend(_shard_rows(did, r))
         if shard_rows:
             w.execute(_INSERT_SHARDS, shard_rows)
+        self._insert_new(w, inserts)
         return results
+
+    @staticmethod
+    def _insert_new(w: Writer, records: list[DatasetRecord]) -> None:
+        """Insert new entries (their timestamps already set) with their shards."""
+        if not records:
+            return
+        rows = [_dataset_row(r, r.created_at, r.updated_at) for r in records]
+        shard_rows: list[dict[str, Any]] = []
+        for did, r in zip(w.insert_ids(datasets, rows), records, strict=True):
+            shard_rows.extend(_shard_rows(did, r))
+        if shard_rows:
+            w.execute(_INSERT_SHARDS, shard_rows)
 
     def delete_dataset(self, name: str) -> DatasetRecord | None:
         with self._begin_write() as w:
@@ -587,17 +615,14 @@ class SqlBackend(IndexBackend):
         now = datetime.now(UTC)
         if schema_rows:
             w.execute(_INSERT_SCHEMA, [self._schema_params(s, now) for s in schema_rows])
-        if records:
-            # Restored entries keep their original timestamps when they carry them.
-            rows = [
-                _dataset_row(r, r.created_at or now, r.updated_at or r.created_at or now)
+        # Restored entries keep their original timestamps when they carry them.
+        self._insert_new(
+            w,
+            [
+                _stamped(r, r.created_at or now, r.updated_at or r.created_at or now)
                 for r in records
-            ]
-            shard_rows: list[dict[str, Any]] = []
-            for did, r in zip(w.insert_ids(datasets, rows), records, strict=True):
-                shard_rows.extend(_shard_rows(did, r))
-            if shard_rows:
-                w.execute(_INSERT_SHARDS, shard_rows)
+            ],
+        )
 
     # --- lifecycle --------------------------------------------------------------------
 
