@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..errors import (
@@ -297,7 +297,10 @@ class Index:
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
         """Every entry, ordered by name. An unreadable entry is skipped with a warning."""
-        for record in self._backend.iter_datasets():
+        return self._entries_of(self._backend.iter_datasets())
+
+    def _entries_of(self, records: Iterable[DatasetRecord]) -> Iterator[LocalDatasetEntry]:
+        for record in records:
             try:
                 yield self._entry(record)
             except Exception as exc:
@@ -308,8 +311,14 @@ class Index:
                 )
 
     def list_entries(self) -> list[LocalDatasetEntry]:
-        """Every entry, as a list."""
-        return list(self.entries)
+        """Every entry, as a list. An unreadable entry is skipped with a warning."""
+        records = list(self._backend.iter_datasets())
+        entry = self._entry
+        try:
+            # The common case in one comprehension: listing is on the hot path.
+            return [entry(r) for r in records]
+        except Exception:
+            return list(self._entries_of(records))
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:

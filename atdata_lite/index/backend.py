@@ -62,9 +62,12 @@ and ``"replace"`` raise ``DatasetExistsError``, ``"skip"`` returns the other ent
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ShardRecord:
     """One shard of a dataset, as the index records it.
+
+    Treat it as immutable (it is hashable by value). It is not ``frozen`` because a frozen
+    dataclass costs five times as much to build, and listing an index builds one per shard.
 
     Attributes:
         url: The shard's URL or path, exactly as given when the dataset was indexed. Entries
@@ -81,9 +84,9 @@ class ShardRecord:
     sha256: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class DatasetRecord:
-    """A dataset entry as a backend stores it.
+    """A dataset entry as a backend stores it (treat it as immutable, as :class:`ShardRecord`).
 
     Attributes:
         cid: The entry's content id (atdata-compatible, over ``schema_ref`` and ``data_urls``).
