@@ -104,7 +104,7 @@ def test_split_by_worker_and_node_without_torch(local_shards, monkeypatch):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
-def test_torch_dataloader_with_workers(local_shards):  # pragma: no cover - torch absent here
+def test_torch_dataloader_with_workers(local_shards):
     import torch.utils.data
 
     loader = torch.utils.data.DataLoader(

@@ -115,13 +115,26 @@ class DatasetRecord:
         return [s.url for s in self.shards]
 
     def same_content(self, other: DatasetRecord) -> bool:
-        """True when both records would read back identically (name, CID, shards, metadata)."""
+        """True when ``other`` describes this entry: the same name, CID, ref, URLs, metadata.
+
+        Shard facts count where ``other`` states them: a size, sample count or sha256 that
+        ``other`` knows and that differs from this record's means the files changed, so the
+        content is not the same. A fact ``other`` leaves unknown (``None``) asserts nothing,
+        so re-adding an entry without facts (an import, ``add_entry``) matches the stored one.
+        """
         return (
             self.name == other.name
             and self.cid == other.cid
             and self.schema_ref == other.schema_ref
-            and self.data_urls == other.data_urls
             and self.metadata == other.metadata
+            and len(self.shards) == len(other.shards)
+            and all(
+                mine.url == theirs.url
+                and theirs.size in (None, mine.size)
+                and theirs.sample_count in (None, mine.sample_count)
+                and theirs.sha256 in (None, mine.sha256)
+                for mine, theirs in zip(self.shards, other.shards, strict=True)
+            )
         )
 
 
