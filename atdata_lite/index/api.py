@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..errors import (
@@ -41,9 +41,9 @@ from ..schema import (
     schema_record,
     schema_to_type,
 )
-from ._metadata import decode_metadata, encode_metadata
+from ._metadata import encode_metadata
 from .backend import DatasetRecord, IndexBackend, OnConflict, SchemaRow, ShardRecord, open_backend
-from .entries import LocalDatasetEntry, LocalSchemaRecord, SchemaNamespace
+from .entries import LocalDatasetEntry, LocalSchemaRecord, SchemaNamespace, entry_from_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -233,18 +233,7 @@ class Index:
 
     # --- records <-> entries --------------------------------------------------------------
 
-    @staticmethod
-    def _entry(record: DatasetRecord) -> LocalDatasetEntry:
-        return LocalDatasetEntry._from_stored(
-            record.name,
-            record.schema_ref,
-            record.shards,
-            decode_metadata(record.metadata) if record.metadata is not None else None,
-            record.cid,
-            record.legacy_uuid,
-            record.created_at,
-            record.updated_at,
-        )
+    _entry = staticmethod(entry_from_record)
 
     def _entry_or_raise(self, record: DatasetRecord) -> LocalDatasetEntry:
         try:
@@ -297,28 +286,28 @@ class Index:
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
         """Every entry, ordered by name. An unreadable entry is skipped with a warning."""
-        return self._entries_of(self._backend.iter_datasets())
-
-    def _entries_of(self, records: Iterable[DatasetRecord]) -> Iterator[LocalDatasetEntry]:
-        for record in records:
-            try:
-                yield self._entry(record)
-            except Exception as exc:
-                log.warning(
-                    "Skipping dataset %r: its stored metadata cannot be decoded (%s)",
-                    record.name,
-                    exc,
-                )
+        return iter(self.list_entries())
 
     def list_entries(self) -> list[LocalDatasetEntry]:
         """Every entry, as a list. An unreadable entry is skipped with a warning."""
         records = list(self._backend.iter_datasets())
         entry = self._entry
         try:
-            # The common case in one comprehension: listing is on the hot path.
+            # The common case in one comprehension: listing is a hot path.
             return [entry(r) for r in records]
         except Exception:
-            return list(self._entries_of(records))
+            pass
+        entries: list[LocalDatasetEntry] = []
+        for record in records:
+            try:
+                entries.append(entry(record))
+            except Exception as exc:
+                log.warning(
+                    "Skipping dataset %r: its stored metadata cannot be decoded (%s)",
+                    record.name,
+                    exc,
+                )
+        return entries
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from ..cid import dataset_cid
-from .backend import ShardRecord
+from ._metadata import decode_metadata
+from .backend import DatasetRecord, ShardRecord
 
 __all__ = ["BasicIndexEntry", "LocalDatasetEntry", "LocalSchemaRecord", "SchemaNamespace"]
 
@@ -59,36 +60,6 @@ class LocalDatasetEntry:
         if self._cid is None:
             self._cid = dataset_cid(self.schema_ref, self.data_urls)
 
-    @classmethod
-    def _from_stored(
-        cls,
-        name: str,
-        schema_ref: str,
-        shards: tuple[ShardRecord, ...],
-        metadata: dict[str, Any] | None,
-        cid: str,
-        legacy_uuid: str | None,
-        created_at: datetime | None,
-        updated_at: datetime | None,
-    ) -> LocalDatasetEntry:
-        # The index's read path: the row is already consistent, so skip __init__'s checks
-        # (a get_dataset call should cost the query, not the object).
-        self = object.__new__(cls)
-        # One dict display assigned whole: the cheapest way to fill an instance (listing
-        # 10,000 entries builds 10,000 of these).
-        self.__dict__ = {
-            "name": name,
-            "schema_ref": schema_ref,
-            "data_urls": [s.url for s in shards],
-            "metadata": metadata,
-            "_cid": cid,
-            "_legacy_uuid": legacy_uuid,
-            "shards": shards,
-            "created_at": created_at,
-            "updated_at": updated_at,
-        }
-        return self
-
     @property
     def cid(self) -> str:
         """The content identifier (atdata-compatible, over ``schema_ref`` and ``data_urls``)."""
@@ -107,6 +78,34 @@ class LocalDatasetEntry:
 
 
 BasicIndexEntry = LocalDatasetEntry
+
+
+def entry_from_record(record: DatasetRecord) -> LocalDatasetEntry:
+    """Build the entry for a stored record (the index's read path).
+
+    The stored row is already consistent, so ``__init__``'s checks are skipped and the
+    instance is filled with one dict: a lookup should cost the query, not the object, and
+    listing builds one per dataset.
+
+    Raises:
+        ValueError: The stored metadata bytes are not msgpack.
+    """
+    shards = record.shards
+    packed = record.metadata
+    self = object.__new__(LocalDatasetEntry)
+    self.__dict__ = {
+        "name": record.name,
+        "schema_ref": record.schema_ref,
+        "data_urls": [s.url for s in shards],
+        "metadata": None if packed is None else decode_metadata(packed),
+        "_cid": record.cid,
+        "_legacy_uuid": record.legacy_uuid,
+        "shards": shards,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+    return self
+
 
 _SCHEMA_RECORD_KEYS = ("name", "version", "fields", "$ref", "description", "createdAt")
 

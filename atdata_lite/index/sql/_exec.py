@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 #: What a unique-constraint violation raises, whichever executor ran the statement.
 IntegrityErrors = (sa.exc.IntegrityError, sqlite3.IntegrityError)
 
-Row = tuple[Any, ...]
+Row = Sequence[Any]
 Converter = Callable[[Row], Row]
 
 
@@ -187,11 +187,13 @@ class _Compiled:
         self.memo: list[tuple[Any, Any]] = [(_UNSET, None)] * len(self.processed)
         # Result columns that need converting (timestamps on SQLite), by position.
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
+        as_utc = None  # one converter for all the row's timestamps: see _as_utc
         for i, col in enumerate(getattr(compiled.statement, "selected_columns", ())):
             processor = col.type.dialect_impl(dialect).result_processor(dialect, None)
             if processor is not None:
                 if isinstance(col.type, sa.DateTime) and col.type.timezone:
-                    processor = _as_utc(processor)
+                    as_utc = as_utc or _as_utc(processor)
+                    processor = as_utc
                 self.results.append((i, processor))
 
     def parameters(self, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
@@ -221,11 +223,12 @@ class _Compiled:
 
     def convert(self, row: Row) -> Row:
         """Apply the type processors to one row (raises on a value that cannot convert)."""
-        values = list(row)
+        values = list(row)  # a list is a row too: callers only index it
         for i, processor in self.results:
-            if values[i] is not None:
-                values[i] = processor(values[i])
-        return tuple(values)
+            value = values[i]
+            if value is not None:
+                values[i] = processor(value)
+        return values
 
 
 _UNSET = object()
@@ -235,13 +238,22 @@ def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     # SQLite keeps no time zone; the backend writes UTC, so what comes back is UTC. Parsing
     # SQLAlchemy's storage format with the offset appended is several times cheaper than
     # converting and then calling .replace(tzinfo=...), which matters when listing.
+    # A row's created_at and updated_at are usually the same string (an entry never
+    # replaced), so the last conversion is remembered: one parse per row instead of two.
     parse = datetime.fromisoformat
+    last: tuple[Any, Any] = (None, None)
 
     def convert(value: Any) -> Any:
+        nonlocal last
+        seen, result = last
+        if value == seen:
+            return result
         try:
-            return parse(value + "+00:00")
+            result = parse(value + "+00:00")
         except (TypeError, ValueError):  # another format: SQLAlchemy's own parser decides
-            return processor(value).replace(tzinfo=UTC)
+            result = processor(value).replace(tzinfo=UTC)
+        last = (value, result)  # one assignment: safe when threads share the statement
+        return result
 
     return convert
 
