@@ -22,7 +22,7 @@ __all__ = ["FsspecDataStore", "default_store", "validate_prefix"]
 # One path segment: letters, digits and a few safe punctuation marks. Anything else
 # (spaces, quotes, glob and brace characters, '%', control characters) is refused because
 # it would break brace patterns, printf shard patterns, shells or URLs.
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=+\-@]*$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+\-@]*")
 
 
 def validate_prefix(prefix: str) -> str:
@@ -48,7 +48,7 @@ def validate_prefix(prefix: str) -> str:
             if segment in ("", ".", ".."):
                 problem = f"it contains the segment {segment!r}"
                 break
-            if not _SEGMENT.match(segment):
+            if not _SEGMENT.fullmatch(segment):
                 problem = f"the segment {segment!r} contains characters that are not allowed"
                 break
     if problem is not None:

@@ -87,6 +87,8 @@ def test_s3_store(s3_endpoint, source):
         "a/{0..9}",
         "a/*",
         "a\nb",
+        "images/v1\n",
+        "v1\n/x",
         "a//b",
         "~/home",
     ],
