@@ -66,7 +66,9 @@ _PRIMITIVES: dict[type, str] = {
 _PRIMITIVE_TYPES: dict[str, type] = {v: k for k, v in _PRIMITIVES.items()}
 
 # Strict semver core: no leading zeros, so that "1.01.0" and "1.1.0" cannot both exist.
-_SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+# ASCII digits only, at most 9 per part (the SQL backend's integer semver columns, and its
+# auto-versioning, hold no more), matched in full (``$`` would accept a trailing newline).
+_SEMVER_RE = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 
 # Record keys in atdata's order; extra keys of a stored record follow them unchanged.
 _RECORD_KEYS = ("name", "version", "fields", "description", "createdAt")
@@ -132,11 +134,11 @@ def parse_semver(version: str) -> tuple[int, int, int]:
     Raises:
         InvalidSchemaRefError: (a ``ValueError``) ``version`` is not ``x.y.z``.
     """
-    match = _SEMVER_RE.match(version) if isinstance(version, str) else None
+    match = _SEMVER_RE.fullmatch(version) if isinstance(version, str) else None
     if match is None:
         raise InvalidSchemaRefError(
             f"Invalid semver format: {version!r}. Schema versions are three dot-separated "
-            "integers without leading zeros, e.g. '1.0.0'."
+            "integers (up to 9 digits each) without leading zeros, e.g. '1.0.0'."
         )
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch)
