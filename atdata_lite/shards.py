@@ -53,6 +53,8 @@ __all__ = [
 # printf-style integer conversions, as webdataset's ShardWriter uses: %d, %06d, %5i ...
 _CONVERSION = re.compile(r"%(?:%|[-+ #0]*\d*[di])")
 _TAR_BLOCK = 512
+# webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
+_META_MEMBER = re.compile(r"__[^/]*__($|/)")
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def iter_shard(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
                 if not member.isreg():
                     continue
                 parts = _split_member(member.name)
-                if parts is None or posixpath.basename(member.name).startswith("__"):
+                if parts is None or _META_MEMBER.match(member.name):
                     continue
                 key, ext = parts
                 f = tar.extractfile(member)

@@ -231,3 +231,16 @@ def test_progress_bar_goes_to_a_terminal_stderr_only(tmp_path, monkeypatch, caps
     monkeypatch.setattr(sys, "stderr", fake2)
     write_samples(rows(5), str(tmp_path / "t-%d.tar"), progress=False)
     assert fake2.getvalue() == ""
+
+
+def test_keys_starting_with_double_underscore_read_back(tmp_path):
+    # webdataset skips only metadata members named like "__index__"; a sample key that
+    # merely starts with "__" is an ordinary sample and must not be dropped on read.
+    from atdata_lite.dataset import Dataset
+
+    url = str(tmp_path / "s.tar")
+    (record,) = write_samples([("__a", rows(1)[0]), ("b", rows(2)[1])], url)
+    assert record.sample_count == 2
+    assert inspect_shard(url).sample_count == 2
+    assert [s["__key__"] for s in wds.WebDataset(url, shardshuffle=False)] == ["__a", "b"]
+    assert [s.idx for s in Dataset[Row](url).ordered()] == [0, 1]
