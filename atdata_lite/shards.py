@@ -226,7 +226,8 @@ class _ShardFile:
 
 
 def _shard_url(pattern: str, index: int) -> str:
-    return pattern % index if _CONVERSION.search(pattern.replace("%%", "")) else pattern
+    # Without a conversion, "%%" still means a literal "%" (printf rules, as in patterns).
+    return pattern % index if shard_urls_for_pattern(pattern) else pattern.replace("%%", "%")
 
 
 def shard_urls_for_pattern(pattern: str) -> bool:

@@ -244,3 +244,12 @@ def test_keys_starting_with_double_underscore_read_back(tmp_path):
     assert inspect_shard(url).sample_count == 2
     assert [s["__key__"] for s in wds.WebDataset(url, shardshuffle=False)] == ["__a", "b"]
     assert [s.idx for s in Dataset[Row](url).ordered()] == [0, 1]
+
+
+def test_literal_percent_in_a_single_url_target(tmp_path):
+    # "write a literal % as %%" holds for single-shard targets too, not only for patterns
+    (record,) = write_samples(rows(2), str(tmp_path / "top-5%%.tar"))
+    assert record.url == str(tmp_path / "top-5%.tar")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["top-5%.tar"]
+    records = write_samples(rows(3), str(tmp_path / "p%%-%02d.tar"), maxcount=2)
+    assert [Path(r.url).name for r in records] == ["p%-00.tar", "p%-01.tar"]
