@@ -38,3 +38,38 @@ def test_publish_refuses_version_too_big_for_auto_versioning(any_index):
     with pytest.raises(ValueError, match="Invalid semver format"):
         any_index.publish_schema(Point, version="1234567890.0.0")
     assert any_index.publish_schema(Point).endswith("@1.0.0")
+
+
+def test_foreign_wal_database_is_left_untouched(tmp_path):
+    # A foreign SQLite database in WAL mode whose last commits are still in its -wal file
+    # (copied while its writer had the file open). Probing it with a read-write connection
+    # checkpointed the WAL into the file and deleted the -wal on close, although the error
+    # says the file "was left untouched".
+    import hashlib
+    import shutil
+    import sqlite3
+
+    from atdata_lite.errors import NotAnIndexError
+    from atdata_lite.index import Index
+
+    writer = sqlite3.connect(tmp_path / "orig.db", isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t(x)")
+    writer.execute("INSERT INTO t VALUES (1)")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tmp_path / "orig.db", copy / "f.db")
+    shutil.copy(tmp_path / "orig.db-wal", copy / "f.db-wal")
+    writer.close()
+
+    def digests():
+        return [
+            hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+            for p in (copy / "f.db", copy / "f.db-wal")
+        ]
+
+    before = digests()
+    with pytest.raises(NotAnIndexError, match="other tables"):
+        Index(copy / "f.db")
+    assert digests() == before

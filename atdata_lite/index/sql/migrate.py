@@ -161,11 +161,18 @@ def _check_sqlite_header(path: Path) -> bool:
 
 
 def _probe_sqlite(path: Path, busy_timeout: float) -> _State:
-    """Read the revision of a SQLite file with a plain connection (no settings applied)."""
+    """Read the revision of a SQLite file with a plain read-only connection (no settings)."""
     if not path.exists() or not _check_sqlite_header(path):
         return _State(None)
     try:
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        # Read-only: a read-write connection would roll back a hot journal, or checkpoint
+        # and delete a WAL file when it closes, modifying a file that may not be ours.
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=busy_timeout,
+            isolation_level=None,
+        )
     except sqlite3.Error as exc:
         raise NotAnIndexError(f"Cannot open {path} as an index: {exc}.") from exc
     try:
