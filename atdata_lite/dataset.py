@@ -64,6 +64,8 @@ def _rng(seed: int | None, stage: str) -> random.Random:
 
 class _ShuffleSamples:
     def __init__(self, bufsize: int, seed: int | None) -> None:
+        if bufsize < 1:
+            raise ValueError(f"buffer_samples must be a positive integer, got {bufsize}.")
         self.bufsize = bufsize
         self.seed = seed
 
@@ -351,13 +353,17 @@ class Dataset(Generic[ST]):
         Args:
             buffer_shards: Kept for atdata compatibility; the whole shard list (of this
                 node and worker) is shuffled.
-            buffer_samples: Size of the sample shuffle buffer.
+            buffer_samples: Size of the sample shuffle buffer (at least 1; 1 keeps the
+                order of the shuffled shards).
             batch_size: As in :meth:`ordered`.
             seed: Makes the order reproducible: the same seed gives the same order on every
                 iteration and run (pass e.g. the epoch number for a new order per epoch).
 
         Returns:
             A re-iterable pipeline.
+
+        Raises:
+            ValueError: ``buffer_samples`` or ``batch_size`` is smaller than 1.
         """
         del buffer_shards  # each worker shuffles its own shard list entirely
         return wds.DataPipeline(

@@ -235,3 +235,12 @@ def test_source_or_url_required():
     with pytest.raises(TypeError, match="'source' or 'url'"):
         Dataset[Row]()
     assert Dataset[Row](url="x.tar").url == "x.tar"
+
+
+@pytest.mark.parametrize("bad", [{"buffer_samples": 0}, {"buffer_samples": -5}])
+def test_shuffled_refuses_a_buffer_smaller_than_one(tmp_path, bad):
+    write_samples(rows(3), str(tmp_path / "s.tar"))
+    ds = Dataset[Row](str(tmp_path / "s.tar"))
+    with pytest.raises(ValueError, match="buffer_samples must be a positive integer"):
+        ds.shuffled(seed=0, **bad)
+    assert sorted(s.idx for s in ds.shuffled(buffer_samples=1, seed=0)) == [0, 1, 2]
