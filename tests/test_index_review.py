@@ -73,3 +73,34 @@ def test_foreign_wal_database_is_left_untouched(tmp_path):
     with pytest.raises(NotAnIndexError, match="other tables"):
         Index(copy / "f.db")
     assert digests() == before
+
+
+def test_failed_commit_does_not_leave_the_write_lock_held(tmp_path):
+    # A COMMIT that fails (disk full, I/O error; here a deferred foreign key) left the
+    # thread's sqlite3 connection inside its transaction: it kept SQLite's write lock, so
+    # every other writer waited out its busy timeout, and this thread's next write failed
+    # with "cannot start a transaction within a transaction".
+    import sqlite3
+
+    from _sql_helpers import record
+
+    from atdata_lite.index.sql import open_sql_backend
+
+    path = tmp_path / "index.db"
+    b = open_sql_backend(str(path))
+    try:
+        with pytest.raises(sqlite3.IntegrityError), b._x.write() as w:
+            w.conn.execute("PRAGMA defer_foreign_keys=ON")
+            w.conn.execute(
+                "INSERT INTO dataset_shards (dataset_id, position, url) VALUES (999, 0, 'x')"
+            )
+        assert not b._x.connection().in_transaction
+        b.insert_datasets([record("a")])  # this thread can write again
+        other = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # and so can another connection
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+    finally:
+        b.close()

@@ -430,7 +430,15 @@ class SqliteExecutor(Executor):
             if conn.in_transaction:  # SQLite may have rolled back already (disk full...)
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full, I/O error, a deferred constraint) leaves the
+            # transaction open, holding the write lock: end it, or every later write here
+            # fails and other writers wait out their busy timeout.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._closed = True
