@@ -425,3 +425,20 @@ def test_add_metadata_and_on_conflict(cli: Cli, demo: dict) -> None:
     for bad in ("{not json", "[1, 2]"):
         result = cli("add", "x", third, "--schema", "DemoImage", "--metadata", bad)
         assert result.exit_code == 2 and "--metadata" in result.stderr
+
+
+def test_demo_never_replaces_a_dataset_it_did_not_write(cli: Cli, demo: dict, tmp_path: Path):
+    # `demo --name X` on a user's own dataset X must not replace it and delete its shards.
+    own = tmp_path / "own"
+    own.mkdir()
+    for path in shard_paths(demo):
+        (own / path.name).write_bytes(path.read_bytes())
+    cli.json("add", "train", str(own / "*.tar"), "--schema", "DemoImage")
+    before = cli.json("show", "train")
+    error = cli.fails("demo", "--name", "train").stderr
+    assert "train" in error and "atdata-lite rm train" in error
+    assert cli.json("show", "train") == before
+    assert sorted(p.name for p in own.iterdir()) == sorted(p.name for p in shard_paths(demo))
+    # its own earlier runs are still replaced
+    assert cli.json("demo", "--samples", "5")["replaced_previous"] is True
+

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from ._app import AppState, cli, json_option, pass_state
+from ._app import AppState, CliError, cli, json_option, pass_state
 from ._output import echo_json, format_size, render_kv
 
 __all__ = ["demo"]
@@ -28,6 +28,14 @@ def _run_prefix(name: str) -> str:
     # A new prefix per run: the previous run's shards stay intact until the entry is replaced.
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{name}/{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+_DEMO_SOURCE = "atdata-lite demo"
+
+
+def _written_by_demo(entry: Any) -> bool:
+    metadata = entry.metadata
+    return isinstance(metadata, dict) and metadata.get("source") == _DEMO_SOURCE
 
 
 @cli.command()
@@ -52,7 +60,8 @@ def _run_prefix(name: str) -> str:
 def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     """Write a small typed dataset to the default store, index it and read it back.
 
-    Run it again to replace the dataset (its old shards are deleted).
+    Run it again to replace the dataset (its old shards are deleted); a dataset NAME that
+    demo did not write is never replaced.
     """
     from ..dataset import Dataset
     from ..errors import DatasetNotFoundError
@@ -67,6 +76,13 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
         previous = index.get_dataset(name)
     except DatasetNotFoundError:
         previous = None
+    if previous is not None and not _written_by_demo(previous):
+        # Replacing would also delete its shards: only ever do that to an earlier demo run.
+        raise CliError(
+            f"A dataset named {name!r} already exists in {state.display_location} and was "
+            f"not written by `atdata-lite demo`; choose another --name, or remove it first "
+            f"with: atdata-lite rm {name}"
+        )
 
     # The schema that matches DemoImage's content (published on the first run only).
     schema_ref = index.schema_ref_for_type(DemoImage)
@@ -83,7 +99,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
             records,
             name=name,
             schema_ref=schema_ref,
-            metadata={"source": "atdata-lite demo", "samples": count},
+            metadata={"source": _DEMO_SOURCE, "samples": count},
             on_conflict="replace",
         )
     except BaseException:
