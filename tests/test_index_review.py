@@ -104,3 +104,20 @@ def test_failed_commit_does_not_leave_the_write_lock_held(tmp_path):
             other.close()
     finally:
         b.close()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "where"),
+    [({"a": ["\ud800"]}, r"metadata\['a'\]\[0\]"), ({"k\udcff": 1}, r"metadata has the key")],
+)
+def test_metadata_with_lone_surrogates_is_refused_clearly(tmp_path, metadata, where):
+    # msgpack cannot encode such text: a bare UnicodeEncodeError named no place and was no
+    # InvalidMetadataError.
+    from atdata_lite.dataset import Dataset
+    from atdata_lite.errors import InvalidMetadataError
+    from atdata_lite.index import Index
+
+    with Index(tmp_path / "index.db") as index:
+        with pytest.raises(InvalidMetadataError, match=where):
+            index.add_entry(Dataset[Point]("a.tar"), name="a", metadata=metadata)
+        assert index.list_datasets() == []

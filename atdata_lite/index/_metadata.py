@@ -33,6 +33,20 @@ def _fail(path: str, what: str, fix: str) -> InvalidMetadataError:
     )
 
 
+def _check_text(text: str, path: str, what: str) -> None:
+    # msgpack stores str as UTF-8: a lone surrogate (from a mis-decoded file name, say)
+    # cannot be encoded and would fail with a bare UnicodeEncodeError naming no path.
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _fail(
+                path,
+                f"{what} that is not valid Unicode ({exc.reason} at position {exc.start})",
+                "Store such data as bytes, or fix the text.",
+            ) from None
+
+
 def _check(value: Any, path: str, depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _fail(path, f"is nested more than {_MAX_DEPTH} levels deep", "Flatten it.")
@@ -46,7 +60,10 @@ def _check(value: Any, path: str, depth: int) -> None:
             else "Convert it with .item()."
         )
         raise _fail(path, f"is a numpy {kind.__name__}", fix)
-    if value is None or isinstance(value, (bool, str, bytes, float)):
+    if isinstance(value, str):
+        _check_text(value, path, "is a string")
+        return
+    if value is None or isinstance(value, (bool, bytes, float)):
         return
     if isinstance(value, int):
         if not _MIN_INT <= value <= _MAX_INT:
@@ -62,6 +79,7 @@ def _check(value: Any, path: str, depth: int) -> None:
                     f"has the non-string key {key!r} ({type(key).__name__})",
                     "Use string keys (e.g. str(key)).",
                 )
+            _check_text(key, path, f"has the key {key!r}, a string")
             _check(item, f"{path}[{key!r}]", depth + 1)
         return
     if isinstance(value, list):
