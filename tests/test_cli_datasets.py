@@ -442,3 +442,8 @@ def test_demo_never_replaces_a_dataset_it_did_not_write(cli: Cli, demo: dict, tm
     # its own earlier runs are still replaced
     assert cli.json("demo", "--samples", "5")["replaced_previous"] is True
 
+
+def test_demo_bad_name_is_a_usage_error(cli: Cli) -> None:
+    result = cli.fails("demo", "--name", "my demo", code=2)
+    assert "--name" in result.stderr and "Invalid prefix" not in result.stderr
+    assert cli.json("ls") == []

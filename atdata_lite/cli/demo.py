@@ -64,12 +64,21 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     demo did not write is never replaced.
     """
     from ..dataset import Dataset
-    from ..errors import DatasetNotFoundError
+    from ..errors import DatasetNotFoundError, InvalidPrefixError
     from ..shards import remove_shards, write_samples
     from ..stores import default_store, validate_prefix
     from ._demo_sample import DemoImage, make_samples
     from .datasets import owned_shards
 
+    try:
+        validate_prefix(name)
+    except InvalidPrefixError:
+        # The name is also the store directory and the shard file names.
+        raise click.BadParameter(
+            f"{name!r} cannot name the demo's files: use letters, digits and '_.-=+@' "
+            "(e.g. demo2).",
+            param_hint="--name",
+        ) from None
     index = state.index()
     store = default_store()
     try:
