@@ -121,3 +121,15 @@ def test_metadata_with_lone_surrogates_is_refused_clearly(tmp_path, metadata, wh
         with pytest.raises(InvalidMetadataError, match=where):
             index.add_entry(Dataset[Point]("a.tar"), name="a", metadata=metadata)
         assert index.list_datasets() == []
+
+
+def test_stub_module_name_refuses_a_version_ending_in_newline(tmp_path):
+    # A record atdata wrote may carry any version string; "1.0.0\n" passed the check
+    # (`$` matches before a final newline) and named a stub file "X_1_0_0\n.pyi".
+    from atdata_lite.errors import SchemaDecodeError
+    from atdata_lite.index.stubs import StubManager
+
+    stubs = StubManager(tmp_path)
+    with pytest.raises(SchemaDecodeError, match="cannot be part"):
+        stubs.module_name("X", "1.0.0\n")
+    assert stubs.module_name("X", "1.0.0") == "X_1_0_0"

@@ -32,7 +32,7 @@ from ..schema import field_kind
 __all__ = ["StubManager", "default_stub_dir"]
 
 _AUTHORITY_RE = re.compile(r"^atdata://([^/]+)/")
-_VERSION_PART_RE = re.compile(r"^[0-9A-Za-z_]+$")
+_VERSION_PART_RE = re.compile(r"[0-9A-Za-z_]+")  # fullmatch: `$` accepts a final newline
 _PRIMITIVE_TEXT = {"str": "str", "int": "int", "float": "float", "bool": "bool", "bytes": "bytes"}
 
 _ROOT_INIT = '"""Type stubs of atdata-lite schemas (generated; never imported)."""\n'
@@ -106,7 +106,7 @@ class StubManager:
         """
         _identifier(name, "schema name")
         part = str(version).replace(".", "_")
-        if not _VERSION_PART_RE.match(part):
+        if not _VERSION_PART_RE.fullmatch(part):
             raise SchemaDecodeError(
                 f"Cannot write a type stub: the version {version!r} of {name!r} cannot be part "
                 "of a module name."
