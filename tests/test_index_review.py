@@ -133,3 +133,15 @@ def test_stub_module_name_refuses_a_version_ending_in_newline(tmp_path):
     with pytest.raises(SchemaDecodeError, match="cannot be part"):
         stubs.module_name("X", "1.0.0\n")
     assert stubs.module_name("X", "1.0.0") == "X_1_0_0"
+
+
+def test_index_takes_atdata_positional_parameters(tmp_path):
+    # atdata: Index(redis=None, data_store=None, auto_stubs=False, stub_dir=None, **kwargs);
+    # Index(client, store) was a TypeError here (data_store was keyword-only).
+    from atdata_lite.index import Index
+    from atdata_lite.stores import FsspecDataStore
+
+    store = FsspecDataStore(str(tmp_path / "store"))
+    with Index(tmp_path / "index.db", store, False, tmp_path / "stubs") as index:
+        assert index.data_store is store
+        assert index.stub_dir == tmp_path / "stubs"

@@ -97,6 +97,9 @@ class Index:
             ``url``, atdata's Redis keywords ``host``/``port``/``db``/``password`` select a
             Redis index, as ``Redis(**kwargs)`` did in atdata.
 
+    The first four parameters may be given by position, as atdata's
+    ``Index(redis, data_store, auto_stubs, stub_dir)``.
+
     Thread-safe; usable in a forked child (the backend reconnects); close it with
     :meth:`close` or use it as a context manager.
     """
@@ -104,10 +107,10 @@ class Index:
     def __init__(
         self,
         url: str | os.PathLike[str] | Any | None = None,
-        *,
         data_store: Any = None,
         auto_stubs: bool = False,
         stub_dir: str | os.PathLike[str] | None = None,
+        *,
         redis: Any = None,
         **backend_options: Any,
     ) -> None:
