@@ -447,3 +447,12 @@ def test_demo_bad_name_is_a_usage_error(cli: Cli) -> None:
     result = cli.fails("demo", "--name", "my demo", code=2)
     assert "--name" in result.stderr and "Invalid prefix" not in result.stderr
     assert cli.json("ls") == []
+
+
+def test_one_shard_is_said_in_the_singular(cli: Cli) -> None:
+    assert "into 1 shard, " in cli.ok("demo", "--samples", "3").stdout
+    shard = cli.json("show", "demo")["shards"][0]["url"]
+    cli.ok("rm", "demo")
+    cli.json("add", "one", shard, "--schema", "DemoImage")
+    out = cli.ok("rm", "one", "--delete-shards", "--yes").stdout
+    assert out.splitlines() == ["removed one", "deleted 1 shard file"]

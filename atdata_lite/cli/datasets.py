@@ -313,10 +313,10 @@ def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
     if to_delete and not yes:
         if not is_tty(sys.stdin):
             raise CliError(
-                f"Deleting {len(to_delete)} shard files of {name!r} needs confirmation; "
+                f"Deleting {_plural(len(to_delete), 'shard file')} of {name!r} needs confirmation; "
                 "rerun with --yes to confirm without a terminal."
             )
-        click.echo(f"{name}: {len(to_delete)} shard files will be deleted:", err=True)
+        click.echo(f"{name}: {_plural(len(to_delete), 'shard file')} will be deleted:", err=True)
         for url in to_delete:
             click.echo(f"  {url}", err=True)
         click.confirm("Remove the dataset and delete these files?", abort=True, err=True)
@@ -345,9 +345,9 @@ def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
     else:
         click.echo(f"removed {name}")
         if deleted:
-            click.echo(f"deleted {len(deleted)} shard files")
+            click.echo(f"deleted {_plural(len(deleted), 'shard file')}")
         if kept:
-            click.echo(f"kept {len(kept)} shard files that other datasets reference")
+            click.echo(f"kept {_plural(len(kept), 'shard file')} that other datasets reference")
     if failed:
         raise CliError(
             f"{name} was removed from the index, but deleting its shards failed: "

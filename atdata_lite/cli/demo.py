@@ -68,7 +68,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     from ..shards import remove_shards, write_samples
     from ..stores import default_store, validate_prefix
     from ._demo_sample import DemoImage, make_samples
-    from .datasets import owned_shards
+    from .datasets import _plural, owned_shards
 
     try:
         validate_prefix(name)
@@ -158,7 +158,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
         return
     click.echo(
         f"Wrote {count} DemoImage samples (image uint8[32,32,3], label, score) "
-        f"into {len(records)} shards, {format_size(size)}."
+        f"into {_plural(len(records), 'shard')}, {format_size(size)}."
     )
     pairs = [
         ("dataset", entry.name),
