@@ -145,3 +145,24 @@ def test_index_takes_atdata_positional_parameters(tmp_path):
     with Index(tmp_path / "index.db", store, False, tmp_path / "stubs") as index:
         assert index.data_store is store
         assert index.stub_dir == tmp_path / "stubs"
+
+
+def test_backup_round_trip_keeps_updated_at(tmp_path):
+    # The backup file holds updated_at, but importing it dropped the value: every restored
+    # entry had updated_at == created_at.
+    import time
+
+    from atdata_lite.dataset import Dataset
+    from atdata_lite.index import Index
+    from atdata_lite.transfer import export_catalog, import_catalog
+
+    with Index(tmp_path / "a.db") as a:
+        a.add_entry(Dataset[Point]("p.tar"), name="old")
+        time.sleep(0.01)
+        renamed = a.rename_dataset("old", "new")
+        assert renamed.updated_at > renamed.created_at
+        export_catalog(a, tmp_path / "backup.json")
+    with Index(tmp_path / "b.db") as b:
+        import_catalog(tmp_path / "backup.json", b)
+        got = b.get_dataset("new")
+    assert (got.created_at, got.updated_at) == (renamed.created_at, renamed.updated_at)

@@ -164,6 +164,7 @@ def _backup_dataset(key: str, item: Any) -> RawDataset:
         meta = item.get("metadata_b64")
         metadata = base64.b64decode(meta, validate=True) if meta is not None else None
         created = item.get("created_at")
+        updated = item.get("updated_at")
         rec = RawDataset(
             key=f"{key} {item['name']}",
             cid=item["cid"],
@@ -174,6 +175,7 @@ def _backup_dataset(key: str, item: Any) -> RawDataset:
             metadata=metadata,
             legacy_uuid=item.get("legacy_uuid"),
             created_at=datetime.fromisoformat(created) if created else None,
+            updated_at=datetime.fromisoformat(updated) if updated else None,
         )
         if not all(isinstance(v, str) for v in (rec.cid, rec.name, rec.schema_ref)):
             raise TypeError("cid, name and schema_ref must be strings")

@@ -199,6 +199,7 @@ def _plan_datasets(
             metadata=d.metadata,
             legacy_uuid=d.legacy_uuid,
             created_at=d.created_at,
+            updated_at=d.updated_at,
         )
         existing = target.get_dataset_by_cid(d.cid)
         if existing is not None:

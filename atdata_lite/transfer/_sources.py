@@ -56,6 +56,7 @@ class RawDataset:
     metadata: bytes | None = None
     legacy_uuid: str | None = None
     created_at: datetime | None = None
+    updated_at: datetime | None = None
     key_cid: str | None = None  # the CID the key names, when it differs from the cid field
     error: str | None = None
 
@@ -166,6 +167,7 @@ def _redis_dataset(key: str, fields: dict[bytes, bytes]) -> RawDataset:
         metadata=rec.metadata,
         legacy_uuid=rec.legacy_uuid,
         created_at=rec.created_at,
+        updated_at=rec.updated_at,
         key_cid=key_cid if key_cid != rec.cid else None,
     )
 
