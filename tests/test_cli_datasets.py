@@ -456,3 +456,27 @@ def test_one_shard_is_said_in_the_singular(cli: Cli) -> None:
     cli.json("add", "one", shard, "--schema", "DemoImage")
     out = cli.ok("rm", "one", "--delete-shards", "--yes").stdout
     assert out.splitlines() == ["removed one", "deleted 1 shard file"]
+
+
+def test_rm_reports_exactly_which_shard_deletions_failed(
+    cli: Cli, demo: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import atdata_lite.shards
+
+    real = atdata_lite.shards.remove_shards
+    bad = demo["shards"][1]
+
+    def flaky(urls, **kwargs):
+        urls = list(urls)
+        if bad in urls:
+            raise PermissionError(13, "Permission denied", bad)
+        real(urls, **kwargs)
+
+    monkeypatch.setattr(atdata_lite.shards, "remove_shards", flaky)
+    result = cli("--json", "rm", "demo", "--delete-shards", "--yes")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert sorted(doc["deleted_shards"]) == sorted([demo["shards"][0], demo["shards"][2]])
+    assert [f["urls"] for f in doc["failed"]] == [bad]
+    assert [p.exists() for p in shard_paths(demo)] == [False, True, False]
+    assert bad in result.stderr and demo["shards"][0] not in result.stderr

@@ -328,11 +328,13 @@ def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
     if to_delete:
         from ..shards import remove_shards
 
-        try:
-            remove_shards(to_delete)
-            deleted = to_delete
-        except Exception as exc:
-            failed = [{"urls": ", ".join(to_delete), "error": str(exc)}]
+        # One at a time, so that the report says exactly which files are left.
+        for url in to_delete:
+            try:
+                remove_shards([url])
+                deleted.append(url)
+            except Exception as exc:
+                failed.append({"urls": url, "error": str(exc)})
     doc = {
         "removed": name,
         "cid": entry.cid,
@@ -350,8 +352,9 @@ def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
             click.echo(f"kept {_plural(len(kept), 'shard file')} that other datasets reference")
     if failed:
         raise CliError(
-            f"{name} was removed from the index, but deleting its shards failed: "
-            f"{failed[0]['error']}. Delete them by hand: {failed[0]['urls']}"
+            f"{name} was removed from the index, but deleting "
+            f"{_plural(len(failed), 'shard file')} failed: {failed[0]['error']}. "
+            f"Delete them by hand: {', '.join(f['urls'] for f in failed)}"
         )
 
 
