@@ -480,3 +480,9 @@ def test_rm_reports_exactly_which_shard_deletions_failed(
     assert [f["urls"] for f in doc["failed"]] == [bad]
     assert [p.exists() for p in shard_paths(demo)] == [False, True, False]
     assert bad in result.stderr and demo["shards"][0] not in result.stderr
+
+
+def test_verify_checks_a_name_given_twice_once(cli: Cli, demo: dict) -> None:
+    doc = cli.json("verify", "demo", "demo")
+    assert [s["url"] for s in doc["shards"]] == demo["shards"]
+    assert "1 dataset, 3 shards: 3 ok" in cli.ok("verify", "demo", "demo").stdout

@@ -442,6 +442,7 @@ def verify(state: AppState, names: tuple[str, ...]) -> None:
     Checks the named datasets, or all of them. Exit code 1 if any shard is not ok.
     """
     index = state.index()
+    names = tuple(dict.fromkeys(names))  # a name given twice is checked once
     entries = [get_entry(state, n) for n in names] if names else list(index.list_datasets())
     jobs = [(entry.name, shard) for entry in entries for shard in _shards(entry)]
     results: list[dict[str, Any]] = []
