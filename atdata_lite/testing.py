@@ -41,6 +41,7 @@ from .errors import (
     AtdataLiteError,
     DatasetExistsError,
     DatasetNotFoundError,
+    IndexOpenError,
     SchemaConflictError,
 )
 from .index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord, open_backend
@@ -520,6 +521,17 @@ class _BackendTests:
         b = self.open_backend(location)
         b.close()
         b.close()
+
+    def test_closed_backend_refuses_use(self, location: str) -> None:
+        b = self.open_backend(location)
+        b.insert_datasets([make_record("d")])
+        b.close()
+        with pytest.raises(IndexOpenError, match="closed"):
+            b.get_dataset("d")
+        with pytest.raises(IndexOpenError, match="closed"):
+            b.insert_datasets([make_record("e")])
+        with pytest.raises(IndexOpenError, match="closed"):
+            list(b.iter_datasets())
 
 
 def _fields(rec: DatasetRecord) -> dict[str, Any]:

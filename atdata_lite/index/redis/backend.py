@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ...errors import (
     DatasetExistsError,
     DatasetNotFoundError,
+    IndexOpenError,
     SchemaConflictError,
 )
 from ..backend import (
@@ -594,8 +595,26 @@ class RedisBackend(IndexBackend):
         if self._closed:
             return
         self._closed = True
+        client, closed = self._client, _Closed(self._location)
+        # Every later call fails clearly (redis-py would reconnect and go on as if open).
+        self._client = closed
+        self._get_by_name = self._latest = closed.script
+        self._publish_next = self._publish_exact = self._hdel_if = closed.script
         if self._owns_client:
-            self._client.close()
+            client.close()
+
+
+class _Closed:
+    """Stands in for the client of a closed backend: any use raises ``IndexOpenError``."""
+
+    def __init__(self, location: str) -> None:
+        self._location = location
+
+    def script(self, *args: Any, **kwargs: Any) -> Any:
+        raise IndexOpenError(f"The index {self._location} was closed; open it again.")
+
+    def __getattr__(self, name: str) -> Any:
+        return self.script
 
 
 def _watch_more(pipe: Any, keys: list[str]) -> None:
