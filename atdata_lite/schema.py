@@ -366,9 +366,18 @@ def schema_record(
     Raises:
         NotPackableError: ``sample_type`` is not a class, not packable, not a dataclass, or
             has no fields.
+        InvalidSchemaRefError: The class's name is empty or dotted (no ref could name it).
         UnsupportedFieldTypeError: A field's type cannot be described.
     """
     _check_packable(sample_type)
+    name = sample_type.__name__
+    if not name or "." in name:
+        # A ref keeps only the last dotted part of a name (atdata's grammar), so such a
+        # schema would be stored under a ref that names another schema, or nothing.
+        raise InvalidSchemaRefError(
+            f"Cannot publish a schema named {name!r} (the class's __name__): a schema name "
+            "must be non-empty and contain no '.', or its ref cannot name it. Rename the class."
+        )
     fields = _record_fields(sample_type)
     if not fields:
         raise NotPackableError(

@@ -166,3 +166,20 @@ def test_backup_round_trip_keeps_updated_at(tmp_path):
         import_catalog(tmp_path / "backup.json", b)
         got = b.get_dataset("new")
     assert (got.created_at, got.updated_at) == (renamed.created_at, renamed.updated_at)
+
+
+@pytest.mark.parametrize("name", ["mod.Name", ""])
+def test_publish_refuses_a_name_no_ref_can_name(any_index, name):
+    # A ref keeps only the last dotted part of the name: "mod.Name" was stored, and its
+    # returned ref then named "Name" (SchemaNotFoundError); "" was stored under a ref that
+    # does not even parse.
+    from atdata_lite.samples import packable
+
+    @packable
+    class Sample:
+        a: int
+
+    Sample.__name__ = Sample.__qualname__ = name
+    with pytest.raises(ValueError, match="Cannot publish a schema named"):
+        any_index.publish_schema(Sample)
+    assert any_index.list_schemas() == []
