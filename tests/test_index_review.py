@@ -183,3 +183,32 @@ def test_publish_refuses_a_name_no_ref_can_name(any_index, name):
     with pytest.raises(ValueError, match="Cannot publish a schema named"):
         any_index.publish_schema(Sample)
     assert any_index.list_schemas() == []
+
+
+def test_in_memory_index_is_shared_by_threads():
+    # SQLAlchemy's default pool for an in-memory database gives each thread its own
+    # connection, so each thread saw its own empty database ("no such table: schemas").
+    import threading
+
+    from atdata_lite.dataset import Dataset
+    from atdata_lite.index import Index
+
+    with Index("sqlite://") as index:
+        ref = index.publish_schema(Point)
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                assert index.get_schema(ref)["name"] == "Point"
+                index.add_entry(Dataset[Point](f"t{i}.tar"), name=f"t{i}", schema_ref=ref)
+                assert len(index.list_datasets()) >= 1
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(e.name for e in index.list_datasets()) == [f"t{i}" for i in range(8)]

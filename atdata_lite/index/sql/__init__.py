@@ -73,5 +73,6 @@ def open_sql_backend(
     if target.kind == "sqlite" and target.path is not None:
         executor = SqliteExecutor(target.path, engine.dialect, busy_timeout=busy_timeout)
     else:
-        executor = EngineExecutor(engine)
+        # In-memory SQLite: one connection shared by all threads (see create_index_engine).
+        executor = EngineExecutor(engine, serialize=target.kind == "sqlite")
     return SqlBackend(target, engine, executor)

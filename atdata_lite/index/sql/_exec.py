@@ -119,14 +119,19 @@ class _EngineWriter(Writer):
 
 
 class EngineExecutor(Executor):
-    """Statements on SQLAlchemy connections from the engine's pool."""
+    """Statements on SQLAlchemy connections from the engine's pool.
 
-    def __init__(self, engine: sa.Engine) -> None:
+    ``serialize=True`` (in-memory SQLite: one connection, shared by every thread) runs one
+    statement or transaction at a time and reads whole results instead of streaming them.
+    """
+
+    def __init__(self, engine: sa.Engine, *, serialize: bool = False) -> None:
         self.engine = engine
         self._write_engine = engine.execution_options(**{WRITE: True})
+        self._serial: threading.RLock | None = threading.RLock() if serialize else None
 
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
-        with self.engine.connect() as conn:
+        with self._serialized(), self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(stmt, params)]
 
     def read_raw(
@@ -134,7 +139,13 @@ class EngineExecutor(Executor):
     ) -> tuple[Iterable[Row], Converter]:
         if params is not None:
             return self.read(stmt, params), same_row
+        if self._serial is not None:
+            with self._serial:
+                return list(self._stream(stmt)), same_row
         return self._stream(stmt), same_row
+
+    def _serialized(self) -> Any:
+        return self._serial if self._serial is not None else contextlib.nullcontext()
 
     def _stream(self, stmt: sa.Executable) -> Iterator[Row]:
         # SQLAlchemy converts while fetching: a row it cannot convert (a timestamp mangled
@@ -153,7 +164,7 @@ class EngineExecutor(Executor):
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
-        with self._write_engine.begin() as conn:
+        with self._serialized(), self._write_engine.begin() as conn:
             yield _EngineWriter(conn)
 
     def close(self) -> None:

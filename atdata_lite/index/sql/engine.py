@@ -126,6 +126,12 @@ def create_index_engine(
         The engine; its ``execution_options(atdata_lite_write=True)`` variant starts write
         transactions with ``BEGIN IMMEDIATE`` on SQLite.
     """
+    in_memory = target.kind == "sqlite" and target.url.database in (None, "", ":memory:")
+    if poolclass is None and in_memory:
+        # SQLAlchemy's default pool for an in-memory database gives each thread its own
+        # connection, hence its own empty database: another thread would find no tables.
+        # One connection for all threads (the backend serialises its use).
+        poolclass = sa.StaticPool
     if poolclass is not None:
         engine_options["poolclass"] = poolclass
     if target.kind == "sqlite":
