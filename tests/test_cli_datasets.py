@@ -79,9 +79,23 @@ def test_ls(cli: Cli, demo: dict) -> None:
     assert cells[2:4] == ["3", "30"]
 
 
-def test_ls_empty_index(cli: Cli) -> None:
-    assert cli.json("ls") == []
-    assert "No datasets yet" in cli.ok("ls").stdout
+def test_ls_on_a_new_default_index(cli: Cli) -> None:
+    # A new user's first command: the default location is created, and is empty.
+    result = cli("ls", index=False)
+    assert result.exit_code == 0, result.stderr
+    assert "No datasets yet" in result.stdout
+    assert json.loads(cli("--json", "ls", index=False).stdout) == []
+
+
+def test_read_commands_refuse_a_given_index_path_that_holds_nothing(cli: Cli) -> None:
+    # A typo in --index must not silently create (and list) a new empty index.
+    for args in (["ls"], ["show", "x"], ["verify"], ["schemas"], ["rm", "x", "--yes"]):
+        result = cli.fails(*args, code=1)
+        assert f"No index at {cli.index}" in result.stderr and "--index" in result.stderr
+        assert not cli.index.exists()
+        assert not cli.index.parent.joinpath(cli.index.name + ".lock").exists()
+    cli.json("demo", "--samples", "3")  # a command that writes creates it
+    assert cli.index.exists()
 
 
 def test_show_lists_every_shard(cli: Cli, demo: dict) -> None:
@@ -446,7 +460,7 @@ def test_demo_never_replaces_a_dataset_it_did_not_write(cli: Cli, demo: dict, tm
 def test_demo_bad_name_is_a_usage_error(cli: Cli) -> None:
     result = cli.fails("demo", "--name", "my demo", code=2)
     assert "--name" in result.stderr and "Invalid prefix" not in result.stderr
-    assert cli.json("ls") == []
+    assert not cli.index.exists()  # refused before the index was opened
 
 
 def test_one_shard_is_said_in_the_singular(cli: Cli) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -68,11 +69,30 @@ class AppState:
 
         return default_index_location()
 
-    def index(self) -> Index:
-        """Open the index once per command (closed when the command ends)."""
+    def index(self, *, create: bool = False) -> Index:
+        """Open the index once per command (closed when the command ends).
+
+        Args:
+            create: Whether a SQLite index that does not exist yet may be created. Only
+                commands that write something (``demo``, ``add``) pass ``True``; the others
+                refuse a path given with ``--index``/``$ATDATA_LITE_INDEX`` that holds nothing,
+                rather than leaving an empty index behind a typo. The default location is
+                created when needed, so a new user's first ``ls`` just shows no datasets.
+
+        Raises:
+            CliError: ``create`` is false and the given SQLite file does not exist.
+        """
         if self._index is None:
             from ..index.api import Index
 
+            if not create and self.index_location:
+                path = _sqlite_path(self.index_location)
+                if path is not None and not path.exists():
+                    raise CliError(
+                        f"No index at {path}: nothing is there. Check --index (or "
+                        "$ATDATA_LITE_INDEX); 'atdata-lite add', 'demo' and 'import --into' "
+                        "create an index."
+                    )
             self._index = Index(self.location)
         return self._index
 
@@ -81,6 +101,21 @@ class AppState:
         if self._index is not None:
             index, self._index = self._index, None
             index.close()
+
+
+def _sqlite_path(location: str) -> Path | None:
+    """The file behind a SQLite location (a path or ``sqlite:///``), else ``None``."""
+    from ..index.backend import url_scheme
+
+    scheme = url_scheme(location)
+    if scheme is None:
+        return Path(location).expanduser()
+    if scheme == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        database = make_url(location).database
+        return Path(database).expanduser() if database and database != ":memory:" else None
+    return None
 
 
 pass_state = click.make_pass_decorator(AppState)

@@ -258,7 +258,7 @@ def add(
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--metadata") from exc
         if not isinstance(metadata, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--metadata")
-    index = state.index()
+    index = state.index(create=True)
     ref = resolve_schema_ref(index, schema_ref, param_hint="--schema")
     index.get_schema(ref)  # a ref to a missing schema fails here, before any reading
     urls = expand_urls(patterns)

@@ -79,7 +79,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
             "(e.g. demo2).",
             param_hint="--name",
         ) from None
-    index = state.index()
+    index = state.index(create=True)
     store = default_store()
     try:
         previous = index.get_dataset(name)
