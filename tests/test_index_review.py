@@ -212,19 +212,3 @@ def test_in_memory_index_is_shared_by_threads():
             t.join()
         assert errors == []
         assert sorted(e.name for e in index.list_datasets()) == [f"t{i}" for i in range(8)]
-
-
-def test_import_dry_run_into_a_new_path_creates_nothing(tmp_path):
-    # A dry run opened the target, which created the index file (and its directories).
-    from atdata_lite.index import Index
-    from atdata_lite.transfer import export_catalog, import_catalog
-
-    with Index(tmp_path / "a.db") as a:
-        a.publish_schema(Point)
-    export_catalog(tmp_path / "a.db", tmp_path / "backup.json")
-    target = tmp_path / "new" / "target.db"
-    report = import_catalog(tmp_path / "backup.json", str(target), dry_run=True)
-    assert report.counts()["imported"] == 1 and report.target == str(target)
-    assert not (tmp_path / "new").exists()
-    report = import_catalog(tmp_path / "backup.json", str(target))
-    assert report.counts()["imported"] == 1 and report.target == str(target)
