@@ -91,6 +91,15 @@ def test_dry_run_writes_nothing(client, redis_url, target):
 
 
 @pytest.mark.redis
+def test_dry_run_into_a_new_file_creates_nothing(client, redis_url, tmp_path):
+    load_fixture(client)
+    new = tmp_path / "sub" / "new.db"
+    report = import_catalog(redis_url, str(new), dry_run=True)
+    assert report.target == str(new) and len(report.imported) == 6
+    assert list(tmp_path.iterdir()) == []  # no index, no folder, no lock file
+
+
+@pytest.mark.redis
 def test_failure_midway_leaves_the_target_unchanged(client, redis_url, target):
     load_fixture(client)
     seed = open_backend(target)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..index.backend import IndexBackend, open_backend
+from ..index.backend import IndexBackend, open_backend, url_scheme
 from ._backup import BACKUP_FORMAT, BACKUP_VERSION, write_backup
 from ._plan import ReportItem, plan_import
 from ._sources import read_source
@@ -126,6 +126,22 @@ def _resolve(target: Any) -> tuple[IndexBackend, bool]:
     )
 
 
+def _missing_sqlite_file(target: Any) -> bool:
+    """True when ``target`` is the location of a SQLite file that does not exist yet."""
+    if not isinstance(target, str | os.PathLike):
+        return False
+    location = os.path.expanduser(os.fspath(target))
+    scheme = url_scheme(location)
+    if scheme is None:
+        return not os.path.exists(location)
+    if scheme == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        database = make_url(location).database
+        return bool(database) and database != ":memory:" and not os.path.exists(database)
+    return False
+
+
 def _source_label(source: str | os.PathLike[str]) -> str:
     from ..index.redis.backend import _hide_password
 
@@ -163,13 +179,18 @@ def import_catalog(
     if not source.startswith(("redis://", "rediss://", "unix://")):
         source = os.path.expanduser(source)
     catalog = read_source(source)
-    backend, opened = _resolve(target)
+    if dry_run and _missing_sqlite_file(target):
+        # A dry run writes nothing, not even a new empty index: plan against an empty one.
+        backend, opened, label = open_backend("sqlite://"), True, os.fspath(target)
+    else:
+        backend, opened = _resolve(target)
+        label = backend.location
     try:
         plan = plan_import(catalog, backend, progress)
         backend.write_catalog(plan.schemas, plan.datasets, dry_run=dry_run)
         return ImportReport(
             source=_source_label(source),
-            target=backend.location,
+            target=label,
             dry_run=dry_run,
             imported=plan.imported,
             renamed=plan.renamed,
