@@ -234,6 +234,17 @@ class _BackendTests:
         backend.insert_datasets([make_record("d", metadata={"v": 2})], on_conflict="replace")
         assert msgpack.unpackb(backend.get_dataset("d").metadata) == {"v": 2}
 
+    @pytest.mark.parametrize("policy", ["error", "skip", "replace"])
+    def test_one_insert_stores_each_dataset_once(self, backend: IndexBackend, policy: str) -> None:
+        first = make_record("a", ["x.tar"])
+        twin = DatasetRecord(**{**_fields(first), "name": "b"})  # same CID, other name
+        for records in ([first, twin], [first, make_record("a", ["y.tar"])]):
+            with pytest.raises(ValueError, match=r"same (CID|name)"):
+                backend.insert_datasets(records, on_conflict=policy)
+        with pytest.raises(ValueError, match="on_conflict"):
+            backend.insert_datasets([first], on_conflict="merge")  # type: ignore[arg-type]
+        assert list(backend.iter_datasets()) == []
+
     def test_changed_shard_facts_are_other_content(self, backend: IndexBackend) -> None:
         # Same name and URLs, but the files were rewritten: the stored hashes must not be
         # kept silently (verify would then report a mismatch on good files).

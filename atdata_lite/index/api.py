@@ -42,7 +42,15 @@ from ..schema import (
     schema_to_type,
 )
 from ._metadata import encode_metadata
-from .backend import DatasetRecord, IndexBackend, OnConflict, SchemaRow, ShardRecord, open_backend
+from .backend import (
+    ON_CONFLICT_POLICIES,
+    DatasetRecord,
+    IndexBackend,
+    OnConflict,
+    SchemaRow,
+    ShardRecord,
+    open_backend,
+)
 from .entries import LocalDatasetEntry, LocalSchemaRecord, SchemaNamespace, entry_from_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,8 +64,6 @@ log = logging.getLogger("atdata_lite.index")
 
 T = TypeVar("T")
 
-_ON_CONFLICT = ("error", "skip", "replace")
-
 
 def _looks_like_redis_client(obj: Any) -> bool:
     return callable(getattr(obj, "hset", None)) and callable(getattr(obj, "ping", None))
@@ -70,9 +76,10 @@ def _check_name(name: Any) -> str:
 
 
 def _check_on_conflict(on_conflict: str) -> OnConflict:
-    if on_conflict not in _ON_CONFLICT:
+    if on_conflict not in ON_CONFLICT_POLICIES:
         raise ValueError(
-            f"on_conflict must be one of {', '.join(map(repr, _ON_CONFLICT))}, got {on_conflict!r}."
+            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
+            f"got {on_conflict!r}."
         )
     return cast(OnConflict, on_conflict)
 

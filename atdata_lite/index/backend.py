@@ -43,6 +43,7 @@ __all__ = [
     "OnConflict",
     "SchemaRow",
     "ShardRecord",
+    "checked_insert",
     "open_backend",
 ]
 
@@ -210,7 +211,8 @@ class IndexBackend(abc.ABC):
 
         Args:
             records: The entries to store. ``created_at``/``updated_at`` are ignored and
-                set by the backend. Names within ``records`` are distinct.
+                set by the backend. Names and CIDs within ``records`` must be distinct
+                (see :func:`checked_insert`).
             on_conflict: See :data:`OnConflict`.
 
         Returns:
@@ -220,6 +222,7 @@ class IndexBackend(abc.ABC):
         Raises:
             DatasetExistsError: A conflict under ``on_conflict="error"``, or a CID stored
                 under another name (unless ``"skip"``).
+            ValueError: An unknown ``on_conflict``, or two records with one name or CID.
         """
 
     @abc.abstractmethod
@@ -305,6 +308,35 @@ class IndexBackend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections. Idempotent; the backend is unusable afterwards."""
+
+
+ON_CONFLICT_POLICIES: tuple[str, ...] = ("error", "skip", "replace")
+
+
+def checked_insert(records: Sequence[DatasetRecord], on_conflict: str) -> list[DatasetRecord]:
+    """The arguments of :meth:`IndexBackend.insert_datasets`, checked the same way everywhere.
+
+    Returns:
+        ``records`` as a list.
+
+    Raises:
+        ValueError: ``on_conflict`` is not a policy, or two records share a name or a CID
+            (one call stores each dataset once, under one name).
+    """
+    if on_conflict not in ON_CONFLICT_POLICIES:
+        raise ValueError(
+            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
+            f"not {on_conflict!r}."
+        )
+    records = list(records)
+    for what, values in (("name", [r.name for r in records]), ("CID", [r.cid for r in records])):
+        if len(set(values)) != len(values):
+            dup = next(v for i, v in enumerate(values) if v in values[:i])
+            raise ValueError(
+                f"Two records in one insert have the same {what} ({dup}); insert each "
+                "dataset once, under one name."
+            )
+    return records
 
 
 # --- finding backends ----------------------------------------------------------------

@@ -37,6 +37,7 @@ from ..backend import (
     IndexBackend,
     OnConflict,
     SchemaRow,
+    checked_insert,
 )
 from . import _scripts
 from ._layout import (
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 _SCAN_COUNT = 1000
 _BATCH = 1000
 _MAX_RETRIES = 1000
-_ON_CONFLICT = ("error", "skip", "replace")
 
 
 def _hide_password(url: str) -> str:
@@ -227,17 +227,7 @@ class RedisBackend(IndexBackend):
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
     ) -> list[DatasetRecord]:
-        if on_conflict not in _ON_CONFLICT:
-            raise ValueError(f"on_conflict must be one of {_ON_CONFLICT}, not {on_conflict!r}")
-        records = list(records)
-        if len({r.name for r in records}) != len(records):
-            raise ValueError("insert_datasets: names within one call must be distinct")
-        if len({r.cid for r in records}) != len(records):
-            dup = next(r for i, r in enumerate(records) if r.cid in {x.cid for x in records[:i]})
-            raise DatasetExistsError(
-                f"Two records in one insert have the same content (CID {dup.cid}); "
-                "insert it once under one name."
-            )
+        records = checked_insert(records, on_conflict)
         if not records:
             return []
 

@@ -35,6 +35,7 @@ from ..backend import (
     OnConflict,
     SchemaRow,
     ShardRecord,
+    checked_insert,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
 from .engine import IndexTarget
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 _RETRIES = 20
 _CHUNK = 400  # bound parameters per IN (...) list: far below every SQLite build's limit
 _SEMVER = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
-_ON_CONFLICT = ("error", "skip", "replace")
 
 # --- statements, built once -------------------------------------------------------------
 
@@ -297,17 +297,9 @@ class SqlBackend(IndexBackend):
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
     ) -> list[DatasetRecord]:
-        if on_conflict not in _ON_CONFLICT:
-            raise ValueError(
-                f"on_conflict must be one of {', '.join(map(repr, _ON_CONFLICT))}, "
-                f"not {on_conflict!r}."
-            )
-        records = list(records)
+        records = checked_insert(records, on_conflict)
         if not records:
             return []
-        names = [r.name for r in records]
-        if len(set(names)) != len(names):
-            raise ValueError("insert_datasets: the records' names must be distinct.")
         for attempt in range(_RETRIES):
             try:
                 with self._begin_write() as conn:
