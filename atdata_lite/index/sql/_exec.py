@@ -126,8 +126,12 @@ class EngineExecutor(Executor):
     """
 
     def __init__(self, engine: sa.Engine, *, serialize: bool = False) -> None:
-        self.engine = engine
         self._write_engine = engine.execution_options(**{WRITE: True})
+        if engine.dialect.name == "postgresql":
+            # Reads are single statements: autocommit spares each one the BEGIN and the
+            # ROLLBACK on return to the pool, two of its three round trips.
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.engine = engine
         self._serial: threading.RLock | None = threading.RLock() if serialize else None
 
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
