@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 import subprocess
@@ -47,6 +48,21 @@ def test_info_on_a_new_machine_creates_nothing(cli: Cli) -> None:
     assert str(cli.index) in text
     assert "not created yet" in text
     assert "plugins" in text
+
+
+def test_info_says_which_driver_a_plugin_lacks(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugins = {p["scheme"]: p["status"] for p in cli.json("info")["plugins"]}
+    assert plugins["redis"] == plugins["sqlite"] == "ok"  # redis-py is installed here
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if it were not
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "redis" else real_find_spec(name, *a),
+    )
+    plugins = {p["scheme"]: p["status"] for p in cli.json("info")["plugins"]}
+    assert plugins["redis"] == "needs: pip install 'atdata-lite[redis]'"
+    assert plugins["sqlite"] == "ok"
 
 
 def test_db_upgrade_then_current(cli: Cli) -> None:

@@ -78,8 +78,19 @@ def _require_sql(state: AppState) -> str:
     return location
 
 
+# The built-in backends import their driver only when an index is opened, so loading the
+# entry point says nothing about it: (driver module, extra that installs it) per scheme.
+_DRIVERS = {
+    "redis": ("redis", "redis"),
+    "rediss": ("redis", "redis"),
+    "postgresql": ("psycopg", "postgres"),
+    "postgres": ("psycopg", "postgres"),
+}
+
+
 def _plugins() -> list[dict[str, Any]]:
     from importlib import metadata
+    from importlib.util import find_spec
 
     rows = []
     for ep in sorted(metadata.entry_points(group=BACKEND_ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -88,6 +99,9 @@ def _plugins() -> list[dict[str, Any]]:
             status = "ok"
         except Exception as exc:  # a broken plugin must not break `info`
             status = f"cannot load: {type(exc).__name__}: {exc}"
+        driver = _DRIVERS.get(ep.name) if ep.value.startswith("atdata_lite.") else None
+        if status == "ok" and driver is not None and find_spec(driver[0]) is None:
+            status = f"needs: pip install 'atdata-lite[{driver[1]}]'"
         dist = ep.dist.name if ep.dist is not None else None
         rows.append({"scheme": ep.name, "target": ep.value, "package": dist, "status": status})
     return rows
