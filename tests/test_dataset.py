@@ -104,6 +104,8 @@ def test_split_by_worker_and_node_without_torch(local_shards, monkeypatch):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+# More workers than this machine's 2 cores, on purpose: torch only warns about it.
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 def test_torch_dataloader_with_workers(local_shards):
     import torch.utils.data
 
