@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from _index_helpers import ImageSample, TextSample
 from numpy.typing import NDArray
 
 from atdata_lite.errors import (
@@ -51,25 +52,6 @@ FIXTURE_IMAGE_SAMPLE = (
     '"optional": true}], "description": "An image with a label.", "createdAt": '
     '"2026-11-22T10:07:02.968078+00:00"}'
 )
-
-
-@packable
-class ImageSample:
-    """An image with a label."""
-
-    image: NDArray
-    label: str
-    confidence: float | None = None
-
-
-@packable
-class TextSample:
-    text: str
-    tokens: list[int]
-    embedding: NDArray | None = None
-    raw: bytes = b""
-    flag: bool = False
-    count: int = 0
 
 
 # --- refs and semver ---------------------------------------------------------------------
