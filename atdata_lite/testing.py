@@ -245,6 +245,15 @@ class _BackendTests:
             backend.insert_datasets([first], on_conflict="merge")  # type: ignore[arg-type]
         assert list(backend.iter_datasets()) == []
 
+    def test_iter_datasets_as_lists_the_same_fields(self, backend: IndexBackend) -> None:
+        backend.insert_datasets(
+            [make_record("b", ["b1.tar", "b2.tar"], metadata={"k": 1}), make_record("a")]
+        )
+        rebuilt = list(backend.iter_datasets_as(DatasetRecord))
+        assert rebuilt == list(backend.iter_datasets())
+        assert [r.name for r in rebuilt] == ["a", "b"]
+        assert [s.url for s in rebuilt[1].shards] == ["b1.tar", "b2.tar"]
+
     def test_changed_shard_facts_are_other_content(self, backend: IndexBackend) -> None:
         # Same name and URLs, but the files were rewritten: the stored hashes must not be
         # kept silently (verify would then report a mismatch on good files).

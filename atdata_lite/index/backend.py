@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..errors import UnknownBackendError
 
@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 BACKEND_ENTRY_POINT_GROUP = "atdata_lite.backends"
+
+_T = TypeVar("_T")
 
 OnConflict = Literal["error", "skip", "replace"]
 """What ``insert_datasets`` does when a record's name is already taken by other content:
@@ -202,6 +204,23 @@ class IndexBackend(abc.ABC):
         A stored row that cannot be read is skipped with a ``logging`` warning naming its
         key and the reason; it never stops the iteration.
         """
+
+    def iter_datasets_as(self, make: Callable[..., _T]) -> Iterator[_T]:
+        """Yield ``make(cid, name, schema_ref, shards, metadata, legacy_uuid, created_at,
+        updated_at)`` for every entry, ordered by name (the fields of :class:`DatasetRecord`,
+        in its order).
+
+        The same listing as :meth:`iter_datasets`, without a :class:`DatasetRecord` in
+        between: :class:`~atdata_lite.index.api.Index` builds its entries this way, because
+        listing is a hot path. This default wraps :meth:`iter_datasets`; a backend may
+        build the items straight from its rows instead. Items for which ``make`` returns
+        ``None`` are yielded as ``None`` (the caller filters them).
+        """
+        for r in self.iter_datasets():
+            yield make(
+                r.cid, r.name, r.schema_ref, r.shards, r.metadata, r.legacy_uuid,
+                r.created_at, r.updated_at,
+            )  # fmt: skip
 
     @abc.abstractmethod
     def insert_datasets(

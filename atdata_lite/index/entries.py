@@ -80,31 +80,47 @@ class LocalDatasetEntry:
 BasicIndexEntry = LocalDatasetEntry
 
 
-def entry_from_record(record: DatasetRecord) -> LocalDatasetEntry:
-    """Build the entry for a stored record (the index's read path).
+def entry_from_fields(
+    cid: str,
+    name: str,
+    schema_ref: str,
+    shards: tuple[ShardRecord, ...],
+    metadata: bytes | None,
+    legacy_uuid: str | None,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+) -> LocalDatasetEntry:
+    """Build the entry for a stored dataset (the index's read path).
 
-    The stored row is already consistent, so ``__init__``'s checks are skipped and the
-    instance is filled with one dict: a lookup should cost the query, not the object, and
-    listing builds one per dataset.
+    Takes :class:`DatasetRecord`'s fields in order (the shape
+    :meth:`IndexBackend.iter_datasets_as` calls). The stored row is already consistent, so
+    ``__init__``'s checks are skipped and the instance is filled with one dict: a lookup
+    should cost the query, not the object, and listing builds one per dataset.
 
     Raises:
         ValueError: The stored metadata bytes are not msgpack.
     """
-    shards = record.shards
-    packed = record.metadata
     self = object.__new__(LocalDatasetEntry)
     self.__dict__ = {
-        "name": record.name,
-        "schema_ref": record.schema_ref,
+        "name": name,
+        "schema_ref": schema_ref,
         "data_urls": [s.url for s in shards],
-        "metadata": None if packed is None else decode_metadata(packed),
-        "_cid": record.cid,
-        "_legacy_uuid": record.legacy_uuid,
+        "metadata": None if metadata is None else decode_metadata(metadata),
+        "_cid": cid,
+        "_legacy_uuid": legacy_uuid,
         "shards": shards,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
+        "created_at": created_at,
+        "updated_at": updated_at,
     }
     return self
+
+
+def entry_from_record(record: DatasetRecord) -> LocalDatasetEntry:
+    """Build the entry for a stored record (see :func:`entry_from_fields`)."""
+    return entry_from_fields(
+        record.cid, record.name, record.schema_ref, record.shards, record.metadata,
+        record.legacy_uuid, record.created_at, record.updated_at,
+    )  # fmt: skip
 
 
 _SCHEMA_RECORD_KEYS = ("name", "version", "fields", "$ref", "description", "createdAt")

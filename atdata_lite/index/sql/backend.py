@@ -140,12 +140,16 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _records(
-    rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any]
-) -> Iterator[tuple[int, DatasetRecord]]:
+    rows: Iterable[Sequence[Any]],
+    convert: Callable[[Any], Any],
+    make: Callable[..., Any] = DatasetRecord,
+) -> Iterator[tuple[int, Any]]:
     """Group joined (dataset, shard) rows, ordered by dataset, into records.
 
-    Only the first row of each dataset is converted (the others repeat its columns); a
-    dataset whose row cannot be converted is skipped with a warning naming it.
+    ``make`` builds each one from :class:`DatasetRecord`'s fields, in order (see
+    :meth:`IndexBackend.iter_datasets_as`). Only the first row of each dataset is converted
+    (the others repeat its columns); a dataset whose row cannot be converted is skipped with
+    a warning naming it.
     """
     current_id: object = None
     head: Sequence[Any] = ()
@@ -153,7 +157,7 @@ def _records(
     for row in rows:
         if row[0] != current_id:
             if head:
-                yield current_id, _record(head, shards)  # type: ignore[misc]
+                yield current_id, _record(head, shards, make)  # type: ignore[misc]
             current_id, shards = row[0], []
             try:
                 head = convert(row)
@@ -166,16 +170,18 @@ def _records(
         if row[8] is not None:
             shards.append(ShardRecord(row[8], row[9], row[10], row[11]))
     if head:
-        yield current_id, _record(head, shards)  # type: ignore[misc]
+        yield current_id, _record(head, shards, make)  # type: ignore[misc]
 
 
-def _record(row: Sequence[Any], shards: list[ShardRecord]) -> DatasetRecord:
+def _record(
+    row: Sequence[Any], shards: list[ShardRecord], make: Callable[..., Any] = DatasetRecord
+) -> Any:
     created, updated = row[6], row[7]
     # PostgreSQL and the SQLite executor return aware timestamps; SQLAlchemy on an
     # in-memory SQLite database returns naive UTC.
     if created is not None and created.tzinfo is None:
         created, updated = _utc(created), _utc(updated)
-    return DatasetRecord(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated)
+    return make(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated)
 
 
 def _stamped(record: DatasetRecord, created: datetime | None, updated: datetime) -> DatasetRecord:
@@ -293,6 +299,11 @@ class SqlBackend(IndexBackend):
         # skipped with a warning by the executor rather than failing the whole listing.
         # map/itemgetter rather than a generator: listing is a hot path.
         return map(itemgetter(1), _records(*self._x.read_raw(_LIST_DATASETS)))
+
+    def iter_datasets_as(self, make: Callable[..., Any]) -> Iterator[Any]:
+        self._check_open()
+        rows, convert = self._x.read_raw(_LIST_DATASETS)
+        return map(itemgetter(1), _records(rows, convert, make))
 
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
