@@ -90,10 +90,22 @@ def _check_on_conflict(on_conflict: str) -> OnConflict:
     return cast(OnConflict, on_conflict)
 
 
-def _listed_entry(cid: str, name: str, *fields: Any) -> LocalDatasetEntry | None:
+def _listed_entry(
+    cid: str,
+    name: str,
+    schema_ref: str,
+    shards: tuple[ShardRecord, ...],
+    metadata: bytes | None,
+    legacy_uuid: str | None,
+    created_at: Any,
+    updated_at: Any,
+) -> LocalDatasetEntry | None:
     """An entry for a listing, or ``None`` (with a warning) if its metadata cannot be read."""
     try:
-        return entry_from_fields(cid, name, *fields)
+        # Positional, no *args: this runs once per listed dataset.
+        return entry_from_fields(
+            cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at
+        )
     except Exception as exc:
         log.warning("Skipping dataset %r: its stored metadata cannot be decoded (%s)", name, exc)
         return None
