@@ -42,6 +42,7 @@ from .errors import (
     DatasetExistsError,
     DatasetNotFoundError,
     IndexOpenError,
+    InvalidMetadataError,
     SchemaConflictError,
 )
 from .index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord, open_backend
@@ -648,7 +649,7 @@ class IndexConformance:
         with pytest.raises(ValueError):
             index.publish_schema(sample, version="banana")
 
-    def test_index_skips_unreadable_rows_when_listing(
+    def test_index_lists_past_unreadable_rows(
         self, index: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
         good = make_record("good", metadata={"k": "v"})
@@ -662,10 +663,14 @@ class IndexConformance:
             ],
         )
         with caplog.at_level(logging.WARNING):
-            assert [e.name for e in index.list_datasets()] == ["good"]
+            entries = index.list_datasets()
             assert [s["name"] for s in index.list_schemas()] == ["Sample"]
-        text = caplog.text
-        assert "bad-meta" in text and "Broken" in text
+        assert "Broken" in caplog.text  # the unreadable schema row is skipped, and said
+        # Broken metadata bytes: the entry is listed, its metadata raises naming it.
+        assert [e.name for e in entries] == ["bad-meta", "good"]
+        assert entries[1].metadata == {"k": "v"}
+        with pytest.raises(InvalidMetadataError, match="bad-meta"):
+            _ = entries[0].metadata
 
 
 class BackendConformance(_BackendTests, IndexConformance):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 import sys
 
 import numpy as np
@@ -432,3 +434,18 @@ def test_missing_schema_ref_is_refused(index):
         )
     assert isinstance(info.value, KeyError)
     assert index.list_datasets() == []
+
+
+def test_listed_entries_decode_metadata_once_and_behave_as_dataclasses(index):
+    # Entries read from the index decode their metadata on first use; nothing else may tell.
+    meta = {"split": "train", "n": 3, "blob": b"\x00"}
+    index.add_shards(["s.tar"], name="d", schema_ref=index.publish_schema(Point), metadata=meta)
+    [listed] = index.list_datasets()
+    assert "metadata" not in vars(listed)  # not decoded by listing
+    twin = pickle.loads(pickle.dumps(listed))  # DataLoader workers get entries this way
+    assert listed.metadata == meta and twin.metadata == meta
+    assert vars(listed)["metadata"] is listed.metadata  # decoded once, then kept
+    assert listed == dataclasses.replace(listed, metadata=dict(meta)) and "split" in repr(listed)
+    assert listed != dataclasses.replace(listed, metadata={"split": "test"})
+    assert dataclasses.replace(listed, name="e").metadata == meta
+    assert LocalDatasetEntry("x", "r", []).metadata is None  # the default is unchanged

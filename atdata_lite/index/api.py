@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from ..errors import (
     DatasetExistsError,
     DatasetNotFoundError,
-    InvalidMetadataError,
     NotPackableError,
     SchemaDecodeError,
     SchemaNotFoundError,
@@ -88,27 +87,6 @@ def _check_on_conflict(on_conflict: str) -> OnConflict:
             f"got {on_conflict!r}."
         )
     return cast(OnConflict, on_conflict)
-
-
-def _listed_entry(
-    cid: str,
-    name: str,
-    schema_ref: str,
-    shards: tuple[ShardRecord, ...],
-    metadata: bytes | None,
-    legacy_uuid: str | None,
-    created_at: Any,
-    updated_at: Any,
-) -> LocalDatasetEntry | None:
-    """An entry for a listing, or ``None`` (with a warning) if its metadata cannot be read."""
-    try:
-        # Positional, no *args: this runs once per listed dataset.
-        return entry_from_fields(
-            cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at
-        )
-    except Exception as exc:
-        log.warning("Skipping dataset %r: its stored metadata cannot be decoded (%s)", name, exc)
-        return None
 
 
 class Index:
@@ -272,15 +250,6 @@ class Index:
 
     _entry = staticmethod(entry_from_record)
 
-    def _entry_or_raise(self, record: DatasetRecord) -> LocalDatasetEntry:
-        try:
-            return self._entry(record)
-        except Exception as exc:  # corrupt metadata bytes: name the entry and the fix
-            raise InvalidMetadataError(
-                f"The stored metadata of dataset {record.name!r} cannot be decoded ({exc}). "
-                "Re-insert the entry with on_conflict='replace' to repair it."
-            ) from exc
-
     # --- datasets: reading ----------------------------------------------------------------
 
     def get_dataset(self, ref: str) -> LocalDatasetEntry:
@@ -296,7 +265,7 @@ class Index:
             record = self._backend.get_dataset_by_cid(ref)
         if record is None:
             raise DatasetNotFoundError(f"No entry with name: {ref}")
-        return self._entry_or_raise(record)
+        return self._entry(record)
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
         """Return the entry named ``name``.
@@ -307,7 +276,7 @@ class Index:
         record = self._backend.get_dataset(name)
         if record is None:
             raise DatasetNotFoundError(f"No entry with name: {name}")
-        return self._entry_or_raise(record)
+        return self._entry(record)
 
     def get_entry(self, cid: str) -> LocalDatasetEntry:
         """Return the entry whose CID is ``cid``.
@@ -318,18 +287,23 @@ class Index:
         record = self._backend.get_dataset_by_cid(cid)
         if record is None:
             raise DatasetNotFoundError(f"LocalDatasetEntry not found: {cid}")
-        return self._entry_or_raise(record)
+        return self._entry(record)
 
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
-        """Every entry, ordered by name. An unreadable entry is skipped with a warning."""
-        return (e for e in self._backend.iter_datasets_as(_listed_entry) if e is not None)
+        """Every entry, ordered by name (see :meth:`list_entries` for unreadable rows)."""
+        return self._backend.iter_datasets_as(entry_from_fields)
 
     def list_entries(self) -> list[LocalDatasetEntry]:
-        """Every entry, as a list. An unreadable entry is skipped with a warning."""
-        # Listing is a hot path (benchmarks/index.py): the backend builds the entries
-        # straight from its rows, with no DatasetRecord in between.
-        return [e for e in self._backend.iter_datasets_as(_listed_entry) if e is not None]
+        """Every entry, as a list.
+
+        A row the backend cannot read is skipped with a warning. An entry whose stored
+        metadata is broken is listed; reading its ``metadata`` raises
+        :class:`~atdata_lite.errors.InvalidMetadataError` naming it (metadata is decoded on
+        first use, which keeps listing cheap).
+        """
+        # The backend builds the entries straight from its rows: listing is a hot path.
+        return list(self._backend.iter_datasets_as(entry_from_fields))
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:
@@ -367,7 +341,7 @@ class Index:
             legacy_uuid=legacy_uuid,
         )
         (stored,) = self._backend.insert_datasets([record], on_conflict=on_conflict)
-        return self._entry_or_raise(stored)
+        return self._entry(stored)
 
     def _require_schema(self, schema_ref: str) -> str:
         name, version = parse_schema_ref(schema_ref)
@@ -572,7 +546,7 @@ class Index:
                     "another name, or pass on_conflict='replace' or 'skip'."
                 )
             if on_conflict == "skip":
-                return self._entry_or_raise(existing)
+                return self._entry(existing)
 
         store = self._data_store
         fresh = callable(getattr(store, "write_dataset", None))
@@ -618,7 +592,7 @@ class Index:
         record = self._backend.delete_dataset(name)
         if record is None:
             raise DatasetNotFoundError(f"No entry with name: {name}")
-        return self._entry_or_raise(record)
+        return self._entry(record)
 
     def rename_dataset(self, old: str, new: str) -> LocalDatasetEntry:
         """Rename an entry (its CID does not change).
@@ -628,7 +602,7 @@ class Index:
             DatasetExistsError: (a ``ValueError``) ``new`` is taken.
         """
         _check_name(new)
-        return self._entry_or_raise(self._backend.rename_dataset(old, new))
+        return self._entry(self._backend.rename_dataset(old, new))
 
     # --- schemas --------------------------------------------------------------------------
 

@@ -77,6 +77,39 @@ class LocalDatasetEntry:
         return self.schema_ref
 
 
+class _StoredMetadata:
+    """``LocalDatasetEntry.metadata`` of an entry read from an index: decoded on first use.
+
+    A non-data descriptor: an entry built by ``__init__`` (or already decoded) holds
+    ``metadata`` in its ``__dict__``, which wins, so this runs once per entry at most. Listing
+    an index therefore decodes no metadata nobody reads, and a row whose stored bytes are
+    broken still lists; reading its ``metadata`` raises, naming the entry and the repair.
+    """
+
+    def __get__(self, entry: LocalDatasetEntry | None, owner: type | None = None) -> Any:
+        if entry is None:
+            return None  # the dataclass default, as the class attribute was
+        state = entry.__dict__
+        packed = state.get("_packed_metadata")
+        try:
+            value = None if packed is None else decode_metadata(packed)
+        except Exception as exc:
+            from ..errors import InvalidMetadataError
+
+            raise InvalidMetadataError(
+                f"The stored metadata of dataset {state.get('name')!r} cannot be decoded "
+                f"({exc}). Re-insert the entry with on_conflict='replace' to repair it, or "
+                "delete it."
+            ) from exc
+        state["metadata"] = value
+        state.pop("_packed_metadata", None)
+        return value
+
+
+# After @dataclass: __init__ keeps None as the default and stores what it is given in the
+# instance, so only entries built by entry_from_fields reach the descriptor.
+LocalDatasetEntry.metadata = _StoredMetadata()  # type: ignore[assignment,method-assign]
+
 BasicIndexEntry = LocalDatasetEntry
 
 
@@ -97,15 +130,14 @@ def entry_from_fields(
     ``__init__``'s checks are skipped and the instance is filled with one dict: a lookup
     should cost the query, not the object, and listing builds one per dataset.
 
-    Raises:
-        ValueError: The stored metadata bytes are not msgpack.
+    ``metadata`` (msgpack bytes) is decoded when the entry's ``metadata`` is first read.
     """
     self = object.__new__(LocalDatasetEntry)
     self.__dict__ = {
         "name": name,
         "schema_ref": schema_ref,
         "data_urls": [s.url for s in shards],
-        "metadata": None if metadata is None else decode_metadata(metadata),
+        "_packed_metadata": metadata,
         "_cid": cid,
         "_legacy_uuid": legacy_uuid,
         "shards": shards,
