@@ -255,6 +255,18 @@ class _BackendTests:
         assert [r.name for r in rebuilt] == ["a", "b"]
         assert [s.url for s in rebuilt[1].shards] == ["b1.tar", "b2.tar"]
 
+    def test_write_catalog_refuses_a_catalog_that_names_a_thing_twice(
+        self, backend: IndexBackend
+    ) -> None:
+        row = make_schema_row("S", "1.0.0")
+        with pytest.raises(SchemaConflictError, match=r"S@1\.0\.0"):
+            backend.write_catalog([row, row], [])
+        first = make_record("a", ["x.tar"])
+        for twin in (make_record("a", ["y.tar"]), DatasetRecord(**{**_fields(first), "name": "b"})):
+            with pytest.raises(DatasetExistsError):
+                backend.write_catalog([row], [first, twin])
+        assert list(backend.iter_schemas()) == [] and list(backend.iter_datasets()) == []
+
     def test_changed_shard_facts_are_other_content(self, backend: IndexBackend) -> None:
         # Same name and URLs, but the files were rewritten: the stored hashes must not be
         # kept silently (verify would then report a mismatch on good files).

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from ..errors import UnknownBackendError
+from ..errors import DatasetExistsError, SchemaConflictError, UnknownBackendError
 
 __all__ = [
     "BACKEND_ENTRY_POINT_GROUP",
@@ -43,6 +43,7 @@ __all__ = [
     "OnConflict",
     "SchemaRow",
     "ShardRecord",
+    "checked_catalog",
     "checked_insert",
     "open_backend",
 ]
@@ -315,7 +316,9 @@ class IndexBackend(abc.ABC):
         Used by import and restore. A schema row identical to a stored one (same name,
         version and content hash) and a dataset record with :meth:`DatasetRecord.same_content`
         as a stored one are left alone and reported as unchanged, so writing the same catalog
-        twice changes nothing. Any other clash raises before anything is written.
+        twice changes nothing. Any other clash raises before anything is written, and so
+        does a catalog that names one schema version, dataset name or CID twice
+        (:func:`checked_catalog`).
 
         Raises:
             SchemaConflictError: A schema row clashes with a stored one.
@@ -356,6 +359,31 @@ def checked_insert(records: Sequence[DatasetRecord], on_conflict: str) -> list[D
                 "dataset once, under one name."
             )
     return records
+
+
+def checked_catalog(schemas: Sequence[SchemaRow], datasets: Sequence[DatasetRecord]) -> None:
+    """Refuse a catalog (for :meth:`IndexBackend.write_catalog`) that names a thing twice.
+
+    Raises:
+        SchemaConflictError: Two schema rows have the same name and version.
+        DatasetExistsError: Two dataset records have the same name or the same CID.
+    """
+    seen: set[tuple[str, str]] = set()
+    for s in schemas:
+        if (s.name, s.version) in seen:
+            raise SchemaConflictError(f"Schema {s.name}@{s.version} appears twice in the catalog.")
+        seen.add((s.name, s.version))
+    names: set[str] = set()
+    cids: dict[str, str] = {}
+    for d in datasets:
+        if d.name in names:
+            raise DatasetExistsError(f"Dataset name {d.name!r} appears twice in the catalog.")
+        if d.cid in cids:
+            raise DatasetExistsError(
+                f"Datasets {cids[d.cid]!r} and {d.name!r} have the same CID {d.cid}."
+            )
+        names.add(d.name)
+        cids[d.cid] = d.name
 
 
 # --- finding backends ----------------------------------------------------------------

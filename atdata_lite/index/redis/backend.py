@@ -37,6 +37,7 @@ from ..backend import (
     IndexBackend,
     OnConflict,
     SchemaRow,
+    checked_catalog,
     checked_insert,
 )
 from . import _scripts
@@ -467,7 +468,7 @@ class RedisBackend(IndexBackend):
     ) -> CatalogWriteResult:
         schemas = list(schemas)
         datasets = list(datasets)
-        _check_unique_catalog(schemas, datasets)
+        checked_catalog(schemas, datasets)
         skeys = [schema_key(s.name, s.version) for s in schemas]
         dkeys = [entry_key(d.cid) for d in datasets]
 
@@ -630,22 +631,3 @@ def _next_patch(latest: str) -> str:
     if sv is None:
         return "1.0.0"
     return f"{sv[0]}.{sv[1]}.{sv[2] + 1}"
-
-
-def _check_unique_catalog(schemas: Sequence[SchemaRow], datasets: Sequence[DatasetRecord]) -> None:
-    seen: set[tuple[str, str]] = set()
-    for s in schemas:
-        if (s.name, s.version) in seen:
-            raise SchemaConflictError(f"Schema {s.name}@{s.version} appears twice in the catalog.")
-        seen.add((s.name, s.version))
-    names: set[str] = set()
-    cids: dict[str, str] = {}
-    for d in datasets:
-        if d.name in names:
-            raise DatasetExistsError(f"Dataset name {d.name!r} appears twice in the catalog.")
-        if d.cid in cids:
-            raise DatasetExistsError(
-                f"Datasets {cids[d.cid]!r} and {d.name!r} have the same CID {d.cid}."
-            )
-        names.add(d.name)
-        cids[d.cid] = d.name

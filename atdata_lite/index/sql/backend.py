@@ -35,6 +35,7 @@ from ..backend import (
     OnConflict,
     SchemaRow,
     ShardRecord,
+    checked_catalog,
     checked_insert,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
@@ -548,6 +549,7 @@ class SqlBackend(IndexBackend):
         *,
         dry_run: bool = False,
     ) -> CatalogWriteResult:
+        checked_catalog(schemas, datasets)
         for attempt in range(_RETRIES):
             try:
                 with self._begin_write() as w:
