@@ -278,3 +278,21 @@ def test_usable_in_a_forked_child(backend):
     proc.join(10)
     assert proc.exitcode == 0
     assert backend.get_dataset("forked").name == "forked"  # the parent still works
+
+
+def test_dry_run_catalog_write_leaves_the_server_as_it_was(client, redis_url):
+    # Schemas atdata wrote have no cached content hash; a dry run must not add one (nor
+    # anything else): checking a catalog against the server changes nothing there.
+    load_fixture(client)
+    backend = open_backend(redis_url)  # opening reconciles the name index: before the snapshot
+    try:
+        before = {k: client.dump(k) for k in client.keys("*")}
+        stored = backend.get_schema("ImageSample", "1.0.0")  # reads may fill the cache...
+        client.hdel("atdata_lite:schema_hashes", "ImageSample@1.0.0")  # ...so empty it again
+        before = {k: client.dump(k) for k in client.keys("*")}
+        result = backend.write_catalog([stored], [make_record("new")], dry_run=True)
+        assert result.schemas_unchanged == ["ImageSample@1.0.0"]
+        assert result.datasets_added == ["new"]
+        assert {k: client.dump(k) for k in client.keys("*")} == before
+    finally:
+        backend.close()

@@ -338,7 +338,18 @@ class RedisBackend(IndexBackend):
 
     # --- schemas --------------------------------------------------------------------
 
-    def _row(self, name: str, version: str, raw: bytes | None, stored_hash: bytes | None):
+    def _row(
+        self,
+        name: str,
+        version: str,
+        raw: bytes | None,
+        stored_hash: bytes | None,
+        *,
+        cache: bool = True,
+    ):
+        """The schema row for a stored record; its content hash is computed once and cached
+        (``cache=False``: computed but not stored, for writes that must not touch the server
+        before they commit, such as a dry run)."""
         if raw is None:
             return None
         key = schema_key(name, version)
@@ -348,7 +359,8 @@ class RedisBackend(IndexBackend):
                 digest = stored_hash.decode()
             else:
                 digest = _record_content_hash(text)
-                self._client.hsetnx(SCHEMA_HASHES_KEY, f"{name}@{version}", digest)
+                if cache:
+                    self._client.hsetnx(SCHEMA_HASHES_KEY, f"{name}@{version}", digest)
         except Exception as exc:  # undecodable JSON or a record the hasher refuses
             raise BadRow(f"{key}: {exc}") from None
         return SchemaRow(name=name, version=version, record_json=text, content_hash=digest)
@@ -484,7 +496,9 @@ class RedisBackend(IndexBackend):
                     result.schemas_added.append(label)
                     continue
                 try:
-                    stored = self._row(row.name, row.version, raw, hashes.get(label.encode()))
+                    stored = self._row(
+                        row.name, row.version, raw, hashes.get(label.encode()), cache=False
+                    )
                 except BadRow as exc:
                     raise SchemaConflictError(
                         f"Schema {label} is stored in {self.location} but unreadable ({exc}); "
