@@ -22,7 +22,6 @@ failed ``write_samples`` leaves nothing behind under a final name except after a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -411,13 +410,21 @@ def inspect_shard(
 
 def remove_shards(
     urls: Sequence[str] | Iterable[str], *, storage_options: dict[str, Any] | None = None
-) -> None:
-    """Delete shards; ones already missing are ignored.
+) -> list[str]:
+    """Delete shards; ones already missing are skipped.
+
+    Returns:
+        The URLs that were deleted (those already missing are left out).
 
     Raises:
         UnsafeURLError: A URL is refused (nothing is deleted for it).
     """
+    deleted = []
     for url in urls:
         fs, path = url_to_fs(url, storage_options)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             fs.rm(path)
+        except FileNotFoundError:
+            continue
+        deleted.append(url)
+    return deleted

@@ -273,6 +273,19 @@ def test_rm_delete_shards_spares_shared_ones(cli: Cli, demo: dict) -> None:
     assert cli.json("verify")["ok"] is True
 
 
+def test_rm_says_which_shards_were_already_missing(cli: Cli, demo: dict) -> None:
+    gone = shard_paths(demo)[0]
+    gone.unlink()
+    doc = cli.json("rm", "demo", "--delete-shards", "--yes")
+    assert doc["missing_shards"] == [demo["shards"][0]]
+    assert sorted(doc["deleted_shards"]) == sorted(demo["shards"][1:])
+    assert not any(p.exists() for p in shard_paths(demo))
+    cli.json("demo", "--samples", "3")
+    Path(cli.json("show", "demo")["shards"][0]["url"]).unlink()
+    out = cli.ok("rm", "demo", "--delete-shards", "--yes").stdout.splitlines()
+    assert out == ["removed demo", "1 shard file already missing"]
+
+
 # --- schemas ----------------------------------------------------------------------------
 
 
@@ -484,7 +497,7 @@ def test_rm_reports_exactly_which_shard_deletions_failed(
         urls = list(urls)
         if bad in urls:
             raise PermissionError(13, "Permission denied", bad)
-        real(urls, **kwargs)
+        return real(urls, **kwargs)
 
     monkeypatch.setattr(atdata_lite.shards, "remove_shards", flaky)
     result = cli("--json", "rm", "demo", "--delete-shards", "--yes")

@@ -325,20 +325,21 @@ def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
     index.delete_dataset(name)
     failed: list[dict[str, str]] = []
     deleted: list[str] = []
+    missing: list[str] = []
     if to_delete:
         from ..shards import remove_shards
 
         # One at a time, so that the report says exactly which files are left.
         for url in to_delete:
             try:
-                remove_shards([url])
-                deleted.append(url)
+                (deleted if remove_shards([url]) else missing).append(url)
             except Exception as exc:
                 failed.append({"urls": url, "error": str(exc)})
     doc = {
         "removed": name,
         "cid": entry.cid,
         "deleted_shards": deleted,
+        "missing_shards": missing,
         "kept_shards": kept,
         "failed": failed,
     }
@@ -348,6 +349,8 @@ def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
         click.echo(f"removed {name}")
         if deleted:
             click.echo(f"deleted {_plural(len(deleted), 'shard file')}")
+        if missing:
+            click.echo(f"{_plural(len(missing), 'shard file')} already missing")
         if kept:
             click.echo(f"kept {_plural(len(kept), 'shard file')} that other datasets reference")
     if failed:
