@@ -118,6 +118,13 @@ class DatasetRecord:
         """The shard URLs in order."""
         return [s.url for s in self.shards]
 
+    def stamped(self, created_at: datetime | None, updated_at: datetime | None) -> DatasetRecord:
+        """This record with the given timestamps (what a backend stores and returns)."""
+        # Positional and direct: dataclasses.replace() costs several times this, and bulk
+        # inserts call it once per record.
+        return DatasetRecord(self.cid, self.name, self.schema_ref, self.shards, self.metadata,
+                             self.legacy_uuid, created_at, updated_at)  # fmt: skip
+
     def same_content(self, other: DatasetRecord) -> bool:
         """True when ``other`` describes this entry: the same name, CID, ref, URLs, metadata.
 

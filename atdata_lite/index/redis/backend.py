@@ -19,6 +19,7 @@ WATCH/MULTI over the keys it read, retried when another client touched them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -266,9 +267,9 @@ class RedisBackend(IndexBackend):
                     if on_conflict == "skip":
                         results.append(old)
                         continue
-                    new = _stamped(rec, old.created_at or now, now)
+                    new = rec.stamped(old.created_at or now, now)
                 else:
-                    new = _stamped(rec, now, now)
+                    new = rec.stamped(now, now)
                 writes.append((new, old))
                 results.append(new)
             pipe.multi()
@@ -315,16 +316,7 @@ class RedisBackend(IndexBackend):
                 )
             pipe.watch(entry_key(rec.cid))
             now = utcnow()
-            renamed = DatasetRecord(
-                cid=rec.cid,
-                name=new,
-                schema_ref=rec.schema_ref,
-                shards=rec.shards,
-                metadata=rec.metadata,
-                legacy_uuid=rec.legacy_uuid,
-                created_at=rec.created_at,
-                updated_at=now,
-            )
+            renamed = dataclasses.replace(rec, name=new, updated_at=now)
             pipe.multi()
             pipe.hset(
                 entry_key(rec.cid),
@@ -520,7 +512,7 @@ class RedisBackend(IndexBackend):
                 old = by_name[rec.name] or by_cid[rec.cid]
                 if old is None:
                     created = rec.created_at or now
-                    new_datasets.append(_stamped(rec, created, rec.updated_at or created))
+                    new_datasets.append(rec.stamped(created, rec.updated_at or created))
                     result.datasets_added.append(rec.name)
                 elif old.same_content(rec):
                     result.datasets_unchanged.append(rec.name)
@@ -625,19 +617,6 @@ class _Closed:
 def _watch_more(pipe: Any, keys: list[str]) -> None:
     if keys:  # WATCH with no key is an error
         pipe.watch(*keys)
-
-
-def _stamped(rec: DatasetRecord, created: Any, updated: Any) -> DatasetRecord:
-    return DatasetRecord(
-        cid=rec.cid,
-        name=rec.name,
-        schema_ref=rec.schema_ref,
-        shards=rec.shards,
-        metadata=rec.metadata,
-        legacy_uuid=rec.legacy_uuid,
-        created_at=created,
-        updated_at=updated,
-    )
 
 
 def _next_patch(latest: str) -> str:

@@ -185,13 +185,6 @@ def _record(
     return make(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated)
 
 
-def _stamped(record: DatasetRecord, created: datetime | None, updated: datetime) -> DatasetRecord:
-    # dataclasses.replace() costs several times this, and bulk inserts call it per record.
-    r = record
-    return DatasetRecord(r.cid, r.name, r.schema_ref, r.shards, r.metadata, r.legacy_uuid,
-                         created, updated)  # fmt: skip
-
-
 def _dataset_row(
     record: DatasetRecord, created: datetime | None, updated: datetime | None
 ) -> dict[str, Any]:
@@ -348,7 +341,7 @@ class SqlBackend(IndexBackend):
         # If something did, that attempt is undone and the rules below decide.
         try:
             with w.savepoint():
-                stored = [_stamped(r, now, now) for r in records]
+                stored = [r.stamped(now, now) for r in records]
                 self._insert_new(w, stored)
                 return stored
         except IntegrityErrors:
@@ -382,12 +375,12 @@ class SqlBackend(IndexBackend):
                 if on_conflict == "skip":
                     results.append(named[1])
                     continue
-                stored = _stamped(record, named[1].created_at, now)
+                stored = record.stamped(named[1].created_at, now)
                 replaced.append((named[0], stored))
                 by_cid.pop(named[1].cid, None)
                 entry = (named[0], stored)
             else:
-                stored = _stamped(record, now, now)
+                stored = record.stamped(now, now)
                 inserts.append(stored)
                 entry = (-1, stored)
             by_name[record.name] = entry
@@ -624,10 +617,7 @@ class SqlBackend(IndexBackend):
         # Restored entries keep their original timestamps when they carry them.
         self._insert_new(
             w,
-            [
-                _stamped(r, r.created_at or now, r.updated_at or r.created_at or now)
-                for r in records
-            ],
+            [r.stamped(r.created_at or now, r.updated_at or r.created_at or now) for r in records],
         )
 
     # --- lifecycle --------------------------------------------------------------------
