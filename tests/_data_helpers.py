@@ -39,30 +39,3 @@ def write_atdata_shard(path: str, n: int) -> list[int]:
             payload = msgpack.packb({"idx": i, "label": f"r{i}", "vec": buf.getvalue()})
             sink.write({"__key__": str(uuid.uuid1(0, 0)), "msgpack": payload})
     return list(range(n))
-
-
-def make_s3_bucket(endpoint: str) -> tuple[str, dict]:
-    """Create a fresh bucket on the moto server; return ``(bucket_url, storage_options)``.
-
-    conftest's ``s3_bucket`` creates its bucket with ``region_name="us-east-1"`` in
-    ``client_kwargs``, which makes s3fs send ``LocationConstraint=us-east-1`` and S3 (and
-    moto) reject it; until that is fixed the data tests create buckets here.
-    """
-    import s3fs
-
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-        "skip_instance_cache": True,
-        "use_listings_cache": False,
-    }
-    maker = s3fs.S3FileSystem(
-        key="testing",
-        secret="testing",
-        client_kwargs={"endpoint_url": endpoint},
-        skip_instance_cache=True,
-    )
-    bucket = f"atl-data-{uuid.uuid4().hex[:12]}"
-    maker.mkdir(bucket)
-    return f"s3://{bucket}", options

@@ -395,26 +395,17 @@ def test_json_flag_works_before_or_after_the_command(cli: Cli, demo: dict) -> No
 
 
 @pytest.mark.s3
-def test_demo_verify_rm_with_an_s3_store(tmp_path: Path, s3_endpoint: str) -> None:
+def test_demo_verify_rm_with_an_s3_store(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: tuple[str, dict]
+) -> None:
     """The default store can be any fsspec URL; shards are written, verified and deleted there."""
     import os
-    import uuid
 
     import s3fs
 
-    # Not conftest's s3_bucket: its region_name makes s3fs send a LocationConstraint that
-    # moto rejects for us-east-1 (bucket creation fails).
     endpoint = s3_endpoint
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": endpoint},
-        "skip_instance_cache": True,
-        "use_listings_cache": False,
-    }
+    bucket_url, options = s3_bucket
     fs = s3fs.S3FileSystem(**options)
-    bucket_url = f"s3://atl-cli-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(bucket_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATDATA_LITE_")}
     env.update(
         ATDATA_LITE_HOME=str(tmp_path),

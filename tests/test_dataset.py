@@ -9,7 +9,7 @@ import warnings
 import msgpack
 import numpy as np
 import pytest
-from _data_helpers import Row, make_s3_bucket, rows, write_atdata_shard
+from _data_helpers import Row, rows, write_atdata_shard
 
 from atdata_lite.dataset import Dataset
 from atdata_lite.errors import (
@@ -168,8 +168,8 @@ def test_memory_filesystem_round_trip():
 
 
 @pytest.mark.s3
-def test_s3_round_trip(s3_endpoint):
-    bucket, options = make_s3_bucket(s3_endpoint)
+def test_s3_round_trip(s3_bucket):
+    bucket, options = s3_bucket
     records = write_samples(rows(11), f"{bucket}/d/s-%02d.tar", maxcount=4, storage_options=options)
     ds = Dataset[Row]([r.url for r in records], storage_options=options)
     assert _idx(ds.ordered()) == list(range(11))

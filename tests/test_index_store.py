@@ -116,12 +116,8 @@ def test_atdata_style_store(tmp_path, source):
 
 
 @pytest.mark.s3
-def test_insert_into_s3(tmp_path, source, s3_endpoint):
-    # conftest's s3_bucket cannot create buckets on moto yet (LocationConstraint); the data
-    # engineer's helper can.
-    from _data_helpers import make_s3_bucket
-
-    bucket_url, options = make_s3_bucket(s3_endpoint)
+def test_insert_into_s3(tmp_path, source, s3_bucket):
+    bucket_url, options = s3_bucket
     store = FsspecDataStore(f"{bucket_url}/datasets", storage_options=options)
     with Index(tmp_path / "i.db", data_store=store) as idx:
         entry = idx.insert_dataset(source, name="pts", maxcount=5)

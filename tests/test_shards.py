@@ -15,7 +15,7 @@ import fsspec
 import msgpack
 import pytest
 import webdataset as wds
-from _data_helpers import Row, make_s3_bucket, rows
+from _data_helpers import Row, rows
 
 from atdata_lite.errors import (
     CorruptShardError,
@@ -149,8 +149,8 @@ def test_memory_filesystem_error_leaves_nothing():
 
 
 @pytest.mark.s3
-def test_s3_write_inspect_and_failed_upload(s3_endpoint):
-    bucket, options = make_s3_bucket(s3_endpoint)
+def test_s3_write_inspect_and_failed_upload(s3_bucket):
+    bucket, options = s3_bucket
     records = write_samples(rows(9), f"{bucket}/p/s-%02d.tar", maxcount=5, storage_options=options)
     assert [r.sample_count for r in records] == [5, 4]
     for r in records:

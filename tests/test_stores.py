@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from _data_helpers import Row, make_s3_bucket, rows
+from _data_helpers import Row, rows
 
 from atdata_lite.dataset import Dataset
 from atdata_lite.errors import InvalidPrefixError, UnsafeURLError
@@ -60,8 +60,8 @@ def test_memory_store(source):
 
 
 @pytest.mark.s3
-def test_s3_store(s3_endpoint, source):
-    bucket, options = make_s3_bucket(s3_endpoint)
+def test_s3_store(s3_bucket, source):
+    bucket, options = s3_bucket
     store = FsspecDataStore(f"{bucket}/datasets", storage_options=options)
     records = store.write_dataset(source, prefix="mnist/v1", maxcount=5)
     assert [r.sample_count for r in records] == [5, 5, 2]
