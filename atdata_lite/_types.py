@@ -19,7 +19,14 @@ from typing import Annotated, Any, Union
 
 from .errors import UnsupportedFieldTypeError
 
-__all__ = ["field_types", "is_ndarray_type", "ndarray_dtype", "strip_annotated", "unwrap_optional"]
+__all__ = [
+    "expand_aliases",
+    "field_types",
+    "is_ndarray_type",
+    "ndarray_dtype",
+    "strip_annotated",
+    "unwrap_optional",
+]
 
 _NoneType = type(None)
 
@@ -60,13 +67,83 @@ def field_types(cls: type) -> dict[str, Any]:
             "must name types importable from the class's module (define helper types at "
             "module level, not inside a function)."
         ) from exc
-    result = {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls)}
+    result = {f.name: expand_aliases(hints.get(f.name, f.type)) for f in dataclasses.fields(cls)}
     _FIELD_TYPES[cls] = result
     return result
 
 
+def _is_type_alias(obj: Any) -> bool:
+    # ``typing.TypeAliasType`` (the ``type`` statement, 3.12+) and its backport in
+    # typing_extensions; both carry ``__value__`` and ``__type_params__``. numpy >= 2.3 on
+    # Python >= 3.12 defines ``numpy.typing.NDArray`` this way.
+    return type(obj).__name__ == "TypeAliasType" and hasattr(obj, "__value__")
+
+
+def _expand_alias(alias: Any, args: tuple[Any, ...]) -> Any:
+    """Return what ``alias[args]`` stands for, with its type parameters substituted."""
+    value = alias.__value__
+    params = getattr(alias, "__type_params__", ())
+    if not args or not params:
+        return value
+    try:
+        return value[args if len(args) > 1 else args[0]]
+    except TypeError:
+        # A value that cannot be subscripted (e.g. a bare class): the parameters are unused.
+        return value
+
+
+_MAX_ALIAS_DEPTH = 50
+
+
+def expand_aliases(tp: Any, _depth: int = 0) -> Any:
+    """Replace every type alias inside ``tp`` by what it stands for.
+
+    Type aliases made with the ``type`` statement (``type Image = NDArray[np.uint8]``), and
+    ``numpy.typing.NDArray`` on the numpy versions that define it as one, are expanded, also
+    inside ``Optional[...]``, ``list[...]``, unions and ``Annotated[...]``, so the rest of the
+    package only ever sees the plain forms (``np.ndarray[shape, np.dtype[np.uint8]]``).
+    Annotations without aliases come back unchanged (the same object).
+
+    Args:
+        tp: A resolved annotation.
+
+    Returns:
+        The annotation with every alias expanded.
+
+    Raises:
+        UnsupportedFieldTypeError: The aliases refer to themselves (a recursive alias).
+    """
+    if _depth > _MAX_ALIAS_DEPTH:
+        raise UnsupportedFieldTypeError(
+            f"The type alias {tp!r} refers to itself; sample fields need concrete types."
+        )
+    if _is_type_alias(tp):
+        return expand_aliases(_expand_alias(tp, ()), _depth + 1)
+    origin = typing.get_origin(tp)
+    if origin is None:
+        return tp
+    args = typing.get_args(tp)
+    if _is_type_alias(origin):
+        return expand_aliases(_expand_alias(origin, args), _depth + 1)
+    if origin is Annotated:
+        inner = expand_aliases(args[0], _depth + 1)
+        return tp if inner is args[0] else Annotated[(inner, *tp.__metadata__)]
+    new_args = tuple(expand_aliases(a, _depth + 1) for a in args)
+    if all(n is a for n, a in zip(new_args, args, strict=True)):
+        return tp
+    if origin is Union or origin is types.UnionType:
+        return Union[new_args]  # noqa: UP007 - builds a union from a runtime tuple
+    if isinstance(tp, types.GenericAlias):
+        return types.GenericAlias(origin, new_args)
+    try:
+        return tp.copy_with(new_args)  # typing's own generic aliases (typing.List[...])
+    except AttributeError:
+        return tp
+
+
 def strip_annotated(tp: Any) -> Any:
-    """Return ``T`` for ``Annotated[T, ...]`` (repeatedly), else ``tp`` unchanged."""
+    """Return ``T`` for ``Annotated[T, ...]`` (repeatedly), with type aliases expanded."""
+    tp = expand_aliases(tp)
     while typing.get_origin(tp) is Annotated:
         tp = typing.get_args(tp)[0]
     return tp
@@ -104,7 +181,9 @@ def is_ndarray_type(tp: Any) -> bool:
     """True when ``tp`` describes a numpy array.
 
     Recognises bare ``NDArray``, ``NDArray[np.float32]``, ``NDArray[Any]``, ``np.ndarray``
-    and ``np.ndarray[Any, np.dtype[...]]`` (with or without ``Annotated``). ``Optional``
+    and ``np.ndarray[Any, np.dtype[...]]`` (with or without ``Annotated``), whether numpy
+    defines ``NDArray`` as a generic alias or as a ``type`` alias, and user aliases of any of
+    them. ``Optional``
     is *not* unwrapped here: call :func:`unwrap_optional` first.
     """
     np = _numpy()

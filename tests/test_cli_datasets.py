@@ -314,12 +314,15 @@ def test_schema_errors(cli: Cli, demo: dict) -> None:
 def test_schema_diff(cli: Cli, demo: dict) -> None:
     from dataclasses import make_dataclass
 
+    import numpy as np
+    from numpy.typing import NDArray
+
     from atdata_lite import Index, packable
 
     newer = packable(
         make_dataclass(
             "DemoImage",
-            [("image", "NDArray[np.uint8]"), ("label", int), ("weight", float)],
+            [("image", NDArray[np.uint8]), ("label", int), ("weight", float)],
             namespace={"__doc__": "Changed.", "__module__": "atdata_lite.cli._demo_sample"},
         )
     )
