@@ -225,3 +225,30 @@ def test_add_dev_zero_and_a_fifo_are_refused_up_front(cli: Cli, demo: dict, tmp_
     result = cli.fails("add", "x", str(fifo), "--schema", "DemoImage")
     assert "not a regular file" in result.stderr
     assert [r["name"] for r in cli.json("ls")] == ["demo"]
+
+
+def test_add_counts_one_file_spelled_twice_once(cli: Cli, demo: dict) -> None:
+    path = demo["shards"][0]
+    cli.ok("rm", "demo")
+    doc = cli.json("add", "once", path, f"file://{path}", "--schema", "DemoImage")
+    assert [s["url"] for s in doc["shards"]] == [path]
+
+
+def test_old_schema_names_are_escaped(cli: Cli, demo: dict) -> None:
+    from atdata_lite.testing import make_schema_row
+
+    evil = "Evil\x1b[2J\u202e"
+    with Index(cli.index) as index:
+        index.backend.write_catalog(
+            [make_schema_row(evil, "1.0.0"), make_schema_row(evil, "1.0.1", "str")], []
+        )
+    ref = f"atdata://local/sampleSchema/{evil}@1.0.0"
+    for args in (
+        ["schemas"],
+        ["schema", "show", ref],
+        ["schema", "diff", ref, ref.replace("1.0.0", "1.0.1")],
+    ):
+        result = cli(*args)
+        assert result.exit_code == 0, result
+        assert not RAW_CONTROL.search(result.stdout), repr(result.stdout)
+        assert "\\x1b" in result.stdout

@@ -376,3 +376,27 @@ def test_an_endless_stream_is_read_with_a_bound(endless, url):
         inspect_shard(url)
     assert isinstance(info.value, AtdataLiteError)
     assert endless[0].read_bytes < 64 << 20
+
+
+def test_import_skips_names_with_control_characters_and_says_why(tmp_path):
+    from atdata_lite.index.backend import open_backend
+    from atdata_lite.testing import make_record, make_schema_row
+    from atdata_lite.transfer import export_catalog, import_catalog
+
+    source = open_backend(str(tmp_path / "old.db"))
+    try:
+        source.write_catalog(
+            [make_schema_row("Good", "1.0.0"), make_schema_row("Bad\x1b[2J", "1.0.0")],
+            [make_record("fine"), make_record("evil\x1b]0;x\x07\nrow")],
+        )
+    finally:
+        source.close()
+    backup = tmp_path / "backup.json"
+    export_catalog(str(tmp_path / "old.db"), backup)
+    report = import_catalog(backup, str(tmp_path / "new.db"))
+    assert sorted(item.name for item in report.imported) == ["Good@1.0.0", "fine"]
+    skipped = {item.key: item.reason for item in report.skipped}
+    assert len(skipped) == 2
+    assert all("control character" in reason for reason in skipped.values())
+    with Index(tmp_path / "new.db") as index:
+        assert [e.name for e in index.list_datasets()] == ["fine"]

@@ -181,7 +181,8 @@ def show(state: AppState, name: str) -> None:
 
 
 def expand_urls(patterns: tuple[str, ...]) -> list[str]:
-    """Expand brace patterns and globs into shard URLs, in order, without duplicates.
+    """Expand brace patterns and globs into shard URLs, in order, without duplicates
+    (two spellings of one file, such as ``/p/g.tar`` and ``file:///p/g.tar``, count once).
 
     Local paths become absolute, so the index stays right from any working directory.
 
@@ -191,10 +192,12 @@ def expand_urls(patterns: tuple[str, ...]) -> list[str]:
     import os
 
     from ..errors import ShardNotFoundError
+    from ..locations import normalise_location
     from ..sources import check_url, url_to_fs
     from ..sources import expand_urls as expand_braces
 
     urls: list[str] = []
+    seen: set[str] = set()
     for pattern in patterns:
         for candidate in expand_braces(pattern):
             check_url(candidate)  # no pipe: URLs, only schemes fsspec handles
@@ -212,7 +215,9 @@ def expand_urls(patterns: tuple[str, ...]) -> list[str]:
             for url in found:
                 if "://" not in url:
                     url = os.path.abspath(os.path.expanduser(url))
-                if url not in urls:
+                location = normalise_location(url)  # one file, however it is spelled
+                if location not in seen:
+                    seen.add(location)
                     urls.append(url)
     return urls
 
