@@ -22,7 +22,14 @@ from .errors import (
     UnsafeURLError,
 )
 
-__all__ = ["URLSource", "check_url", "expand_urls", "open_url", "url_to_fs"]
+__all__ = [
+    "URLSource",
+    "check_url",
+    "expand_urls",
+    "open_url",
+    "refuse_special_file",
+    "url_to_fs",
+]
 
 # A URL scheme (two characters or more, so that Windows drive letters stay paths).
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
@@ -87,6 +94,22 @@ def url_to_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[
 
 def _protocols(fs: Any) -> set[str]:
     return set(fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,))
+
+
+def refuse_special_file(url: str) -> None:
+    """Refuse a local path that exists but is not a regular file or a directory.
+
+    Reading a FIFO blocks until something writes to it, and a device such as ``/dev/zero``
+    never ends, so both are refused before anything opens them. Remote URLs and missing
+    paths pass (opening them gives the usual errors).
+
+    Raises:
+        CorruptShardError: ``url`` is a local FIFO, device or socket.
+    """
+    from .locations import is_local, local_path
+
+    if is_local(url):
+        _check_regular_file(url, local_path(url))
 
 
 def _check_regular_file(url: str, path: str) -> None:

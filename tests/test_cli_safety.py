@@ -224,6 +224,9 @@ def test_add_dev_zero_and_a_fifo_are_refused_up_front(cli: Cli, demo: dict, tmp_
     os.mkfifo(fifo)
     result = cli.fails("add", "x", str(fifo), "--schema", "DemoImage")
     assert "not a regular file" in result.stderr
+    # listed after a good shard: refused before anything is hashed or indexed
+    result = cli.fails("add", "x", demo["shards"][0], str(fifo), "--schema", "DemoImage")
+    assert "FIFO" in result.stderr
     assert [r["name"] for r in cli.json("ls")] == ["demo"]
 
 

@@ -188,12 +188,13 @@ def expand_urls(patterns: tuple[str, ...]) -> list[str]:
 
     Raises:
         ShardNotFoundError: A glob or a pattern matches nothing.
+        CorruptShardError: A local path is a FIFO, a device or a socket.
     """
     import os
 
     from ..errors import ShardNotFoundError
     from ..locations import normalise_location
-    from ..sources import check_url, url_to_fs
+    from ..sources import check_url, refuse_special_file, url_to_fs
     from ..sources import expand_urls as expand_braces
 
     urls: list[str] = []
@@ -215,6 +216,7 @@ def expand_urls(patterns: tuple[str, ...]) -> list[str]:
             for url in found:
                 if "://" not in url:
                     url = os.path.abspath(os.path.expanduser(url))
+                refuse_special_file(url)  # a FIFO or a device: refused before any hashing
                 location = normalise_location(url)  # one file, however it is spelled
                 if location not in seen:
                     seen.add(location)
