@@ -429,7 +429,12 @@ def inspect_shard(
 def remove_shards(
     urls: Sequence[str] | Iterable[str], *, storage_options: dict[str, Any] | None = None
 ) -> list[str]:
-    """Delete shards; ones already missing are skipped.
+    """Delete shards the caller has just written; ones already missing are skipped.
+
+    This is the cleanup of a failed write (:func:`write_samples`, ``insert_dataset``): it
+    makes no check. To delete the shards an index names, use
+    :func:`atdata_lite.deletion.delete_shards`, which deletes only files inside a store
+    whose bytes still match the recorded sha256.
 
     Returns:
         The URLs that were deleted (those already missing are left out).
