@@ -20,6 +20,7 @@ __all__ = [
     "IndexOpenError",
     "IndexTooNewError",
     "InvalidMetadataError",
+    "InvalidNameError",
     "InvalidPrefixError",
     "InvalidSampleKeyError",
     "InvalidSchemaRefError",
@@ -149,3 +150,7 @@ class BackendUnavailableError(AtdataLiteError, ImportError):
 
 class InvalidSampleKeyError(AtdataLiteError, ValueError):
     """A caller-supplied sample key cannot name a tar member (``.``, ``/``, empty, ...)."""
+
+
+class InvalidNameError(AtdataLiteError, ValueError):
+    """A new name (dataset, schema, field) or shard URL holds a control character."""

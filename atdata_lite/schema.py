@@ -29,6 +29,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
+from ._text import check_name
 from .errors import (
     InvalidSchemaRefError,
     NotPackableError,
@@ -367,6 +368,7 @@ def schema_record(
         NotPackableError: ``sample_type`` is not a class, not packable, not a dataclass, or
             has no fields.
         InvalidSchemaRefError: The class's name is empty or dotted (no ref could name it).
+        InvalidNameError: The class's name or a field name holds a control character.
         UnsupportedFieldTypeError: A field's type cannot be described.
     """
     _check_packable(sample_type)
@@ -378,7 +380,10 @@ def schema_record(
             f"Cannot publish a schema named {name!r} (the class's __name__): a schema name "
             "must be non-empty and contain no '.', or its ref cannot name it. Rename the class."
         )
+    check_name(name, "schema name")
     fields = _record_fields(sample_type)
+    for field in fields:
+        check_name(field.get("name"), "field name")
     if not fields:
         raise NotPackableError(
             f"{sample_type.__name__} has no fields; a schema needs at least one field "

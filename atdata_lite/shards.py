@@ -362,9 +362,23 @@ class _HashingReader(io.RawIOBase):
         self.tail = (self.tail + data)[-1024:]
         return n
 
-    def drain(self) -> None:
-        while self.readinto(bytearray(1 << 20)):
-            pass
+
+# After the last member a tar holds its end-of-archive blocks and zero padding up to its
+# record size (10 KiB by default; 1 MiB for `tar -b 2048`). Anything longer is not a shard
+# (e.g. /dev/zero or a never-ending stream reads as "end of archive, then zeros for ever"):
+# reading stops here instead of running out of memory or time.
+_MAX_TRAILING = 4 << 20
+
+
+def _read_rest(stream: IO[bytes], url: str) -> None:
+    rest = 0
+    while chunk := stream.read(1 << 16):
+        rest += len(chunk)
+        if rest > _MAX_TRAILING:
+            raise CorruptShardError(
+                f"Corrupt shard {url}: more than {_MAX_TRAILING >> 20} MiB of data after the "
+                "end-of-archive marker; this is not a shard (a device or an endless stream?)."
+            )
 
 
 def inspect_shard(
@@ -379,10 +393,15 @@ def inspect_shard(
     Returns:
         A :class:`ShardRecord` with the size, sample count and sha256 of the file.
 
+    Reading is bounded: it stops at the first invalid tar header, and at most 4 MiB are
+    read after the end-of-archive marker.
+
     Raises:
         ShardNotFoundError: Nothing exists at ``url``.
-        CorruptShardError: Not a tar, truncated, or a sample without a ``msgpack`` member.
-        UnsafeURLError: The URL is refused.
+        CorruptShardError: Not a tar, truncated, a sample without a ``msgpack`` member,
+            more than 4 MiB after the end-of-archive marker, or a local path that is not a
+            regular file (a FIFO or a device is refused before it is opened).
+        UnsafeURLError: The URL is refused, or its filesystem needs more than the URL.
     """
     url = os.fspath(url)
     count = 0
@@ -396,8 +415,7 @@ def inspect_shard(
                     f"member (members: {sorted(k for k in sample if not k.startswith('__'))})."
                 )
             count += 1
-        stream.read()  # the rest: end-of-archive blocks and padding are hashed too
-        reader.drain()
+        _read_rest(stream, url)  # end-of-archive blocks and padding are hashed too
     # tarfile accepts an archive cut at a member boundary; a complete one ends with two
     # zero blocks and is a whole number of blocks long.
     if reader.size % _TAR_BLOCK or reader.tail != bytes(len(reader.tail)) or reader.size < 1024:
@@ -411,7 +429,12 @@ def inspect_shard(
 def remove_shards(
     urls: Sequence[str] | Iterable[str], *, storage_options: dict[str, Any] | None = None
 ) -> list[str]:
-    """Delete shards; ones already missing are skipped.
+    """Delete shards the caller has just written; ones already missing are skipped.
+
+    This is the cleanup of a failed write (:func:`write_samples`, ``insert_dataset``): it
+    makes no check. To delete the shards an index names, use
+    :func:`atdata_lite.deletion.delete_shards`, which deletes only files inside a store
+    whose bytes still match the recorded sha256.
 
     Returns:
         The URLs that were deleted (those already missing are left out).

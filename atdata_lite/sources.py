@@ -15,9 +15,21 @@ from typing import IO, Any
 
 from braceexpand import braceexpand
 
-from .errors import ShardNotFoundError, UnsafeURLError
+from .errors import (
+    BackendUnavailableError,
+    CorruptShardError,
+    ShardNotFoundError,
+    UnsafeURLError,
+)
 
-__all__ = ["URLSource", "check_url", "expand_urls", "open_url", "url_to_fs"]
+__all__ = [
+    "URLSource",
+    "check_url",
+    "expand_urls",
+    "open_url",
+    "refuse_special_file",
+    "url_to_fs",
+]
 
 # A URL scheme (two characters or more, so that Windows drive letters stay paths).
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
@@ -57,12 +69,71 @@ def url_to_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[
     """Check ``url`` and return ``(filesystem, path)`` for it through fsspec.
 
     Raises:
-        UnsafeURLError: The URL is refused (see :func:`check_url`).
+        UnsafeURLError: The URL is refused (see :func:`check_url`), or its filesystem cannot
+            be set up from the URL alone (``reference://`` needs a reference set).
+        BackendUnavailableError: The package for the URL's scheme is not installed.
     """
     import fsspec.core
 
     check_url(url)
-    return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    try:
+        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"Cannot open {url!r}: {exc}. Install the package that handles this URL scheme."
+        ) from exc
+    except (TypeError, ValueError) as exc:
+        # Schemes fsspec knows but that need more than a URL (reference://, dir://, ...),
+        # or a URL their filesystem cannot parse.
+        raise UnsafeURLError(
+            f"Cannot open {url!r}: its filesystem could not be set up from the URL alone "
+            f"({type(exc).__name__}: {exc}). Give a shard's own location: a path or a URL "
+            "such as file://, s3://, gs://, https://."
+        ) from exc
+
+
+def _protocols(fs: Any) -> set[str]:
+    return set(fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,))
+
+
+def refuse_special_file(url: str) -> None:
+    """Refuse a local path that exists but is not a regular file or a directory.
+
+    Reading a FIFO blocks until something writes to it, and a device such as ``/dev/zero``
+    never ends, so both are refused before anything opens them. Remote URLs and missing
+    paths pass (opening them gives the usual errors).
+
+    Raises:
+        CorruptShardError: ``url`` is a local FIFO, device or socket.
+    """
+    from .locations import is_local, local_path
+
+    if is_local(url):
+        _check_regular_file(url, local_path(url))
+
+
+def _check_regular_file(url: str, path: str) -> None:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: opening it says so
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return  # a directory: opening it gives the usual "is a directory" error
+    kind = (
+        "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a special file"
+    )
+    raise CorruptShardError(
+        f"Cannot read {url}: it is {kind}, not a regular file. A shard is a regular .tar "
+        "file; give the path of one."
+    )
 
 
 def open_url(url: str, mode: str = "rb", storage_options: dict[str, Any] | None = None) -> IO:
@@ -79,8 +150,13 @@ def open_url(url: str, mode: str = "rb", storage_options: dict[str, Any] | None 
     Raises:
         UnsafeURLError: The URL is refused.
         ShardNotFoundError: Reading, and nothing exists at ``url``.
+        CorruptShardError: Reading a local path that is not a regular file (a FIFO or a
+            device such as ``/dev/zero``): refused before opening, which could block or
+            never end.
     """
     fs, path = url_to_fs(url, storage_options)
+    if "r" in mode and "file" in _protocols(fs):
+        _check_regular_file(url, path)
     try:
         return fs.open(path, mode)
     except FileNotFoundError as exc:

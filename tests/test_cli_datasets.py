@@ -267,7 +267,7 @@ def test_rm_delete_shards_spares_shared_ones(cli: Cli, demo: dict) -> None:
     cli.json("add", "last", shared, "--schema", "DemoImage")
     doc = cli.json("rm", "demo", "--delete-shards", "--yes")
     assert sorted(doc["deleted_shards"]) == sorted(demo["shards"][:2])
-    assert doc["kept_shards"] == [shared]
+    assert doc["kept_shards"] == [{"url": shared, "reason": "still used by dataset 'last'"}]
     assert [p.exists() for p in shard_paths(demo)] == [False, False, True]
     assert [r["name"] for r in cli.json("ls")] == ["last"]
     assert cli.json("verify")["ok"] is True
@@ -482,18 +482,17 @@ def test_one_shard_is_said_in_the_singular(cli: Cli) -> None:
 def test_rm_reports_exactly_which_shard_deletions_failed(
     cli: Cli, demo: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import atdata_lite.shards
+    import atdata_lite.deletion
 
-    real = atdata_lite.shards.remove_shards
+    real = atdata_lite.deletion._remove
     bad = demo["shards"][1]
 
-    def flaky(urls, **kwargs):
-        urls = list(urls)
-        if bad in urls:
+    def flaky(fs, path):
+        if path == bad:
             raise PermissionError(13, "Permission denied", bad)
-        return real(urls, **kwargs)
+        return real(fs, path)
 
-    monkeypatch.setattr(atdata_lite.shards, "remove_shards", flaky)
+    monkeypatch.setattr(atdata_lite.deletion, "_remove", flaky)
     result = cli("--json", "rm", "demo", "--delete-shards", "--yes")
     assert result.exit_code == 1
     doc = json.loads(result.stdout)

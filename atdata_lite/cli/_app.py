@@ -34,8 +34,11 @@ class CliError(click.ClickException):
     """A failure explained in one line on stderr; exit code 1."""
 
     def __init__(self, message: str) -> None:
-        # One line, whatever the library's message looked like.
-        super().__init__(" ".join(str(message).split()))
+        from .._text import escape_control
+
+        # One line, whatever the library's message looked like, and no control character
+        # from a name or URL it quotes reaches the terminal raw.
+        super().__init__(escape_control(" ".join(str(message).split())))
 
 
 class AppState:
@@ -143,7 +146,10 @@ class _ClickLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(f"{record.levelname.lower()}: {self.format(record)}", err=True)
+            from .._text import escape_control
+
+            message = escape_control(self.format(record))
+            click.echo(f"{record.levelname.lower()}: {message}", err=True)
         except Exception:  # pragma: no cover - logging must never break a command
             self.handleError(record)
 

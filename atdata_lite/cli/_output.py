@@ -7,12 +7,17 @@ Rules kept here so that every command follows them:
 * colour only when stdout is a terminal (``click.echo`` strips ANSI codes otherwise, but we
   also avoid styling so that widths stay right);
 * progress bars only when stderr is a terminal;
-* ``--json`` output is one JSON document, indented, with stable key order.
+* ``--json`` output is one JSON document, indented, with stable key order;
+* data (names, URLs, metadata, messages quoting them) is printed through
+  :func:`escape_control`, so control characters show as ``\\x1b``, ``\\n``... and never
+  reach the terminal raw: tables and key/value blocks escape every cell, JSON escapes every
+  control character as ``\\uXXXX``, and messages escape the values they quote.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,8 +26,11 @@ from typing import Any, TypeVar
 
 import click
 
+from .._text import escape_control
+
 __all__ = [
     "echo_json",
+    "escape_control",
     "format_size",
     "format_time",
     "hide_password",
@@ -85,9 +93,25 @@ def hide_password(location: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
 
 
+# What json.dumps(ensure_ascii=False) leaves raw inside strings (it escapes C0 itself; the
+# newlines of the indentation are outside strings and must stay).
+_JSON_RAW_CONTROL = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _json_escape(match: Any) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def echo_json(document: Any) -> None:
-    """Print ``document`` as indented JSON on stdout."""
-    click.echo(json.dumps(document, indent=2, default=_json_default, ensure_ascii=False))
+    """Print ``document`` as indented JSON on stdout.
+
+    ``json`` escapes C0 controls itself; DEL, C1 and the bidirectional controls are escaped
+    here too (as ``\\uXXXX``, still valid JSON), so a raw one never reaches the terminal.
+    """
+    text = json.dumps(document, indent=2, default=_json_default, ensure_ascii=False)
+    click.echo(_JSON_RAW_CONTROL.sub(_json_escape, text))
 
 
 def format_size(size: int | None) -> str:
@@ -130,14 +154,14 @@ def render_table(
     Args:
         headers: Column titles.
         rows: One sequence of cells per row; cells are turned into text with ``str``
-            (``None`` prints as ``-``).
+            (``None`` prints as ``-``), control characters escaped (:func:`escape_control`).
         colours: Optional ``{cell text: click.style kwargs}``, applied after padding so the
             columns stay aligned (only on a terminal).
 
     Returns:
         The table, without a trailing newline. Only the header when there are no rows.
     """
-    text_rows = [["-" if c is None else str(c) for c in row] for row in rows]
+    text_rows = [["-" if c is None else escape_control(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
         for i, cell in enumerate(row):
@@ -168,8 +192,8 @@ def render_table(
 
 
 def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
-    """Format ``(key, value)`` pairs as an aligned ``key: value`` block."""
-    pairs = [(k, "-" if v is None else str(v)) for k, v in pairs]
+    """Format ``(key, value)`` pairs as an aligned ``key: value`` block (values escaped)."""
+    pairs = [(escape_control(k), "-" if v is None else escape_control(v)) for k, v in pairs]
     width = max((len(k) for k, _ in pairs), default=0) + 1
     return "\n".join(f"{style((k + ':').ljust(width), bold=True)} {v}" for k, v in pairs)
 

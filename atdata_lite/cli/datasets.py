@@ -11,6 +11,7 @@ import click
 from ._app import AppState, CliError, cli, json_option, pass_state
 from ._output import (
     echo_json,
+    escape_control,
     format_size,
     format_time,
     is_tty,
@@ -180,20 +181,24 @@ def show(state: AppState, name: str) -> None:
 
 
 def expand_urls(patterns: tuple[str, ...]) -> list[str]:
-    """Expand brace patterns and globs into shard URLs, in order, without duplicates.
+    """Expand brace patterns and globs into shard URLs, in order, without duplicates
+    (two spellings of one file, such as ``/p/g.tar`` and ``file:///p/g.tar``, count once).
 
     Local paths become absolute, so the index stays right from any working directory.
 
     Raises:
         ShardNotFoundError: A glob or a pattern matches nothing.
+        CorruptShardError: A local path is a FIFO, a device or a socket.
     """
     import os
 
     from ..errors import ShardNotFoundError
-    from ..sources import check_url, url_to_fs
+    from ..locations import normalise_location
+    from ..sources import check_url, refuse_special_file, url_to_fs
     from ..sources import expand_urls as expand_braces
 
     urls: list[str] = []
+    seen: set[str] = set()
     for pattern in patterns:
         for candidate in expand_braces(pattern):
             check_url(candidate)  # no pipe: URLs, only schemes fsspec handles
@@ -211,7 +216,10 @@ def expand_urls(patterns: tuple[str, ...]) -> list[str]:
             for url in found:
                 if "://" not in url:
                     url = os.path.abspath(os.path.expanduser(url))
-                if url not in urls:
+                refuse_special_file(url)  # a FIFO or a device: refused before any hashing
+                location = normalise_location(url)  # one file, however it is spelled
+                if location not in seen:
+                    seen.add(location)
                     urls.append(url)
     return urls
 
@@ -272,7 +280,7 @@ def add(
         echo_json(doc)
         return
     click.echo(
-        f"indexed {doc['name']}: {_plural(doc['shard_count'], 'shard')}, "
+        f"indexed {escape_control(doc['name'])}: {_plural(doc['shard_count'], 'shard')}, "
         f"{'?' if doc['samples'] is None else doc['samples']} samples, "
         f"{format_size(doc['size'])} ({short_ref(doc['schema_ref'])})"
     )
@@ -281,17 +289,16 @@ def add(
 # --- rm / mv --------------------------------------------------------------------------
 
 
-def owned_shards(index: Any, entry: Any) -> list[str]:
-    """URLs of ``entry``'s shards that no other entry references."""
-    others: set[str] = set()
-    for other in index.list_datasets():
-        if other.name != entry.name:
-            others.update(other.data_urls)
-    seen: list[str] = []
-    for url in entry.data_urls:
-        if url not in others and url not in seen:
-            seen.append(url)
-    return seen
+def configured_stores(index: Any, extra: tuple[str, ...] = ()) -> list[Any]:
+    """The stores inside which ``rm --delete-shards`` may delete: the default store
+    (``$ATDATA_LITE_STORE``), the index's data store if it has one, and ``--store`` roots."""
+    from ..stores import default_store
+
+    stores: list[Any] = [default_store()]
+    if getattr(index, "data_store", None) is not None:
+        stores.append(index.data_store)
+    stores.extend(extra)
+    return stores
 
 
 @cli.command()
@@ -299,60 +306,88 @@ def owned_shards(index: Any, entry: Any) -> list[str]:
 @click.option(
     "--delete-shards",
     is_flag=True,
-    help="Also delete the shard files that no other dataset references.",
+    help="Also delete the shard files that no other dataset references: only files inside "
+    "a store whose bytes still match the sha256 the index recorded; others are kept and "
+    "listed with the reason.",
+)
+@click.option(
+    "--store",
+    "stores",
+    multiple=True,
+    metavar="ROOT",
+    help="With --delete-shards: a further store root (path or URL) inside which shards may "
+    "be deleted, besides the default store. Repeatable.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 @pass_state
-def rm(state: AppState, name: str, delete_shards: bool, yes: bool) -> None:
+def rm(state: AppState, name: str, delete_shards: bool, stores: tuple[str, ...], yes: bool) -> None:
     """Remove dataset NAME from the index (its shards stay unless --delete-shards)."""
+    from ..deletion import delete_shards as delete_files
+    from ..deletion import plan_deletion, shards_in_use
+
     index = state.index()
     entry = get_entry(state, name)
-    to_delete = owned_shards(index, entry) if delete_shards else []
-    kept = [u for u in entry.data_urls if u not in to_delete] if delete_shards else []
+    roots = configured_stores(index, stores) if delete_shards else []
+    to_delete: list[Any] = []
+    planned_kept: list[tuple[str, str]] = []
+    if delete_shards:
+        to_delete, planned_kept = plan_deletion(
+            _shards(entry), stores=roots, in_use=shards_in_use(index, excluding=name)
+        )
     if to_delete and not yes:
+        shown = escape_control(name)
         if not is_tty(sys.stdin):
             raise CliError(
-                f"Deleting {_plural(len(to_delete), 'shard file')} of {name!r} needs confirmation; "
-                "rerun with --yes to confirm without a terminal."
+                f"Deleting {_plural(len(to_delete), 'shard file')} of {shown!r} needs "
+                "confirmation; rerun with --yes to confirm without a terminal."
             )
-        click.echo(f"{name}: {_plural(len(to_delete), 'shard file')} will be deleted:", err=True)
-        for url in to_delete:
-            click.echo(f"  {url}", err=True)
+        click.echo(
+            f"{shown}: {_plural(len(to_delete), 'shard file')} will be deleted if their bytes "
+            "still match the index:",
+            err=True,
+        )
+        for shard in to_delete:
+            click.echo(f"  {escape_control(shard.url)}", err=True)
+        for url, reason in planned_kept:
+            click.echo(f"  kept: {escape_control(url)}: {escape_control(reason)}", err=True)
         click.confirm("Remove the dataset and delete these files?", abort=True, err=True)
     # The entry goes first: if deleting a file fails afterwards, what is left is an orphan
     # file, never an entry pointing at missing shards.
     index.delete_dataset(name)
-    failed: list[dict[str, str]] = []
+    kept = list(planned_kept)
     deleted: list[str] = []
     missing: list[str] = []
+    failed: list[dict[str, str]] = []
     if to_delete:
-        from ..shards import remove_shards
-
-        # One at a time, so that the report says exactly which files are left.
-        for url in to_delete:
-            try:
-                (deleted if remove_shards([url]) else missing).append(url)
-            except Exception as exc:
-                failed.append({"urls": url, "error": str(exc)})
+        # Every check again, now that the entry is gone (another entry may have been added
+        # meanwhile), plus the bytes of each file.
+        report = delete_files(to_delete, stores=roots, in_use=shards_in_use(index, excluding=name))
+        deleted, missing = report.deleted, report.missing
+        kept.extend(report.kept)
+        failed = [{"urls": url, "error": error} for url, error in report.failed]
+    kept_order = {url: i for i, url in enumerate(entry.data_urls)}
+    kept.sort(key=lambda k: kept_order.get(k[0], len(kept_order)))
     doc = {
         "removed": name,
         "cid": entry.cid,
         "deleted_shards": deleted,
         "missing_shards": missing,
-        "kept_shards": kept,
+        "kept_shards": [{"url": url, "reason": reason} for url, reason in kept],
         "failed": failed,
     }
     if state.json:
         echo_json(doc)
     else:
-        click.echo(f"removed {name}")
+        click.echo(f"removed {escape_control(name)}")
         if deleted:
             click.echo(f"deleted {_plural(len(deleted), 'shard file')}")
         if missing:
             click.echo(f"{_plural(len(missing), 'shard file')} already missing")
         if kept:
-            click.echo(f"kept {_plural(len(kept), 'shard file')} that other datasets reference")
+            click.echo(f"kept {_plural(len(kept), 'shard file')}:")
+            for url, reason in kept:
+                click.echo(f"  {escape_control(url)}: {escape_control(reason)}")
     if failed:
         raise CliError(
             f"{name} was removed from the index, but deleting "
@@ -372,7 +407,7 @@ def mv(state: AppState, old: str, new: str) -> None:
     if state.json:
         echo_json({"old": old, "new": entry.name, "cid": entry.cid})
     else:
-        click.echo(f"renamed {old} -> {entry.name}")
+        click.echo(f"renamed {escape_control(old)} -> {escape_control(entry.name)}")
 
 
 # --- verify ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from .. import __version__
 from ..errors import AtdataLiteError
 from ..index.backend import BACKEND_ENTRY_POINT_GROUP, url_scheme
 from ._app import AppState, CliError, cli, json_option, pass_state
-from ._output import echo_json, hide_password, render_kv, render_table
+from ._output import echo_json, escape_control, hide_password, render_kv, render_table
 
 __all__ = ["db", "info"]
 
@@ -217,9 +217,9 @@ def db_upgrade(state: AppState) -> None:
     if state.json:
         echo_json(facts)
     elif before == after:
-        click.echo(f"{shown} is already at {after} (up to date)")
+        click.echo(f"{escape_control(shown)} is already at {after} (up to date)")
     else:
-        click.echo(f"upgraded {shown}: {before or 'empty'} -> {after}")
+        click.echo(f"upgraded {escape_control(shown)}: {before or 'empty'} -> {after}")
 
 
 def _history_rows() -> list[dict[str, Any]]:

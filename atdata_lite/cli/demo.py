@@ -64,11 +64,12 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     demo did not write is never replaced.
     """
     from ..dataset import Dataset
+    from ..deletion import delete_shards, shards_in_use
     from ..errors import DatasetNotFoundError, InvalidPrefixError
     from ..shards import remove_shards, write_samples
     from ..stores import default_store, validate_prefix
     from ._demo_sample import DemoImage, make_samples
-    from .datasets import _plural, owned_shards
+    from .datasets import _plural
 
     try:
         validate_prefix(name)
@@ -130,8 +131,11 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
 
     removed_old: list[str] = []
     if previous is not None and previous.data_urls != entry.data_urls:
-        removed_old = owned_shards(index, previous)
-        remove_shards(removed_old, storage_options=store.storage_options)
+        # The same checks as `rm --delete-shards`: only matching shards inside the store,
+        # and none that another entry (the new one included) still uses.
+        removed_old = delete_shards(
+            previous.shards, stores=[store], in_use=shards_in_use(index)
+        ).deleted
 
     size = sum(r.size or 0 for r in records)
     doc = {

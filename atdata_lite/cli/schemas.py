@@ -8,7 +8,7 @@ import click
 
 from ..errors import InvalidSchemaRefError, SchemaNotFoundError
 from ._app import AppState, cli, json_option, pass_state
-from ._output import echo_json, format_time, render_kv, render_table, style
+from ._output import echo_json, escape_control, format_time, render_kv, render_table, style
 
 if TYPE_CHECKING:
     from ..index.api import Index
@@ -234,16 +234,17 @@ def schema_diff(state: AppState, a: str, b: str) -> None:
     if state.json:
         echo_json(result)
         return
-    click.echo(f"--- {short_ref(result['a'] or a)}")
-    click.echo(f"+++ {short_ref(result['b'] or b)}")
+    e = escape_control
+    click.echo(f"--- {e(short_ref(result['a'] or a))}")
+    click.echo(f"+++ {e(short_ref(result['b'] or b))}")
     if result["name"]:
-        click.echo(f"~ name: {result['name']['a']} -> {result['name']['b']}")
+        click.echo(f"~ name: {e(result['name']['a'])} -> {e(result['name']['b'])}")
     for f in result["removed"]:
-        click.echo(style(f"- {f['name']}: {f['type']}", fg="red"))
+        click.echo(style(f"- {e(f['name'])}: {e(f['type'])}", fg="red"))
     for f in result["added"]:
-        click.echo(style(f"+ {f['name']}: {f['type']}", fg="green"))
+        click.echo(style(f"+ {e(f['name'])}: {e(f['type'])}", fg="green"))
     for f in result["changed"]:
-        click.echo(style(f"~ {f['name']}: {f['a']} -> {f['b']}", fg="yellow"))
+        click.echo(style(f"~ {e(f['name'])}: {e(f['a'])} -> {e(f['b'])}", fg="yellow"))
     if result["reordered"]:
         click.echo("~ field order changed")
     if result["description"]:

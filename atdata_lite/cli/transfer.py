@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ._app import AppState, CliError, cli, json_option, pass_state
-from ._output import echo_json, render_table
+from ._output import echo_json, escape_control, render_table
 
 __all__ = ["export_cmd", "import_cmd"]
 
@@ -79,7 +79,7 @@ def import_cmd(state: AppState, source: str, target: str | None, dry_run: bool) 
     if state.json:
         echo_json(report.to_dict())
         return
-    click.echo(report.summary())
+    click.echo(escape_control(report.summary()))
     for title, items in (("renamed", report.renamed), ("skipped", report.skipped)):
         if items:
             click.echo()
@@ -115,4 +115,4 @@ def export_cmd(state: AppState, dest: str, overwrite: bool) -> None:
     if state.json:
         echo_json(report.to_dict())
     else:
-        click.echo(report.summary())
+        click.echo(escape_control(report.summary()))

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .._text import check_name
 from ..errors import (
     DatasetExistsError,
     DatasetNotFoundError,
@@ -77,7 +78,8 @@ def _looks_like_redis_client(obj: Any) -> bool:
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"A dataset name must be a non-empty string, got {name!r}.")
-    return name
+    # Names are printed by `ls` and friends: no terminal control sequences in new ones.
+    return check_name(name, "dataset name")
 
 
 def _check_on_conflict(on_conflict: str) -> OnConflict:
@@ -331,6 +333,8 @@ class Index:
         legacy_uuid: str | None = None,
         on_conflict: OnConflict,
     ) -> LocalDatasetEntry:
+        for shard in shards:
+            check_name(shard.url, "shard URL")
         entry = LocalDatasetEntry(name, schema_ref, [s.url for s in shards], shards=tuple(shards))
         record = DatasetRecord(
             cid=entry.cid,

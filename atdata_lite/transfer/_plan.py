@@ -10,8 +10,9 @@ Policy (where the issue left it open):
 * A dataset keeps its CID, ref, shard URLs and metadata bytes exactly. Rows atdata itself
   cannot decode but whose fields are intact (metadata with integer map keys) are imported
   as-is: atdata-lite reads them. Rows without a name, ref or readable ``data_urls`` are
-  skipped. Refs that do not parse, or name a schema neither side has, are imported and
-  reported.
+  skipped, and so are rows whose name holds a control character (new names may not hold
+  one; see ``atdata_lite._text``). Refs that do not parse, or name a schema neither side
+  has, are imported and reported.
 * Names: when atdata stored several entries under one name, the entry with the smallest CID
   keeps it; the others, and entries whose name the target already uses for other content,
   get ``{name}-{last 8 characters of the CID}``. Content (a CID) the target already holds is
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
+from .._text import first_control
 from ..cid import dataset_cid
 from ..index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord
 from ..index.redis._layout import semver_tuple
@@ -33,6 +35,11 @@ from ..schema import content_hash, parse_schema_ref
 from ._sources import RawCatalog, RawDataset, RawSchema
 
 __all__ = ["Plan", "ReportItem", "plan_import"]
+
+_CONTROL_REASON = (
+    "its {} holds a control character (an escape sequence, newline or bidirectional "
+    "control), which new names may not; rename it in the source and import again"
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ def _plan_schemas(raw: list[RawSchema], target: IndexBackend, plan: Plan) -> set
             digest = content_hash(record)
         except Exception as exc:  # bad JSON, or fields content_hash cannot read
             plan.skipped.append(ReportItem("schema", s.key, "", f"unreadable record: {exc}"))
+            continue
+        if first_control(s.name) is not None:
+            plan.skipped.append(ReportItem("schema", s.key, "", _CONTROL_REASON.format("name")))
             continue
         parsed.append((s, SchemaRow(s.name, s.version, s.record_json, digest)))
 
@@ -165,6 +175,9 @@ def _plan_datasets(
     for d in raw:
         if d.error:
             plan.skipped.append(ReportItem("dataset", d.key, d.name, d.error))
+            tick()
+        elif first_control(d.name) is not None:
+            plan.skipped.append(ReportItem("dataset", d.key, "", _CONTROL_REASON.format("name")))
             tick()
         else:
             readable.append(d)
