@@ -140,7 +140,7 @@ def test_postgres_statement_timeout_cancels_on_the_server(postgres_url):
     try:
         with locker.connect() as conn:
             conn.execute(sa.text("LOCK TABLE datasets IN ACCESS EXCLUSIVE MODE"))
-            _, error, took = bounded(index.list_datasets, 1 + SLACK)
+            _, error, _ = bounded(index.list_datasets, 1 + SLACK)
             conn.rollback()
         assert isinstance(error, IndexUnreachableError), repr(error)
         assert "statement_timeout (1 s)" in str(error)
@@ -250,7 +250,7 @@ def test_redis_closed_port_is_a_clear_error_at_once():
 def test_redis_silent_server_at_open_times_out(redis_proxy):
     url, proxy = redis_proxy
     proxy.freeze()
-    _, error, took = bounded(lambda: Index(url + "?socket_timeout=1"), 1 + SLACK)
+    _, error, _ = bounded(lambda: Index(url + "?socket_timeout=1"), 1 + SLACK)
     assert isinstance(error, IndexUnreachableError), repr(error)
     assert "did not answer within 1 s" in str(error)
 
