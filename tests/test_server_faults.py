@@ -95,9 +95,10 @@ def test_postgres_closed_port_is_a_clear_error_at_once(postgres_url):
     assert took < 5
 
 
-def test_postgres_closed_port_cli_one_line(postgres_url):
+@pytest.mark.parametrize("command", [["ls"], ["db", "current"], ["db", "upgrade"]])
+def test_postgres_closed_port_cli_one_line(postgres_url, command):
     url = _via(postgres_url, closed_port())
-    result = CliRunner().invoke(cli, ["--index", url, "ls"])
+    result = CliRunner().invoke(cli, ["--index", url, *command])
     line = one_line_error(result)
     assert line.startswith("Error: Cannot connect to the PostgreSQL index at")
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
+
+from . import migrate
 from ._exec import EngineExecutor, Executor, SqliteExecutor
-from ._postgres import timeouts_of, unreachable_error
+from ._postgres import postgres_connect_settings, timeouts_of, unreachable_error
 from .backend import SqlBackend
 from .engine import DEFAULT_BUSY_TIMEOUT, create_index_engine, resolve_location
-from .migrate import DEFAULT_LOCK_TIMEOUT, current_revision, history, prepare_index, upgrade
+from .migrate import DEFAULT_LOCK_TIMEOUT, history, prepare_index
 from .tables import HEAD_REVISION
 
 __all__ = [
@@ -104,3 +109,51 @@ def open_sql_backend(
                 unreachable_error, location=target.display, timeouts=timeouts
             )
     return SqlBackend(target, engine, executor)
+
+
+@contextmanager
+def _reaching_server(location: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a PostgreSQL server that cannot be reached into ``IndexUnreachableError``."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        target = resolve_location(location)
+        if target.kind != "postgresql":
+            raise
+        _, _, timeouts = postgres_connect_settings(target.url)
+        error = unreachable_error(exc, target.display, timeouts, opening=True)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def current_revision(location: str | os.PathLike[str]) -> str | None:
+    """The index's revision, or ``None`` for a missing or empty one. Changes nothing.
+
+    Raises:
+        NotAnIndexError: The location holds something else.
+        IndexUnreachableError: The PostgreSQL server cannot be reached.
+    """
+    with _reaching_server(location):
+        return migrate.current_revision(location)
+
+
+def upgrade(
+    location: str | os.PathLike[str],
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    script_location: str | os.PathLike[str] | None = None,
+) -> tuple[str | None, str]:
+    """Bring the index at ``location`` to :data:`HEAD_REVISION` (creating it if new).
+
+    Opening an index does the same by itself; this is for ``atdata-lite db upgrade``.
+
+    Returns:
+        ``(revision before, revision after)``; equal when there was nothing to do.
+
+    Raises:
+        NotAnIndexError, IndexTooNewError, MigrationError, IndexLockedError.
+        IndexUnreachableError: The PostgreSQL server cannot be reached.
+    """
+    with _reaching_server(location):
+        return migrate.upgrade(location, lock_timeout=lock_timeout, script_location=script_location)
