@@ -162,7 +162,7 @@ def test_postgres_timeouts_from_url_and_keywords(postgres_url):
             assert "keepalives=1" in info.dsn and "connect_timeout=4" in info.dsn
     finally:
         index.close()
-    with pytest.raises(ValueError, match="statement_timeout"):
+    with pytest.raises(IndexOpenError, match="statement_timeout must be a number"):
         Index(postgres_url + "?statement_timeout=soon")
 
 

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from ...errors import IndexUnreachableError
+from ...errors import IndexOpenError, IndexUnreachableError
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -105,9 +105,12 @@ def _seconds(value: Any, name: str) -> float | None:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+        seconds = math.nan
     if math.isnan(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        raise IndexOpenError(
+            f"{name} must be a number of seconds >= 0 (0: no limit), not {value!r}; check "
+            "the index URL's query or the keyword argument."
+        )
     return seconds
 
 
@@ -132,7 +135,7 @@ def postgres_connect_settings(
         parameters (the URL's own take precedence over them), and the limits in effect.
 
     Raises:
-        ValueError: A timeout is not a number of seconds >= 0.
+        IndexOpenError: A timeout is not a number of seconds >= 0.
     """
     query = dict(url.query)
     connect = _seconds(query.get("connect_timeout"), "connect_timeout")
