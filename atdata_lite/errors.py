@@ -19,6 +19,7 @@ __all__ = [
     "IndexLockedError",
     "IndexOpenError",
     "IndexTooNewError",
+    "IndexUnreachableError",
     "InvalidMetadataError",
     "InvalidNameError",
     "InvalidPrefixError",
@@ -135,6 +136,17 @@ class MigrationError(IndexOpenError):
 
 class IndexLockedError(IndexOpenError):
     """Another process held the index's migration lock for too long."""
+
+
+class IndexUnreachableError(IndexOpenError):
+    """The server behind an index (PostgreSQL, Redis) cannot be reached or stopped answering.
+
+    Raised when opening the index and by any later call whose connection was refused, cut
+    or silent for longer than the configured timeout. The message names the server and
+    what to check. A write interrupted this way is either wholly stored or not at all;
+    when the connection broke while the server was committing, look the entry up again to
+    know which.
+    """
 
 
 class UnknownBackendError(AtdataLiteError, ValueError):

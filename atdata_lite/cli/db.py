@@ -53,12 +53,13 @@ def _local_path(location: str) -> Path | None:
 
 def _revision_status(location: str) -> dict[str, Any]:
     """Revision facts for ``info`` and ``db current``; never creates or modifies the index."""
+    from ..index import sql
     from ..index.sql import migrate
 
     path = _local_path(location)
     if path is not None and not path.exists():
         return {"revision": None, "head": migrate.HEAD_REVISION, "status": "not created yet"}
-    revision = migrate.current_revision(location)
+    revision = sql.current_revision(location)  # (an unreachable server: a clear error)
     if revision is None:
         status = "empty (created on first use)"
     elif revision == migrate.HEAD_REVISION:
@@ -208,10 +209,10 @@ def db_current(state: AppState) -> None:
 @pass_state
 def db_upgrade(state: AppState) -> None:
     """Upgrade the index to the newest revision (a backup is taken first)."""
-    from ..index.sql import migrate
+    from ..index import sql
 
     location = _require_sql(state)
-    before, after = migrate.upgrade(location)
+    before, after = sql.upgrade(location)
     shown = hide_password(location)
     facts = {"location": shown, "from": before, "to": after, "changed": before != after}
     if state.json:

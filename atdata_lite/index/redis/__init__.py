@@ -29,7 +29,10 @@ def open_redis_backend(url: str, *, client: Any = None, **options: Any) -> Redis
             keeps ownership: :meth:`RedisBackend.close` leaves it open.
         **options: ``reconcile`` (default ``True``): index the names of entries written by
             atdata itself while opening (one SCAN over the entry keys). Any other option goes
-            to ``redis.Redis.from_url`` (e.g. ``socket_timeout``).
+            to ``redis.Redis.from_url``. Unless the URL's query or these options say
+            otherwise, a new client waits 10 s for a connection (``socket_connect_timeout``)
+            and 60 s for any reply (``socket_timeout``), uses TCP keepalives, and never
+            retries a command by itself (see :mod:`._faults`).
 
     Returns:
         The backend.
@@ -37,10 +40,11 @@ def open_redis_backend(url: str, *, client: Any = None, **options: Any) -> Redis
     Raises:
         BackendUnavailableError: redis-py is not installed (``pip install 'atdata-lite[redis]'``).
         ValueError: ``client`` decodes responses to ``str``.
-        IndexOpenError: The server cannot be reached.
+        IndexUnreachableError: The server cannot be reached, or does not answer in time.
     """
     redis = optional_import("redis", extra="redis", purpose="A redis:// index")
     from ...errors import IndexOpenError
+    from ._faults import client_defaults, unreachable_error
     from .backend import RedisBackend, _hide_password
 
     reconcile = bool(options.pop("reconcile", True))
@@ -52,6 +56,8 @@ def open_redis_backend(url: str, *, client: Any = None, **options: Any) -> Redis
         location = f"redis://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
     if client is None:
         options.setdefault("decode_responses", False)
+        for key, value in client_defaults(redis).items():
+            options.setdefault(key, value)
         client = redis.Redis.from_url(url, **options)
     if client.get_connection_kwargs().get("decode_responses"):
         raise ValueError(
@@ -63,13 +69,14 @@ def open_redis_backend(url: str, *, client: Any = None, **options: Any) -> Redis
         return RedisBackend(
             client, location, redis_module=redis, owns_client=owns, reconcile=reconcile
         )
-    except redis.exceptions.ConnectionError as exc:
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         if owns:
             client.close()
-        raise IndexOpenError(
-            f"Cannot reach the Redis index at {location}: {exc}. Start the server or check "
-            "the URL (redis://host:port/db)."
-        ) from exc
+        raise unreachable_error(exc, location, client, opening=True) from exc
+    except IndexOpenError:  # the first SCAN (reconcile) lost the server
+        if owns:
+            client.close()
+        raise
 
 
 def __getattr__(name: str) -> Any:

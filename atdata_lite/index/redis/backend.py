@@ -42,6 +42,7 @@ from ..backend import (
     checked_insert,
 )
 from . import _scripts
+from ._faults import reaching
 from ._layout import (
     ENTRY_PREFIX,
     NAMES_KEY,
@@ -109,6 +110,11 @@ class RedisBackend(IndexBackend):
         self._owns_client = owns_client
         self._closed = False
         self._watch_error = redis_module.exceptions.WatchError
+        # What a refused, cut or silent connection raises (see ``_faults.reaching``).
+        self._server_errors = (
+            redis_module.exceptions.ConnectionError,
+            redis_module.exceptions.TimeoutError,
+        )
         self._get_by_name = client.register_script(_scripts.GET_BY_NAME)
         self._latest = client.register_script(_scripts.LATEST_VERSION)
         self._publish_next = client.register_script(_scripts.PUBLISH_NEXT)
@@ -128,6 +134,7 @@ class RedisBackend(IndexBackend):
         """The redis-py client in use (``decode_responses=False``)."""
         return self._client
 
+    @reaching
     def describe(self) -> dict[str, Any]:
         info = self._client.info("server")
         return {
@@ -170,6 +177,7 @@ class RedisBackend(IndexBackend):
 
     # --- datasets -------------------------------------------------------------------
 
+    @reaching
     def get_dataset(self, name: str) -> DatasetRecord | None:
         res = self._get_by_name(keys=[NAMES_KEY], args=[name, ENTRY_PREFIX])
         if not res:
@@ -187,9 +195,11 @@ class RedisBackend(IndexBackend):
         # name; the mapping then points at an entry that is no longer called ``name``.
         return rec if rec.name == name else None
 
+    @reaching
     def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
         return self._read_entries(self._client, [cid])[cid]
 
+    @reaching
     def iter_datasets(self) -> Iterator[DatasetRecord]:
         records: list[DatasetRecord] = []
         keys = list(self._scan(glob_escape(ENTRY_PREFIX) + "*"))
@@ -226,6 +236,7 @@ class RedisBackend(IndexBackend):
                     continue
         raise RuntimeError(f"Redis transaction on {self.location} kept being interrupted")
 
+    @reaching
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
     ) -> list[DatasetRecord]:
@@ -286,6 +297,7 @@ class RedisBackend(IndexBackend):
 
         return self._transaction([NAMES_KEY, *(entry_key(r.cid) for r in records)], body)
 
+    @reaching
     def delete_dataset(self, name: str) -> DatasetRecord | None:
         def body(pipe: Any) -> DatasetRecord | None:
             rec = self._named(pipe, [name])[name]
@@ -299,6 +311,7 @@ class RedisBackend(IndexBackend):
 
         return self._transaction([NAMES_KEY], body)
 
+    @reaching
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
         def body(pipe: Any) -> DatasetRecord:
             found = self._named(pipe, [old, new])
@@ -357,6 +370,7 @@ class RedisBackend(IndexBackend):
             raise BadRow(f"{key}: {exc}") from None
         return SchemaRow(name=name, version=version, record_json=text, content_hash=digest)
 
+    @reaching
     def get_schema(self, name: str, version: str) -> SchemaRow | None:
         pipe = self._client.pipeline(transaction=False)
         pipe.get(schema_key(name, version))
@@ -398,6 +412,7 @@ class RedisBackend(IndexBackend):
                     rows[(name, version)] = (is_legacy, row)
         return [row for _, row in rows.values()]
 
+    @reaching
     def iter_schemas(self) -> Iterator[SchemaRow]:
         # atdata lists legacy module.Name keys with the module stripped; so do we, unless a
         # plain key holds the same Name@version.
@@ -405,6 +420,7 @@ class RedisBackend(IndexBackend):
         rows.sort(key=lambda r: (r.name, version_sort_key(r.version)))
         yield from rows
 
+    @reaching
     def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
         pattern = glob_escape(f"{SCHEMA_PREFIX}{name}@") + "*"
         matches = [
@@ -416,6 +432,7 @@ class RedisBackend(IndexBackend):
             return None
         return max(matches, key=lambda r: version_sort_key(r.version))
 
+    @reaching
     def publish_schema(
         self,
         name: str,
@@ -463,6 +480,7 @@ class RedisBackend(IndexBackend):
 
     # --- whole catalog --------------------------------------------------------------
 
+    @reaching
     def write_catalog(
         self,
         schemas: Sequence[SchemaRow],
@@ -543,6 +561,7 @@ class RedisBackend(IndexBackend):
 
     # --- secondary keys ---------------------------------------------------------------
 
+    @reaching
     def reconcile(self) -> dict[str, int]:
         """Bring the name index in line with the entries actually stored.
 

@@ -8,13 +8,20 @@ when asked for: the hot path does not load ``sqlalchemy.orm``).
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
+
+from . import migrate
 from ._exec import EngineExecutor, Executor, SqliteExecutor
+from ._postgres import postgres_connect_settings, timeouts_of, unreachable_error
 from .backend import SqlBackend
 from .engine import DEFAULT_BUSY_TIMEOUT, create_index_engine, resolve_location
-from .migrate import DEFAULT_LOCK_TIMEOUT, current_revision, history, prepare_index, upgrade
+from .migrate import DEFAULT_LOCK_TIMEOUT, history, prepare_index
 from .tables import HEAD_REVISION
 
 __all__ = [
@@ -32,6 +39,8 @@ def open_sql_backend(
     *,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
     **engine_options: Any,
 ) -> SqlBackend:
     """Open the SQL index at ``location``, creating or upgrading it as needed.
@@ -43,6 +52,12 @@ def open_sql_backend(
         busy_timeout: SQLite: seconds a writer waits for another process's write lock.
         lock_timeout: Seconds to wait for another process that is creating or upgrading
             the same index.
+        connect_timeout: PostgreSQL: seconds to wait for a connection (default 10), unless
+            the URL's ``?connect_timeout=`` says.
+        statement_timeout: PostgreSQL: seconds a statement may run before the server
+            cancels it (default 60; ``0``: no limit), unless the URL's
+            ``?statement_timeout=`` says. A server silent for this long plus a grace of at
+            most 5 s fails the call (psycopg 3).
         **engine_options: Passed to :func:`sqlalchemy.create_engine` (e.g. ``pool_size``).
 
     Returns:
@@ -54,10 +69,18 @@ def open_sql_backend(
         IndexTooNewError: The index was written by a newer atdata-lite.
         MigrationError: Upgrading an older index failed (the backup is kept).
         IndexLockedError: Another process kept migrating for longer than ``lock_timeout``.
+        IndexUnreachableError: The PostgreSQL server refused the connection, or did not
+            answer within the timeouts.
     """
     script_location = engine_options.pop("script_location", None)
     target = resolve_location(location)
-    engine = create_index_engine(target, busy_timeout=busy_timeout, **engine_options)
+    engine = create_index_engine(
+        target,
+        busy_timeout=busy_timeout,
+        connect_timeout=connect_timeout,
+        statement_timeout=statement_timeout,
+        **engine_options,
+    )
     try:
         prepare_index(
             target,
@@ -66,8 +89,13 @@ def open_sql_backend(
             lock_timeout=lock_timeout,
             script_location=script_location,
         )
-    except BaseException:
+    except BaseException as exc:
         engine.dispose()
+        if target.kind == "postgresql":
+            timeouts = timeouts_of(engine)
+            error = unreachable_error(exc, target.display, timeouts, opening=True)
+            if error is not None:
+                raise error from exc
         raise
     executor: Executor
     if target.kind == "sqlite" and target.path is not None:
@@ -75,4 +103,57 @@ def open_sql_backend(
     else:
         # In-memory SQLite: one connection shared by all threads (see create_index_engine).
         executor = EngineExecutor(engine, serialize=target.kind == "sqlite")
+        if target.kind == "postgresql":
+            timeouts = timeouts_of(engine)
+            executor.translate_errors = functools.partial(
+                unreachable_error, location=target.display, timeouts=timeouts
+            )
     return SqlBackend(target, engine, executor)
+
+
+@contextmanager
+def _reaching_server(location: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a PostgreSQL server that cannot be reached into ``IndexUnreachableError``."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        target = resolve_location(location)
+        if target.kind != "postgresql":
+            raise
+        _, _, timeouts = postgres_connect_settings(target.url)
+        error = unreachable_error(exc, target.display, timeouts, opening=True)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def current_revision(location: str | os.PathLike[str]) -> str | None:
+    """The index's revision, or ``None`` for a missing or empty one. Changes nothing.
+
+    Raises:
+        NotAnIndexError: The location holds something else.
+        IndexUnreachableError: The PostgreSQL server cannot be reached.
+    """
+    with _reaching_server(location):
+        return migrate.current_revision(location)
+
+
+def upgrade(
+    location: str | os.PathLike[str],
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    script_location: str | os.PathLike[str] | None = None,
+) -> tuple[str | None, str]:
+    """Bring the index at ``location`` to :data:`HEAD_REVISION` (creating it if new).
+
+    Opening an index does the same by itself; this is for ``atdata-lite db upgrade``.
+
+    Returns:
+        ``(revision before, revision after)``; equal when there was nothing to do.
+
+    Raises:
+        NotAnIndexError, IndexTooNewError, MigrationError, IndexLockedError.
+        IndexUnreachableError: The PostgreSQL server cannot be reached.
+    """
+    with _reaching_server(location):
+        return migrate.upgrade(location, lock_timeout=lock_timeout, script_location=script_location)

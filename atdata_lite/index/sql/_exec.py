@@ -123,7 +123,13 @@ class EngineExecutor(Executor):
 
     ``serialize=True`` (in-memory SQLite: one connection, shared by every thread) runs one
     statement or transaction at a time and reads whole results instead of streaming them.
+
+    ``translate_errors``, when set, maps a database error to the error to raise instead (or
+    ``None`` to keep it): PostgreSQL turns a lost or timed-out connection into
+    ``IndexUnreachableError`` this way.
     """
+
+    translate_errors: Callable[[BaseException], BaseException | None] | None = None
 
     def __init__(self, engine: sa.Engine, *, serialize: bool = False) -> None:
         self._write_engine = engine.execution_options(**{WRITE: True})
@@ -135,8 +141,18 @@ class EngineExecutor(Executor):
         self._serial: threading.RLock | None = threading.RLock() if serialize else None
 
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
-        with self._serialized(), self.engine.connect() as conn:
+        with self._translated(), self._serialized(), self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(stmt, params)]
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            error = self.translate_errors(exc) if self.translate_errors is not None else None
+            if error is None:
+                raise
+            raise error from exc
 
     def read_raw(
         self, stmt: sa.Executable, params: dict[str, Any] | None = None
@@ -154,7 +170,7 @@ class EngineExecutor(Executor):
     def _stream(self, stmt: sa.Executable) -> Iterator[Row]:
         # SQLAlchemy converts while fetching: a row it cannot convert (a timestamp mangled
         # by hand, say) raises here; skip it with a warning and go on.
-        with self.engine.connect() as conn:
+        with self._translated(), self.engine.connect() as conn:
             result = conn.execute(stmt)
             while True:
                 try:
@@ -168,7 +184,7 @@ class EngineExecutor(Executor):
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
-        with self._serialized(), self._write_engine.begin() as conn:
+        with self._translated(), self._serialized(), self._write_engine.begin() as conn:
             yield _EngineWriter(conn)
 
     def close(self) -> None:

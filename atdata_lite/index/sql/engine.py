@@ -7,7 +7,7 @@ event emits ``BEGIN IMMEDIATE`` for writes, so a write transaction takes SQLite'
 when it starts instead of failing half-way with "database is locked" on its first write.
 
 Nothing here is SQLite-only SQL outside those dialect settings: PostgreSQL URLs get an engine
-with defaults (psycopg 3).
+with connect, keepalive and statement timeouts (see :mod:`._postgres`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from ...errors import BackendUnavailableError, IndexOpenError
+from ._postgres import install_reply_bound, postgres_connect_settings
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -110,6 +111,8 @@ def create_index_engine(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     foreign_keys: bool = True,
     poolclass: type | None = None,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
     **engine_options: Any,
 ) -> Engine:
     """Create the engine for ``target`` with the index's connection settings.
@@ -120,6 +123,10 @@ def create_index_engine(
         foreign_keys: SQLite only: ``False`` for migrations that rebuild tables (see
             :mod:`.migrate`); the backend always uses ``True``.
         poolclass: A SQLAlchemy pool class (default: SQLAlchemy's choice).
+        connect_timeout: PostgreSQL only: seconds to wait for a connection, unless the URL
+            says (see :mod:`._postgres`).
+        statement_timeout: PostgreSQL only: seconds a statement may run, unless the URL
+            says; ``0`` for no limit.
         **engine_options: Passed to :func:`sqlalchemy.create_engine`.
 
     Returns:
@@ -147,7 +154,12 @@ def create_index_engine(
         # pool_pre_ping: a PostgreSQL server restart or idle timeout must not surface as an
         # error on the next lookup.
         engine_options.setdefault("pool_pre_ping", True)
-        engine = sa.create_engine(target.url, **engine_options)
+        url, connect_args, timeouts = postgres_connect_settings(
+            target.url, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        )
+        connect_args.update(engine_options.pop("connect_args", {}))
+        engine = sa.create_engine(url, connect_args=connect_args, **engine_options)
+        install_reply_bound(engine, timeouts)
     _FORK_SAFE.add(engine)
     return engine
 
