@@ -36,11 +36,38 @@ OnShardError = Literal["raise", "skip"]
 
 
 class _ShardList:
-    def __init__(self, source: DataSource) -> None:
+    def __init__(self, source: DataSource, chunk: tuple[int, int] | None = None) -> None:
         self.source = source
+        self.chunk = chunk
 
     def __call__(self) -> Iterator[str]:
-        return iter(self.source.list_shards())
+        urls = self.source.list_shards()
+        if self.chunk is not None:
+            positions, _, _ = chunk_plan(len(urls), *self.chunk)
+            urls = [urls[j] for j in positions]
+        return iter(urls)
+
+
+def chunk_plan(n_shards: int, i: int, n: int) -> tuple[list[int], int, int]:
+    """Which shards consumer ``i`` of ``n`` reads, and which of their samples.
+
+    Returns:
+        ``(shard_positions, offset, step)``: the consumer reads the samples at positions
+        ``offset, offset + step, ...`` of each listed shard.
+
+    With ``n <= n_shards`` whole shards are dealt out round-robin (shard ``j`` goes to
+    consumer ``j % n``, every sample of it: offset 0, step 1). With more consumers than
+    shards, consumer ``i`` reads shard ``i % n_shards``, which it shares with the other
+    consumers of that shard, each taking every ``step``-th sample. Either way the ``n``
+    parts are disjoint and cover every sample once, without knowing any shard's length.
+    """
+    if n_shards == 0:
+        return [], 0, 1
+    if n <= n_shards:
+        return list(range(i, n_shards, n)), 0, 1
+    shard = i % n_shards
+    sharing = len(range(shard, n, n_shards))
+    return [shard], i // n_shards, sharing
 
 
 class _ShuffleShards:
@@ -105,16 +132,25 @@ class _Read:
         decode_type: type,
         output_lens: Lens | None,
         on_shard_error: OnShardError,
+        chunk: tuple[int, int] | None = None,
     ) -> None:
         self.source = source
         self.decode_type = decode_type
         self.output_lens = output_lens
         self.on_shard_error = on_shard_error
+        self.chunk = chunk
+
+    def _sample_slice(self) -> tuple[int, int]:
+        if self.chunk is None:
+            return 0, 1
+        _, offset, step = chunk_plan(len(self.source.list_shards()), *self.chunk)
+        return offset, step
 
     def __call__(self, urls: Iterable[str]) -> Iterator[Any]:
+        offset, step = self._sample_slice()
         for url in urls:
             try:
-                yield from self._read_shard(url)
+                yield from self._read_shard(url, offset, step)
             except (ShardNotFoundError, CorruptShardError) as exc:
                 if self.on_shard_error != "skip":
                     raise
@@ -128,12 +164,14 @@ class _Read:
         except FileNotFoundError as exc:  # a third-party DataSource
             raise ShardNotFoundError(f"Shard not found: {url}") from exc
 
-    def _read_shard(self, url: str) -> Iterator[Any]:
+    def _read_shard(self, url: str, offset: int = 0, step: int = 1) -> Iterator[Any]:
         decode = self.decode_type.from_bytes
         lens = self.output_lens
         stream = self._open(url)
         try:
-            for raw in iter_shard(stream, url):
+            for position, raw in enumerate(iter_shard(stream, url)):
+                if step != 1 and position % step != offset:
+                    continue  # another chunk's sample: skipped before decoding
                 key = raw["__key__"]
                 payload = raw.get("msgpack")
                 if payload is None:
@@ -222,6 +260,7 @@ class Dataset(Generic[ST]):
         self._output_lens: Lens | None = None
         self._decode_type: type | None = None  # the stored type, when a lens is applied
         self._sample_type_cache: type | None = None
+        self._chunk: tuple[int, int] | None = None
 
     # --- types ---------------------------------------------------------------------
 
@@ -283,6 +322,66 @@ class Dataset(Generic[ST]):
         result._decode_type = self._decode_type or self.sample_type
         result._output_lens = step if self._output_lens is None else self._output_lens.then(step)
         result._metadata = self._metadata
+        result._chunk = self._chunk
+        return result
+
+    def chunk(self, i: int, n: int) -> Dataset[ST]:
+        """Consumer ``i`` of ``n``: a deterministic, disjoint part of the samples.
+
+        The ``n`` chunks together hold every sample exactly once, whatever ``n`` is:
+
+        * ``n`` at most the number of shards: chunk ``i`` reads the shards at positions
+          ``i, i + n, i + 2n, ...`` (whole shards, no sample is skipped over);
+        * more chunks than shards: chunk ``i`` reads shard ``i % shards`` and takes every
+          ``k``-th sample of it (``k`` = how many chunks share that shard), starting at
+          ``i // shards``. Every chunk still reads the whole shard, skipping the samples of
+          its neighbours before decoding them.
+
+        The split depends only on the shard list, not on the seed or the iteration order,
+        so the same ``(i, n)`` names the same samples on every machine and run. Within a
+        chunk, :meth:`ordered` and :meth:`shuffled` work as usual, including the further
+        split by node and DataLoader worker.
+
+        Args:
+            i: This consumer's number, ``0 <= i < n``.
+            n: How many consumers share the dataset (at least 1).
+
+        Returns:
+            A new dataset over chunk ``i`` (this one is unchanged).
+
+        Raises:
+            ValueError: ``n < 1``, ``i`` outside ``[0, n)``, or this dataset is already a
+                chunk (take one chunk of the whole dataset instead: ``chunk(i, n * m)``
+                does not equal a chunk of a chunk, so it is refused rather than guessed).
+            TypeError: ``i`` or ``n`` is not an integer.
+        """
+        for label, value in (("i", i), ("n", n)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"chunk(): {label} must be an integer, got {value!r}.")
+        if n < 1:
+            raise ValueError(f"chunk(): n must be at least 1, got {n}.")
+        if not 0 <= i < n:
+            raise ValueError(f"chunk(): i must be in [0, {n}) for n={n}, got {i}.")
+        if self._chunk is not None:
+            raise ValueError(
+                f"This dataset is already chunk {self._chunk[0]} of {self._chunk[1]}; take "
+                "chunks of the whole dataset instead."
+            )
+        result = self._copy()
+        result._chunk = (i, n)
+        return result
+
+    def _copy(self) -> Dataset[ST]:
+        result: Dataset[Any] = Dataset[self.sample_type](  # type: ignore[name-defined]
+            self._source,
+            self.metadata_url,
+            storage_options=self.storage_options,
+            on_shard_error=self.on_shard_error,
+        )
+        result.url = self.url
+        result._decode_type = self._decode_type
+        result._output_lens = self._output_lens
+        result._metadata = self._metadata
         return result
 
     # --- metadata --------------------------------------------------------------------
@@ -318,6 +417,7 @@ class Dataset(Generic[ST]):
             self._decode_type or self.sample_type,
             self._output_lens,
             self.on_shard_error,
+            self._chunk,
         )
 
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:
@@ -334,7 +434,7 @@ class Dataset(Generic[ST]):
             A re-iterable pipeline (a torch ``IterableDataset`` when torch is installed).
         """
         return wds.DataPipeline(
-            _ShardList(self._source),
+            _ShardList(self._source, self._chunk),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,
             self._reader(),
@@ -367,7 +467,7 @@ class Dataset(Generic[ST]):
         """
         del buffer_shards  # each worker shuffles its own shard list entirely
         return wds.DataPipeline(
-            _ShardList(self._source),
+            _ShardList(self._source, self._chunk),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,
             # Shards are split before shuffling: every worker owns a fixed share whatever
