@@ -19,7 +19,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 import webdataset as wds
 
-from .errors import CorruptShardError, SampleDecodeError, ShardNotFoundError
+from .cache import ShardCache, is_remote, offline_enabled
+from .errors import CorruptShardError, SampleDecodeError, ShardNotCachedError, ShardNotFoundError
+from .index.backend import ShardRecord
 from .lens import Lens, LensNetwork
 from .protocols import DataSource
 from .samples import KEY_ATTR, DictSample, SampleBatch
@@ -35,16 +37,95 @@ OnShardError = Literal["raise", "skip"]
 # --- pipeline stages (module-level classes: picklable for spawned DataLoader workers) ---
 
 
+class _Opener:
+    """Opens shards: remote URLs through the shard cache, everything else as the source does.
+
+    Picklable (settings only) for spawned DataLoader workers; the default cache and the
+    offline switch are resolved when reading, in the reading process.
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        cache: ShardCache | bool | None,
+        offline: bool | None,
+        facts: dict[str, ShardRecord],
+        entry_name: str | None,
+        split: str | None,
+    ) -> None:
+        self.source = source
+        self.cache = cache
+        self.offline = offline
+        self.facts = facts
+        self.entry_name = entry_name
+        self.split = split
+
+    def _cache(self) -> ShardCache | None:
+        if self.cache is False or not isinstance(self.source, URLSource):
+            return None
+        if self.cache is None or self.cache is True:
+            self.cache = ShardCache()
+        return self.cache
+
+    def open(self, url: str) -> Any:
+        cache = self._cache()
+        if cache is None or not is_remote(url):
+            if offline_enabled(self.offline) and is_remote(url):
+                raise ShardNotCachedError(
+                    f"Shard {url} is remote, offline mode is on, and this dataset reads "
+                    "without the shard cache (cache=False)."
+                )
+            return self.source.open_shard(url)
+        fact = self.facts.get(url)
+        return cache.open_shard(
+            url,
+            sha256=fact.sha256 if fact else None,
+            size=fact.size if fact else None,
+            storage_options=self.source.storage_options,  # type: ignore[attr-defined]
+            offline=self.offline,
+        )
+
+    def check_offline(self, urls: list[str]) -> None:
+        """Offline: fail before the first sample when a remote shard is not cached."""
+        if not offline_enabled(self.offline):
+            return
+        remote = [u for u in urls if is_remote(u)]
+        if not remote:
+            return
+        cache = self._cache()
+        records = [self.facts.get(u) or ShardRecord(u) for u in remote]
+        missing = records if cache is None else cache.missing(records)
+        if not missing:
+            return
+        shown = ", ".join(r.url for r in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        if self.entry_name:
+            split = f" --split {self.split}" if self.split else ""
+            fix = f"run `atdata-lite pull {self.entry_name}{split}` while online"
+        else:
+            fix = "read the dataset once while online, or index it and run `atdata-lite pull NAME`"
+        where = "the shard cache is off (cache=False)" if cache is None else f"in {cache.root}"
+        raise ShardNotCachedError(
+            f"Offline mode is on and {len(missing)} of {len(remote)} remote shards are not "
+            f"cached ({where}): {shown}{more}. To fix it, {fix}."
+        )
+
+
 class _ShardList:
-    def __init__(self, source: DataSource, chunk: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, source: DataSource, chunk: tuple[int, int] | None = None, opener: Any = None
+    ) -> None:
         self.source = source
         self.chunk = chunk
+        self.opener = opener
 
     def __call__(self) -> Iterator[str]:
         urls = self.source.list_shards()
         if self.chunk is not None:
             positions, _, _ = chunk_plan(len(urls), *self.chunk)
             urls = [urls[j] for j in positions]
+        if self.opener is not None:
+            self.opener.check_offline(urls)
         return iter(urls)
 
 
@@ -133,8 +214,10 @@ class _Read:
         output_lens: Lens | None,
         on_shard_error: OnShardError,
         chunk: tuple[int, int] | None = None,
+        opener: _Opener | None = None,
     ) -> None:
         self.source = source
+        self.opener = opener
         self.decode_type = decode_type
         self.output_lens = output_lens
         self.on_shard_error = on_shard_error
@@ -158,6 +241,8 @@ class _Read:
 
     def _open(self, url: str) -> Any:
         try:
+            if self.opener is not None:
+                return self.opener.open(url)
             return self.source.open_shard(url)
         except ShardNotFoundError:
             raise
@@ -195,6 +280,16 @@ class _Read:
                 close()
 
 
+def _is_entry(source: Any) -> bool:
+    # An index entry (LocalDatasetEntry or alike): URLs plus what the index knows of them.
+    return (
+        not isinstance(source, str | os.PathLike | Sequence)
+        and hasattr(source, "data_urls")
+        and hasattr(source, "shards")
+        and hasattr(source, "name")
+    )
+
+
 def _set_key(sample: Any, key: str) -> None:
     # The key rides along on the sample (never serialised) so that rewriting a dataset
     # keeps it; objects that cannot take attributes simply do not remember it.
@@ -210,12 +305,25 @@ class Dataset(Generic[ST]):
 
     Args:
         source: A URL or path, a brace pattern (``data/shard-{000..009}.tar``), a list of
-            them, or a :class:`~atdata_lite.protocols.DataSource`.
+            them, a :class:`~atdata_lite.protocols.DataSource`, or an index entry
+            (:class:`~atdata_lite.index.entries.LocalDatasetEntry`): its shards are read
+            with what the index knows of them (the SHA-256 checks cached copies), and its
+            name goes into the ``atdata-lite pull`` advice of offline errors.
         metadata_url: Where the dataset's msgpack metadata lives (any fsspec URL).
         url: Deprecated alias of ``source`` (atdata's), used only when ``source`` is None.
         storage_options: fsspec options for opening URLs (not used for DataSource objects).
         on_shard_error: ``"raise"`` (default) raises :class:`ShardNotFoundError` /
             :class:`CorruptShardError` naming the shard; ``"skip"`` warns and goes on.
+        split: With an index entry that has named splits, read only this split.
+        cache: Remote shards (not on the local filesystem) are read through the shard
+            cache: ``None`` (default) uses the default :class:`~atdata_lite.cache.ShardCache`
+            (``$ATDATA_LITE_CACHE``, ``$ATDATA_LITE_CACHE_SIZE``), a ``ShardCache`` uses that
+            one, ``False`` reads remote shards directly every time. Only URL sources are
+            cached (a custom ``DataSource`` opens its own shards).
+        offline: ``True`` reads from the shard cache only and never touches the network;
+            ``None`` (default) follows ``$ATDATA_LITE_OFFLINE``. Offline, iteration fails
+            before the first sample if a remote shard is not cached, with
+            :class:`~atdata_lite.errors.ShardNotCachedError` listing the missing shards.
 
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
@@ -233,11 +341,28 @@ class Dataset(Generic[ST]):
         url: str | None = None,
         storage_options: dict[str, Any] | None = None,
         on_shard_error: OnShardError = "raise",
+        split: str | None = None,
+        cache: ShardCache | bool | None = None,
+        offline: bool | None = None,
     ) -> None:
         if source is None:
             source = url
         if source is None:
             raise TypeError("Dataset() missing required argument: 'source' or 'url'")
+        if cache is not None and not isinstance(cache, bool | ShardCache):
+            raise TypeError(f"cache must be a ShardCache, True, False or None, not {cache!r}.")
+        self._cache_setting: ShardCache | bool | None = cache
+        self._offline = offline
+        self._split = split
+        self._entry_name: str | None = None
+        self._shard_facts: dict[str, ShardRecord] = {}
+        if _is_entry(source):
+            source = self._from_entry(source, split)
+        elif split is not None:
+            raise ValueError(
+                "split= needs an index entry as the source (Dataset(index.get_dataset(name), "
+                "split=...)); a URL source has no splits."
+            )
         if on_shard_error not in ("raise", "skip"):
             raise ValueError(f"on_shard_error must be 'raise' or 'skip', got {on_shard_error!r}.")
         self.storage_options = dict(storage_options or {})
@@ -261,6 +386,39 @@ class Dataset(Generic[ST]):
         self._decode_type: type | None = None  # the stored type, when a lens is applied
         self._sample_type_cache: type | None = None
         self._chunk: tuple[int, int] | None = None
+
+    def _from_entry(self, entry: Any, split: str | None) -> list[str]:
+        self._entry_name = entry.name
+        shards = tuple(entry.shards)
+        if split is not None:
+            splits = dict(getattr(entry, "splits", None) or {})
+            if split not in splits:
+                known = ", ".join(sorted(splits)) or "none"
+                raise KeyError(f"Dataset {entry.name!r} has no split {split!r} (splits: {known}).")
+            wanted = set(splits[split])
+            shards = tuple(s for s in shards if s.url in wanted)
+        self._shard_facts = {s.url: s for s in shards}
+        return [s.url for s in shards]
+
+    def _opener(self) -> _Opener:
+        return _Opener(
+            self._source,
+            self._cache_setting,
+            self._offline,
+            self._shard_facts,
+            self._entry_name,
+            self._split,
+        )
+
+    def _carry_to(self, result: Dataset[Any]) -> None:
+        result.url = self.url
+        result._metadata = self._metadata
+        result._cache_setting = self._cache_setting
+        result._offline = self._offline
+        result._split = self._split
+        result._entry_name = self._entry_name
+        result._shard_facts = self._shard_facts
+        result._chunk = self._chunk
 
     # --- types ---------------------------------------------------------------------
 
@@ -318,11 +476,9 @@ class Dataset(Generic[ST]):
             storage_options=self.storage_options,
             on_shard_error=self.on_shard_error,
         )
-        result.url = self.url
+        self._carry_to(result)
         result._decode_type = self._decode_type or self.sample_type
         result._output_lens = step if self._output_lens is None else self._output_lens.then(step)
-        result._metadata = self._metadata
-        result._chunk = self._chunk
         return result
 
     def chunk(self, i: int, n: int) -> Dataset[ST]:
@@ -378,10 +534,9 @@ class Dataset(Generic[ST]):
             storage_options=self.storage_options,
             on_shard_error=self.on_shard_error,
         )
-        result.url = self.url
+        self._carry_to(result)
         result._decode_type = self._decode_type
         result._output_lens = self._output_lens
-        result._metadata = self._metadata
         return result
 
     # --- metadata --------------------------------------------------------------------
@@ -399,7 +554,18 @@ class Dataset(Generic[ST]):
         if self._metadata is None:
             import msgpack
 
-            with open_url(self.metadata_url, "rb", self.storage_options) as f:
+            if is_remote(self.metadata_url) and self._cache_setting is not False:
+                cache = self._opener()._cache() or ShardCache()
+                opened = cache.open_shard(
+                    self.metadata_url, storage_options=self.storage_options, offline=self._offline
+                )
+            elif offline_enabled(self._offline) and is_remote(self.metadata_url):
+                raise ShardNotCachedError(
+                    f"Metadata {self.metadata_url} is remote and offline mode is on."
+                )
+            else:
+                opened = open_url(self.metadata_url, "rb", self.storage_options)
+            with opened as f:
                 raw = f.read()
             try:
                 self._metadata = msgpack.unpackb(raw, raw=False, strict_map_key=False)
@@ -418,6 +584,7 @@ class Dataset(Generic[ST]):
             self._output_lens,
             self.on_shard_error,
             self._chunk,
+            self._opener(),
         )
 
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:
@@ -434,7 +601,7 @@ class Dataset(Generic[ST]):
             A re-iterable pipeline (a torch ``IterableDataset`` when torch is installed).
         """
         return wds.DataPipeline(
-            _ShardList(self._source, self._chunk),
+            _ShardList(self._source, self._chunk, self._opener()),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,
             self._reader(),
@@ -467,7 +634,7 @@ class Dataset(Generic[ST]):
         """
         del buffer_shards  # each worker shuffles its own shard list entirely
         return wds.DataPipeline(
-            _ShardList(self._source, self._chunk),
+            _ShardList(self._source, self._chunk, self._opener()),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,
             # Shards are split before shuffling: every worker owns a fixed share whatever

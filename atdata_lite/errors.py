@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "AtdataLiteError",
     "BackendUnavailableError",
+    "CacheFullError",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetNotFoundError",
@@ -30,6 +31,7 @@ __all__ = [
     "SchemaConflictError",
     "SchemaDecodeError",
     "SchemaNotFoundError",
+    "ShardNotCachedError",
     "ShardNotFoundError",
     "UnknownBackendError",
     "UnsafeURLError",
@@ -149,3 +151,14 @@ class BackendUnavailableError(AtdataLiteError, ImportError):
 
 class InvalidSampleKeyError(AtdataLiteError, ValueError):
     """A caller-supplied sample key cannot name a tar member (``.``, ``/``, empty, ...)."""
+
+
+# --- the shard cache and offline mode ----------------------------------------------------
+
+
+class ShardNotCachedError(AtdataLiteError, FileNotFoundError):
+    """Offline mode is on and a remote shard is not in the shard cache."""
+
+
+class CacheFullError(AtdataLiteError, OSError):
+    """A shard cannot be put in the shard cache (it does not fit in the budget)."""
