@@ -19,7 +19,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 import webdataset as wds
 
-from .errors import CorruptShardError, SampleDecodeError, ShardNotFoundError
+from .cache import ShardCache, is_remote, offline_enabled
+from .errors import CorruptShardError, SampleDecodeError, ShardNotCachedError, ShardNotFoundError
+from .index.backend import ShardRecord
 from .lens import Lens, LensNetwork
 from .protocols import DataSource
 from .samples import KEY_ATTR, DictSample, SampleBatch
@@ -35,12 +37,118 @@ OnShardError = Literal["raise", "skip"]
 # --- pipeline stages (module-level classes: picklable for spawned DataLoader workers) ---
 
 
-class _ShardList:
-    def __init__(self, source: DataSource) -> None:
+class _Opener:
+    """Opens shards: remote URLs through the shard cache, everything else as the source does.
+
+    Picklable (settings only) for spawned DataLoader workers; the default cache and the
+    offline switch are resolved when reading, in the reading process.
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        cache: ShardCache | bool | None,
+        offline: bool | None,
+        facts: dict[str, ShardRecord],
+        entry_name: str | None,
+        split: str | None,
+    ) -> None:
         self.source = source
+        self.cache = cache
+        self.offline = offline
+        self.facts = facts
+        self.entry_name = entry_name
+        self.split = split
+
+    def _cache(self) -> ShardCache | None:
+        if self.cache is False or not isinstance(self.source, URLSource):
+            return None
+        if self.cache is None or self.cache is True:
+            self.cache = ShardCache()
+        return self.cache
+
+    def open(self, url: str) -> Any:
+        cache = self._cache()
+        if cache is None or not is_remote(url):
+            if offline_enabled(self.offline) and is_remote(url):
+                raise ShardNotCachedError(
+                    f"Shard {url} is remote, offline mode is on, and this dataset reads "
+                    "without the shard cache (cache=False)."
+                )
+            return self.source.open_shard(url)
+        fact = self.facts.get(url)
+        return cache.open_shard(
+            url,
+            sha256=fact.sha256 if fact else None,
+            size=fact.size if fact else None,
+            storage_options=self.source.storage_options,  # type: ignore[attr-defined]
+            offline=self.offline,
+        )
+
+    def check_offline(self, urls: list[str]) -> None:
+        """Offline: fail before the first sample when a remote shard is not cached."""
+        if not offline_enabled(self.offline):
+            return
+        remote = [u for u in urls if is_remote(u)]
+        if not remote:
+            return
+        cache = self._cache()
+        records = [self.facts.get(u) or ShardRecord(u) for u in remote]
+        missing = records if cache is None else cache.missing(records)
+        if not missing:
+            return
+        shown = ", ".join(r.url for r in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        if self.entry_name:
+            split = f" --split {self.split}" if self.split else ""
+            fix = f"run `atdata-lite pull {self.entry_name}{split}` while online"
+        else:
+            fix = "read the dataset once while online, or index it and run `atdata-lite pull NAME`"
+        where = "the shard cache is off (cache=False)" if cache is None else f"in {cache.root}"
+        raise ShardNotCachedError(
+            f"Offline mode is on and {len(missing)} of {len(remote)} remote shards are not "
+            f"cached ({where}): {shown}{more}. To fix it, {fix}."
+        )
+
+
+class _ShardList:
+    def __init__(
+        self, source: DataSource, chunk: tuple[int, int] | None = None, opener: Any = None
+    ) -> None:
+        self.source = source
+        self.chunk = chunk
+        self.opener = opener
 
     def __call__(self) -> Iterator[str]:
-        return iter(self.source.list_shards())
+        urls = self.source.list_shards()
+        if self.chunk is not None:
+            positions, _, _ = chunk_plan(len(urls), *self.chunk)
+            urls = [urls[j] for j in positions]
+        if self.opener is not None:
+            self.opener.check_offline(urls)
+        return iter(urls)
+
+
+def chunk_plan(n_shards: int, i: int, n: int) -> tuple[list[int], int, int]:
+    """Which shards consumer ``i`` of ``n`` reads, and which of their samples.
+
+    Returns:
+        ``(shard_positions, offset, step)``: the consumer reads the samples at positions
+        ``offset, offset + step, ...`` of each listed shard.
+
+    With ``n <= n_shards`` whole shards are dealt out round-robin (shard ``j`` goes to
+    consumer ``j % n``, every sample of it: offset 0, step 1). With more consumers than
+    shards, consumer ``i`` reads shard ``i % n_shards``, which it shares with the other
+    consumers of that shard, each taking every ``step``-th sample. Either way the ``n``
+    parts are disjoint and cover every sample once, without knowing any shard's length.
+    """
+    if n_shards == 0:
+        return [], 0, 1
+    if n <= n_shards:
+        return list(range(i, n_shards, n)), 0, 1
+    shard = i % n_shards
+    sharing = len(range(shard, n, n_shards))
+    return [shard], i // n_shards, sharing
 
 
 class _ShuffleShards:
@@ -105,16 +213,27 @@ class _Read:
         decode_type: type,
         output_lens: Lens | None,
         on_shard_error: OnShardError,
+        chunk: tuple[int, int] | None = None,
+        opener: _Opener | None = None,
     ) -> None:
         self.source = source
+        self.opener = opener
         self.decode_type = decode_type
         self.output_lens = output_lens
         self.on_shard_error = on_shard_error
+        self.chunk = chunk
+
+    def _sample_slice(self) -> tuple[int, int]:
+        if self.chunk is None:
+            return 0, 1
+        _, offset, step = chunk_plan(len(self.source.list_shards()), *self.chunk)
+        return offset, step
 
     def __call__(self, urls: Iterable[str]) -> Iterator[Any]:
+        offset, step = self._sample_slice()
         for url in urls:
             try:
-                yield from self._read_shard(url)
+                yield from self._read_shard(url, offset, step)
             except (ShardNotFoundError, CorruptShardError) as exc:
                 if self.on_shard_error != "skip":
                     raise
@@ -122,18 +241,22 @@ class _Read:
 
     def _open(self, url: str) -> Any:
         try:
+            if self.opener is not None:
+                return self.opener.open(url)
             return self.source.open_shard(url)
         except ShardNotFoundError:
             raise
         except FileNotFoundError as exc:  # a third-party DataSource
             raise ShardNotFoundError(f"Shard not found: {url}") from exc
 
-    def _read_shard(self, url: str) -> Iterator[Any]:
+    def _read_shard(self, url: str, offset: int = 0, step: int = 1) -> Iterator[Any]:
         decode = self.decode_type.from_bytes
         lens = self.output_lens
         stream = self._open(url)
         try:
-            for raw in iter_shard(stream, url):
+            for position, raw in enumerate(iter_shard(stream, url)):
+                if step != 1 and position % step != offset:
+                    continue  # another chunk's sample: skipped before decoding
                 key = raw["__key__"]
                 payload = raw.get("msgpack")
                 if payload is None:
@@ -157,6 +280,16 @@ class _Read:
                 close()
 
 
+def _is_entry(source: Any) -> bool:
+    # An index entry (LocalDatasetEntry or alike): URLs plus what the index knows of them.
+    return (
+        not isinstance(source, str | os.PathLike | Sequence)
+        and hasattr(source, "data_urls")
+        and hasattr(source, "shards")
+        and hasattr(source, "name")
+    )
+
+
 def _set_key(sample: Any, key: str) -> None:
     # The key rides along on the sample (never serialised) so that rewriting a dataset
     # keeps it; objects that cannot take attributes simply do not remember it.
@@ -172,12 +305,25 @@ class Dataset(Generic[ST]):
 
     Args:
         source: A URL or path, a brace pattern (``data/shard-{000..009}.tar``), a list of
-            them, or a :class:`~atdata_lite.protocols.DataSource`.
+            them, a :class:`~atdata_lite.protocols.DataSource`, or an index entry
+            (:class:`~atdata_lite.index.entries.LocalDatasetEntry`): its shards are read
+            with what the index knows of them (the SHA-256 checks cached copies), and its
+            name goes into the ``atdata-lite pull`` advice of offline errors.
         metadata_url: Where the dataset's msgpack metadata lives (any fsspec URL).
         url: Deprecated alias of ``source`` (atdata's), used only when ``source`` is None.
         storage_options: fsspec options for opening URLs (not used for DataSource objects).
         on_shard_error: ``"raise"`` (default) raises :class:`ShardNotFoundError` /
             :class:`CorruptShardError` naming the shard; ``"skip"`` warns and goes on.
+        split: With an index entry that has named splits, read only this split.
+        cache: Remote shards (not on the local filesystem) are read through the shard
+            cache: ``None`` (default) uses the default :class:`~atdata_lite.cache.ShardCache`
+            (``$ATDATA_LITE_CACHE``, ``$ATDATA_LITE_CACHE_SIZE``), a ``ShardCache`` uses that
+            one, ``False`` reads remote shards directly every time. Only URL sources are
+            cached (a custom ``DataSource`` opens its own shards).
+        offline: ``True`` reads from the shard cache only and never touches the network;
+            ``None`` (default) follows ``$ATDATA_LITE_OFFLINE``. Offline, iteration fails
+            before the first sample if a remote shard is not cached, with
+            :class:`~atdata_lite.errors.ShardNotCachedError` listing the missing shards.
 
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
@@ -195,11 +341,28 @@ class Dataset(Generic[ST]):
         url: str | None = None,
         storage_options: dict[str, Any] | None = None,
         on_shard_error: OnShardError = "raise",
+        split: str | None = None,
+        cache: ShardCache | bool | None = None,
+        offline: bool | None = None,
     ) -> None:
         if source is None:
             source = url
         if source is None:
             raise TypeError("Dataset() missing required argument: 'source' or 'url'")
+        if cache is not None and not isinstance(cache, bool | ShardCache):
+            raise TypeError(f"cache must be a ShardCache, True, False or None, not {cache!r}.")
+        self._cache_setting: ShardCache | bool | None = cache
+        self._offline = offline
+        self._split = split
+        self._entry_name: str | None = None
+        self._shard_facts: dict[str, ShardRecord] = {}
+        if _is_entry(source):
+            source = self._from_entry(source, split)
+        elif split is not None:
+            raise ValueError(
+                "split= needs an index entry as the source (Dataset(index.get_dataset(name), "
+                "split=...)); a URL source has no splits."
+            )
         if on_shard_error not in ("raise", "skip"):
             raise ValueError(f"on_shard_error must be 'raise' or 'skip', got {on_shard_error!r}.")
         self.storage_options = dict(storage_options or {})
@@ -222,6 +385,40 @@ class Dataset(Generic[ST]):
         self._output_lens: Lens | None = None
         self._decode_type: type | None = None  # the stored type, when a lens is applied
         self._sample_type_cache: type | None = None
+        self._chunk: tuple[int, int] | None = None
+
+    def _from_entry(self, entry: Any, split: str | None) -> list[str]:
+        self._entry_name = entry.name
+        shards = tuple(entry.shards)
+        if split is not None:
+            splits = dict(getattr(entry, "splits", None) or {})
+            if split not in splits:
+                known = ", ".join(sorted(splits)) or "none"
+                raise KeyError(f"Dataset {entry.name!r} has no split {split!r} (splits: {known}).")
+            wanted = set(splits[split])
+            shards = tuple(s for s in shards if s.url in wanted)
+        self._shard_facts = {s.url: s for s in shards}
+        return [s.url for s in shards]
+
+    def _opener(self) -> _Opener:
+        return _Opener(
+            self._source,
+            self._cache_setting,
+            self._offline,
+            self._shard_facts,
+            self._entry_name,
+            self._split,
+        )
+
+    def _carry_to(self, result: Dataset[Any]) -> None:
+        result.url = self.url
+        result._metadata = self._metadata
+        result._cache_setting = self._cache_setting
+        result._offline = self._offline
+        result._split = self._split
+        result._entry_name = self._entry_name
+        result._shard_facts = self._shard_facts
+        result._chunk = self._chunk
 
     # --- types ---------------------------------------------------------------------
 
@@ -279,10 +476,67 @@ class Dataset(Generic[ST]):
             storage_options=self.storage_options,
             on_shard_error=self.on_shard_error,
         )
-        result.url = self.url
+        self._carry_to(result)
         result._decode_type = self._decode_type or self.sample_type
         result._output_lens = step if self._output_lens is None else self._output_lens.then(step)
-        result._metadata = self._metadata
+        return result
+
+    def chunk(self, i: int, n: int) -> Dataset[ST]:
+        """Consumer ``i`` of ``n``: a deterministic, disjoint part of the samples.
+
+        The ``n`` chunks together hold every sample exactly once, whatever ``n`` is:
+
+        * ``n`` at most the number of shards: chunk ``i`` reads the shards at positions
+          ``i, i + n, i + 2n, ...`` (whole shards, no sample is skipped over);
+        * more chunks than shards: chunk ``i`` reads shard ``i % shards`` and takes every
+          ``k``-th sample of it (``k`` = how many chunks share that shard), starting at
+          ``i // shards``. Every chunk still reads the whole shard, skipping the samples of
+          its neighbours before decoding them.
+
+        The split depends only on the shard list, not on the seed or the iteration order,
+        so the same ``(i, n)`` names the same samples on every machine and run. Within a
+        chunk, :meth:`ordered` and :meth:`shuffled` work as usual, including the further
+        split by node and DataLoader worker.
+
+        Args:
+            i: This consumer's number, ``0 <= i < n``.
+            n: How many consumers share the dataset (at least 1).
+
+        Returns:
+            A new dataset over chunk ``i`` (this one is unchanged).
+
+        Raises:
+            ValueError: ``n < 1``, ``i`` outside ``[0, n)``, or this dataset is already a
+                chunk (take one chunk of the whole dataset instead: ``chunk(i, n * m)``
+                does not equal a chunk of a chunk, so it is refused rather than guessed).
+            TypeError: ``i`` or ``n`` is not an integer.
+        """
+        for label, value in (("i", i), ("n", n)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"chunk(): {label} must be an integer, got {value!r}.")
+        if n < 1:
+            raise ValueError(f"chunk(): n must be at least 1, got {n}.")
+        if not 0 <= i < n:
+            raise ValueError(f"chunk(): i must be in [0, {n}) for n={n}, got {i}.")
+        if self._chunk is not None:
+            raise ValueError(
+                f"This dataset is already chunk {self._chunk[0]} of {self._chunk[1]}; take "
+                "chunks of the whole dataset instead."
+            )
+        result = self._copy()
+        result._chunk = (i, n)
+        return result
+
+    def _copy(self) -> Dataset[ST]:
+        result: Dataset[Any] = Dataset[self.sample_type](  # type: ignore[name-defined]
+            self._source,
+            self.metadata_url,
+            storage_options=self.storage_options,
+            on_shard_error=self.on_shard_error,
+        )
+        self._carry_to(result)
+        result._decode_type = self._decode_type
+        result._output_lens = self._output_lens
         return result
 
     # --- metadata --------------------------------------------------------------------
@@ -300,7 +554,18 @@ class Dataset(Generic[ST]):
         if self._metadata is None:
             import msgpack
 
-            with open_url(self.metadata_url, "rb", self.storage_options) as f:
+            if is_remote(self.metadata_url) and self._cache_setting is not False:
+                cache = self._opener()._cache() or ShardCache()
+                opened = cache.open_shard(
+                    self.metadata_url, storage_options=self.storage_options, offline=self._offline
+                )
+            elif offline_enabled(self._offline) and is_remote(self.metadata_url):
+                raise ShardNotCachedError(
+                    f"Metadata {self.metadata_url} is remote and offline mode is on."
+                )
+            else:
+                opened = open_url(self.metadata_url, "rb", self.storage_options)
+            with opened as f:
                 raw = f.read()
             try:
                 self._metadata = msgpack.unpackb(raw, raw=False, strict_map_key=False)
@@ -318,6 +583,8 @@ class Dataset(Generic[ST]):
             self._decode_type or self.sample_type,
             self._output_lens,
             self.on_shard_error,
+            self._chunk,
+            self._opener(),
         )
 
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:
@@ -334,7 +601,7 @@ class Dataset(Generic[ST]):
             A re-iterable pipeline (a torch ``IterableDataset`` when torch is installed).
         """
         return wds.DataPipeline(
-            _ShardList(self._source),
+            _ShardList(self._source, self._chunk, self._opener()),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,
             self._reader(),
@@ -367,7 +634,7 @@ class Dataset(Generic[ST]):
         """
         del buffer_shards  # each worker shuffles its own shard list entirely
         return wds.DataPipeline(
-            _ShardList(self._source),
+            _ShardList(self._source, self._chunk, self._opener()),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,
             # Shards are split before shuffling: every worker owns a fixed share whatever

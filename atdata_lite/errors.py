@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "AtdataLiteError",
     "BackendUnavailableError",
+    "CacheFullError",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetNotFoundError",
@@ -32,6 +33,7 @@ __all__ = [
     "SchemaConflictError",
     "SchemaDecodeError",
     "SchemaNotFoundError",
+    "ShardNotCachedError",
     "ShardNotFoundError",
     "UnknownBackendError",
     "UnsafeURLError",
@@ -166,3 +168,14 @@ class InvalidSampleKeyError(AtdataLiteError, ValueError):
 
 class InvalidNameError(AtdataLiteError, ValueError):
     """A new name (dataset, schema, field) or shard URL holds a control character."""
+
+
+# --- the shard cache and offline mode ----------------------------------------------------
+
+
+class ShardNotCachedError(AtdataLiteError, FileNotFoundError):
+    """Offline mode is on and a remote shard is not in the shard cache."""
+
+
+class CacheFullError(AtdataLiteError, OSError):
+    """A shard cannot be put in the shard cache (it does not fit in the budget)."""

@@ -97,8 +97,8 @@ def iter_shard(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
                     current = {"__key__": key, "__url__": url}
                 current[ext.lower()] = data
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+        if isinstance(exc, FileNotFoundError | CorruptShardError):
+            raise  # a missing shard, or the shard cache's verification naming it
         raise CorruptShardError(
             f"Corrupt shard {url}: not a readable tar ({exc}). Re-create it, or read with "
             "on_shard_error='skip' to skip it."

@@ -166,6 +166,26 @@ class _BackendTests:
         assert got.shards == (ShardRecord("x.tar"),)
         assert got.metadata == msgpack.packb({})
 
+    def test_splits_round_trip(self, backend: IndexBackend) -> None:
+        urls = ["file:///d/train-0.tar", "file:///d/train-1.tar", "file:///d/test-0.tar"]
+        base = make_record("splitted", urls)
+        shards = tuple(
+            ShardRecord(s.url, s.size, s.sample_count, s.sha256, split)
+            for s, split in zip(base.shards, ["train", "train", "test"], strict=True)
+        )
+        rec = DatasetRecord(base.cid, base.name, base.schema_ref, shards, base.metadata)
+        backend.insert_datasets([rec])
+        for got in (
+            backend.get_dataset("splitted"),
+            backend.get_dataset_by_cid(rec.cid),
+            next(r for r in backend.iter_datasets() if r.name == "splitted"),
+        ):
+            assert got.shards == shards and got.data_urls == urls
+        # The same URLs without splits are other content.
+        assert not backend.get_dataset("splitted").same_content(base)
+        backend.write_catalog([], [rec])  # unchanged, and no error
+        assert backend.get_dataset("splitted").shards == shards
+
     def test_empty_shard_list(self, backend: IndexBackend) -> None:
         rec = make_record("empty", [])
         backend.insert_datasets([rec])
@@ -621,6 +641,25 @@ class IndexConformance:
         assert schema["name"] == "ConformanceSample" and schema["$ref"] == ref
         assert [f["name"] for f in schema["fields"]] == ["text", "label"]
         assert index.decode_schema(ref).__name__ == "ConformanceSample"
+
+    def test_index_splits(self, index: Any) -> None:
+        ref = index.publish_schema(_sample_type())
+        entry = index.add_splits(
+            {
+                "train": [ShardRecord("file:///d/tr-0.tar", 10, 2, "a" * 64), "file:///d/tr-1.tar"],
+                "test": ["file:///d/te-0.tar"],
+            },
+            name="with-splits",
+            schema_ref=ref,
+        )
+        got = index.get_dataset("with-splits")
+        expected = {"train": ["file:///d/tr-0.tar", "file:///d/tr-1.tar"],
+                    "test": ["file:///d/te-0.tar"]}  # fmt: skip
+        assert entry.splits == expected and got.splits == expected
+        assert got.data_urls == [*expected["train"], *expected["test"]]
+        assert got.shards[0].sha256 == "a" * 64
+        plain = index.add_shards(["file:///d/p.tar"], name="plain", schema_ref=ref)
+        assert plain.splits == {} and index.get_dataset("plain").splits == {}
 
     def test_index_error_types(self, index: Any) -> None:
         sample = _sample_type()

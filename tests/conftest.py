@@ -141,3 +141,14 @@ def s3_bucket(s3_endpoint) -> Iterator[tuple[str, dict]]:
         aws_secret_access_key="testing",
     ).create_bucket(Bucket=bucket)
     yield f"s3://{bucket}", storage_options
+
+
+# --- the shard cache ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _private_shard_cache(tmp_path_factory, monkeypatch) -> None:
+    """Every test reads remote shards through its own empty shard cache, never the user's."""
+    monkeypatch.setenv("ATDATA_LITE_CACHE", str(tmp_path_factory.mktemp("shard-cache")))
+    monkeypatch.delenv("ATDATA_LITE_CACHE_SIZE", raising=False)
+    monkeypatch.delenv("ATDATA_LITE_OFFLINE", raising=False)

@@ -499,6 +499,79 @@ class Index:
             on_conflict=on_conflict,
         )
 
+    def add_splits(
+        self,
+        splits: Any,
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        on_conflict: OnConflict = "error",
+    ) -> LocalDatasetEntry:
+        """Index one entry made of named splits (train / validation / test ...).
+
+        Args:
+            splits: ``{"train": shards, "test": shards, ...}`` in the order to keep, each
+                value a :class:`~atdata_lite.dataset.Dataset` (its shards), or a list of
+                ``ShardRecord`` objects (as ``write_samples`` returns them) or URLs.
+            name: Unique name of the entry.
+            schema_ref: The samples' schema; ``None`` takes it from the first split that is
+                a typed ``Dataset`` (publishing it if needed).
+            metadata: A dict with string keys, or ``None``.
+            on_conflict: As in :meth:`add_entry`.
+
+        Returns:
+            The stored entry; ``entry.splits`` maps each split to its URLs, and
+            ``entry.data_urls`` lists every shard (split after split).
+
+        Example:
+            >>> train = write_samples(train_samples, "data/train-%04d.tar")
+            >>> test = write_samples(test_samples, "data/test-%04d.tar")
+            >>> index.add_splits({"train": train, "test": test}, name="mnist", schema_ref=ref)
+
+        Raises:
+            ValueError: No splits, an empty or blank split name, or a split without shards.
+            TypeError: No ``schema_ref`` and no typed ``Dataset`` to take one from.
+            As :meth:`add_entry` otherwise.
+        """
+        _check_name(name)
+        on_conflict = _check_on_conflict(on_conflict)
+        items = list(dict(splits).items())
+        if not items:
+            raise ValueError(f"add_splits({name!r}): give at least one split.")
+        shards: list[ShardRecord] = []
+        typed = None
+        for split, value in items:
+            if callable(getattr(value, "list_shards", None)):
+                typed = typed or value
+                facts = getattr(value, "_shard_facts", {}) or {}
+                records = [facts.get(u) or ShardRecord(u) for u in self._dataset_urls(value)]
+            else:
+                records = [
+                    s if isinstance(s, ShardRecord) else ShardRecord(os.fspath(s)) for s in value
+                ]
+            if not records:
+                raise ValueError(f"add_splits({name!r}): split {split!r} has no shards.")
+            shards.extend(
+                ShardRecord(r.url, r.size, r.sample_count, r.sha256, split) for r in records
+            )
+        if schema_ref is None:
+            if typed is None:
+                raise TypeError(
+                    f"add_splits({name!r}): pass schema_ref=, or give a split as a typed "
+                    "Dataset[YourSample] to take the schema from."
+                )
+            ref = self._schema_ref_for(typed, None)
+        else:
+            ref = self._require_schema(schema_ref)
+        return self._store(
+            name=name,
+            schema_ref=ref,
+            shards=shards,
+            metadata_bytes=encode_metadata(metadata),
+            on_conflict=on_conflict,
+        )
+
     def insert_dataset(
         self, ds: Any, *, name: str, schema_ref: str | None = None, **kwargs: Any
     ) -> LocalDatasetEntry:

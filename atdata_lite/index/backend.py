@@ -80,12 +80,16 @@ class ShardRecord:
         size: Size in bytes, when known.
         sample_count: Number of samples, when known.
         sha256: Hex SHA-256 of the shard file's bytes, when known.
+        split: The named split (``"train"``, ``"test"``...) the shard belongs to, or
+            ``None`` for an entry without splits. In an entry, either every shard names a
+            split or none does.
     """
 
     url: str
     size: int | None = None
     sample_count: int | None = None
     sha256: str | None = None
+    split: str | None = None
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -141,6 +145,7 @@ class DatasetRecord:
             and len(self.shards) == len(other.shards)
             and all(
                 mine.url == theirs.url
+                and mine.split == theirs.split
                 and theirs.size in (None, mine.size)
                 and theirs.sample_count in (None, mine.sample_count)
                 and theirs.sha256 in (None, mine.sha256)

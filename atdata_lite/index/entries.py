@@ -57,6 +57,7 @@ class LocalDatasetEntry:
                 )
         else:
             self.shards = tuple(ShardRecord(url) for url in self.data_urls)
+        check_splits(self.name, self.shards)
         if self._cid is None:
             self._cid = dataset_cid(self.schema_ref, self.data_urls)
 
@@ -65,6 +66,20 @@ class LocalDatasetEntry:
         """The content identifier (atdata-compatible, over ``schema_ref`` and ``data_urls``)."""
         assert self._cid is not None
         return self._cid
+
+    @property
+    def splits(self) -> dict[str, list[str]]:
+        """The named splits: ``{"train": [urls...], "test": [...]}`` in the order they first
+        appear among the shards; ``{}`` for an entry without splits (read ``data_urls``).
+
+        ``data_urls`` always lists every shard of every split, so code that knows nothing of
+        splits (and atdata itself) reads the entry as one dataset.
+        """
+        out: dict[str, list[str]] = {}
+        for shard in self.shards:
+            if shard.split is not None:
+                out.setdefault(shard.split, []).append(shard.url)
+        return out
 
     @property
     def wds_url(self) -> str:
@@ -108,6 +123,28 @@ class _StoredMetadata:
 
 # After @dataclass: __init__ keeps None as the default and stores what it is given in the
 # instance, so only entries built by entry_from_fields reach the descriptor.
+def check_splits(name: str, shards: tuple[ShardRecord, ...]) -> None:
+    """Refuse shards of which some name a split and others do not, or a blank split name.
+
+    Raises:
+        ValueError: Naming the entry and what to do.
+    """
+    named = [s.split for s in shards if s.split is not None]
+    if not named:
+        return
+    if len(named) != len(shards):
+        raise ValueError(
+            f"Entry {name!r}: some shards name a split and others do not; give every shard a "
+            "split (e.g. 'train'), or none."
+        )
+    for split in named:
+        if not isinstance(split, str) or not split.strip() or split != split.strip():
+            raise ValueError(
+                f"Entry {name!r}: invalid split name {split!r}; use a non-empty name without "
+                "surrounding spaces, such as 'train'."
+            )
+
+
 LocalDatasetEntry.metadata = _StoredMetadata()  # type: ignore[assignment,method-assign]
 
 BasicIndexEntry = LocalDatasetEntry

@@ -10,8 +10,11 @@ Layout (``version`` 1)::
       "schemas": [{"name", "version", "record_json", "content_hash"}],
       "datasets": [{"cid", "name", "schema_ref", "metadata_b64", "legacy_uuid",
                     "created_at", "updated_at",
-                    "shards": [{"url", "size", "sample_count", "sha256"}]}]
+                    "shards": [{"url", "size", "sample_count", "sha256", ["split"]}]}]
     }
+
+A shard's ``split`` is present only for entries with named splits (a reader that does not
+know it reads the entry as one dataset of all its shards).
 
 Bytes (dataset metadata, msgpack) are base64; the schema record is kept as the exact JSON
 text stored. A reader refuses a ``version`` newer than it knows.
@@ -66,15 +69,7 @@ def backup_document(
                 "cid": d.cid,
                 "name": d.name,
                 "schema_ref": d.schema_ref,
-                "shards": [
-                    {
-                        "url": s.url,
-                        "size": s.size,
-                        "sample_count": s.sample_count,
-                        "sha256": s.sha256,
-                    }
-                    for s in d.shards
-                ],
+                "shards": [_shard_doc(s) for s in d.shards],
                 "metadata_b64": (
                     base64.b64encode(d.metadata).decode("ascii") if d.metadata is not None else None
                 ),
@@ -155,10 +150,24 @@ def read_backup(path: Path) -> RawCatalog:
     return catalog
 
 
+def _shard_doc(s: ShardRecord) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "url": s.url,
+        "size": s.size,
+        "sample_count": s.sample_count,
+        "sha256": s.sha256,
+    }
+    if s.split is not None:
+        doc["split"] = s.split
+    return doc
+
+
 def _backup_dataset(key: str, item: Any) -> RawDataset:
     try:
         shards = tuple(
-            ShardRecord(s["url"], s.get("size"), s.get("sample_count"), s.get("sha256"))
+            ShardRecord(
+                s["url"], s.get("size"), s.get("sample_count"), s.get("sha256"), s.get("split")
+            )
             for s in item["shards"]
         )
         meta = item.get("metadata_b64")

@@ -10,7 +10,12 @@ atdata's own keys:
 
 atdata ignores hash fields it does not know, so atdata-lite keeps its extras (shard sizes,
 counts and hashes; timestamps) as ``atl_*`` fields of the same hash, and its secondary keys
-under the ``atdata_lite:`` prefix, which atdata never scans.
+under the ``atdata_lite:`` prefix, which atdata never scans:
+
+* ``atl_shards``: JSON ``[[size, sample_count, sha256], ...]``, one per URL of ``data_urls``;
+* ``atl_splits``: JSON ``[split, ...]``, the named split of each URL of ``data_urls`` (only
+  for entries with splits). atdata reads such an entry as one dataset of all its shards;
+* ``atl_created_at`` / ``atl_updated_at``: ISO timestamps.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ NAMES_KEY = "atdata_lite:dataset_names"
 SCHEMA_HASHES_KEY = "atdata_lite:schema_hashes"
 
 F_SHARDS = b"atl_shards"
+F_SPLITS = b"atl_splits"
 F_CREATED = b"atl_created_at"
 F_UPDATED = b"atl_updated_at"
 
@@ -135,12 +141,26 @@ def decode_shards(fields: Mapping[bytes, bytes], urls: list[str]) -> tuple[Shard
         if not isinstance(extra, list) or len(extra) != len(urls):
             # Written by us for other URLs (atdata rewrote data_urls): sizes no longer apply.
             extra = []
+    splits: list = []
+    raw = fields.get(F_SPLITS)
+    if raw:
+        try:
+            splits = json.loads(raw)
+        except ValueError:
+            splits = []
+        if (
+            not isinstance(splits, list)
+            or len(splits) != len(urls)
+            or not all(isinstance(s, str) for s in splits)
+        ):
+            splits = []  # written for other URLs (atdata rewrote data_urls): no splits apply
     shards = []
     for i, url in enumerate(urls):
         size = count = sha = None
         if extra and isinstance(extra[i], list) and len(extra[i]) == 3:
             size, count, sha = extra[i]
-        shards.append(ShardRecord(url=url, size=size, sample_count=count, sha256=sha))
+        split = splits[i] if splits else None
+        shards.append(ShardRecord(url, size, count, sha, split))
     return tuple(shards)
 
 
@@ -188,6 +208,8 @@ def encode_entry(record: DatasetRecord) -> dict[bytes, bytes]:
         fields[F_SHARDS] = json.dumps(
             [[s.size, s.sample_count, s.sha256] for s in record.shards]
         ).encode()
+    if any(s.split is not None for s in record.shards):
+        fields[F_SPLITS] = json.dumps([s.split for s in record.shards]).encode()
     if record.created_at is not None:
         fields[F_CREATED] = record.created_at.isoformat().encode()
     if record.updated_at is not None:

@@ -66,6 +66,7 @@ _DATASET_COLUMNS = (
     _s.size,
     _s.sample_count,
     _s.sha256,
+    _s.split,
 )
 _WITH_SHARDS = sa.select(*_DATASET_COLUMNS).select_from(
     datasets.outerjoin(dataset_shards, _s.dataset_id == _d.id)
@@ -169,7 +170,7 @@ def _records(
         elif not head:
             continue  # the rest of a skipped dataset
         if row[8] is not None:
-            shards.append(ShardRecord(row[8], row[9], row[10], row[11]))
+            shards.append(ShardRecord(row[8], row[9], row[10], row[11], row[12]))
     if head:
         yield current_id, _record(head, shards, make)  # type: ignore[misc]
 
@@ -208,6 +209,7 @@ def _shard_rows(dataset_id: int, record: DatasetRecord) -> list[dict[str, Any]]:
             "size": s.size,
             "sample_count": s.sample_count,
             "sha256": s.sha256,
+            "split": s.split,
         }
         for i, s in enumerate(record.shards)
     ]

@@ -92,6 +92,7 @@ class DatasetShard(Base):
     size: Mapped[int | None]
     sample_count: Mapped[int | None]
     sha256: Mapped[str | None]
+    split: Mapped[str | None]
     dataset: Mapped[Dataset] = relationship(back_populates="shards")
 
     def __repr__(self) -> str:

@@ -34,7 +34,7 @@ VERSION_TABLE = "atdata_lite_alembic_version"
 #: Every revision this code knows, oldest first. The last one is the head. A test asserts
 #: that this equals the revision history of ``migrations/versions``; keeping it in code lets
 #: opening a current index cost one query and no Alembic import.
-KNOWN_REVISIONS: tuple[str, ...] = ("a1c3e0d9b7f1", "b2d4f1e8c6a2")
+KNOWN_REVISIONS: tuple[str, ...] = ("a1c3e0d9b7f1", "b2d4f1e8c6a2", "c4e6a8b0d2f5")
 HEAD_REVISION: str = KNOWN_REVISIONS[-1]
 
 # Named constraints from day one: SQLite cannot alter an unnamed constraint later, and
@@ -106,6 +106,9 @@ dataset_shards = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=True),
     sa.Column("sample_count", sa.BigInteger, nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),
+    # Revision 3: the named split (train/validation/test...) of the shard; NULL for entries
+    # without splits. A split's shards are the entry's shards naming it, in position order.
+    sa.Column("split", sa.String(255), nullable=True),
 )
 
 # The version table lives in its own MetaData: Alembic owns it (autogenerate ignores it),
