@@ -1,4 +1,4 @@
-"""Each atdata defect of issue 3 point 5 (reference §8), fixed, with its own test."""
+"""Each defect of atdata 0.2's local index, fixed in atdata-lite, with its own test."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def _items(report, outcome: str) -> dict[str, str]:
     return {i.key: i.reason for i in getattr(report, outcome)}
 
 
-# --- the reference fixture ---------------------------------------------------------------
+# --- atdata 0.2's Redis fixture ---------------------------------------------------------
 
 
 @pytest.mark.redis

@@ -4,7 +4,7 @@ Every method of atdata 0.2's ``atdata.local.Index`` is here with the same name, 
 return shape and exception types (``KeyError``, ``ValueError``, ``TypeError``: each error
 class of :mod:`atdata_lite.errors` subclasses the builtin atdata raised), so code written
 against atdata's local index runs after swapping the import. What differs is what atdata
-got wrong (reference §8): names are unique and looked up through an index; the schema of
+got wrong: names are unique and looked up through an index; the schema of
 an insert without a ref is the published schema whose content matches the sample type
 (published when there is none), and a ref to a missing schema is refused; metadata is
 validated before anything is written; multi-shard sources are indexed with every shard;

@@ -1,6 +1,6 @@
 """Deciding what an import writes: normalising names, resolving clashes, explaining each.
 
-Policy (where the issue left it open):
+Policy:
 
 * Schemas keep their key's name and version. A legacy ``module.Name@v`` key becomes
   ``Name@v`` (reported as renamed) unless the source also has ``Name@v``: identical content is
