@@ -21,10 +21,9 @@ import webdataset as wds
 
 from .errors import CorruptShardError, SampleDecodeError, ShardNotFoundError
 from .lens import Lens, LensNetwork
-from .protocols import DataSource
 from .samples import KEY_ATTR, DictSample, SampleBatch
 from .shards import iter_shard
-from .sources import URLSource, open_url
+from .sources import DataSource, URLSource, open_url
 
 __all__ = ["Dataset"]
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeAlias, TypeVar
 
-__all__ = ["Lens", "LensGetter", "LensNetwork", "LensPutter", "lens", "register_dict_lens"]
+__all__ = ["Lens", "LensGetter", "LensNetwork", "LensPutter", "lens"]
 
 S = TypeVar("S")
 V = TypeVar("V")
@@ -179,16 +179,3 @@ def lens(func: Callable[[S], V]) -> Lens[S, V]:
     result = Lens(func)
     LensNetwork().register(result)
     return result
-
-
-def register_dict_lens(cls: type) -> None:
-    """Register the ``DictSample -> cls`` lens that ``@packable`` adds (atdata's behaviour)."""
-    from .samples import DictSample
-
-    def get(d: DictSample) -> Any:
-        return cls.from_data(d._data)  # type: ignore[attr-defined]
-
-    def put(v: Any, d: DictSample) -> DictSample:
-        return DictSample.from_bytes(v.packed)
-
-    LensNetwork().register(Lens(get, put, source_type=DictSample, view_type=cls))

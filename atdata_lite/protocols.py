@@ -6,12 +6,18 @@ third-party indexes, data stores and shard sources. ``Packable``, ``IndexEntry``
 ``AbstractDataStore`` are not, exactly as in atdata.
 
 Methods use ``...`` as their body (PEP 544): these are interface specifications.
+``DataSource`` lives in :mod:`atdata_lite.sources` (the data path uses it) and is
+re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+# DataSource is defined beside URLSource, in the data path, so that ``dataset`` needs
+# nothing from this module; this module sits above the data path and names ``Dataset``.
+from .sources import DataSource
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -202,30 +208,4 @@ class AbstractDataStore(Protocol):
 
     def supports_streaming(self) -> bool:
         """Whether this store supports streaming reads."""
-        ...
-
-
-@runtime_checkable
-class DataSource(Protocol):
-    """Protocol for sources that provide shard streams to ``Dataset``.
-
-    ``shards`` yields ``(identifier, stream)`` pairs fed straight to WebDataset's tar
-    expander; ``open_shard`` gives random access, which DataLoader worker splitting needs.
-    """
-
-    @property
-    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
-        """Lazily yield ``(identifier, file_like_stream)`` for each shard."""
-        ...
-
-    def list_shards(self) -> list[str]:
-        """Shard identifiers, without opening streams."""
-        ...
-
-    def open_shard(self, shard_id: str) -> IO[bytes]:
-        """Open one shard by its identifier.
-
-        Raises:
-            KeyError: If ``shard_id`` is not one of :meth:`list_shards`.
-        """
         ...

@@ -172,7 +172,8 @@ class Lite:
     """atdata-lite, through ``Index`` (default) or the backend contract."""
 
     def __init__(self, path: Path, level: str) -> None:
-        from atdata_lite.index.backend import DatasetRecord, ShardRecord, open_backend
+        from atdata_lite.index import open_backend
+        from atdata_lite.index.backend import DatasetRecord, ShardRecord
 
         self.level = level
         self._record_types = (DatasetRecord, ShardRecord)
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             code = f"from atdata_lite import Index\nIndex({str(path)!r}).get_dataset('ds-000042')"
         else:
             code = (
-                "from atdata_lite.index.backend import open_backend\n"
+                "from atdata_lite.index import open_backend\n"
                 f"assert open_backend({str(path)!r}).get_dataset('ds-000042')"
             )
         baseline = _cold("import sqlalchemy", args.cold_runs)

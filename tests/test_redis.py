@@ -19,7 +19,7 @@ from _redis_helpers import (
 )
 
 from atdata_lite.errors import BackendUnavailableError
-from atdata_lite.index.backend import open_backend
+from atdata_lite.index import open_backend
 from atdata_lite.schema import content_hash
 from atdata_lite.testing import make_record
 

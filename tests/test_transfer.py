@@ -17,7 +17,8 @@ from _redis_helpers import (
 )
 
 from atdata_lite.errors import DatasetExistsError, IndexTooNewError, NotAnIndexError
-from atdata_lite.index.backend import ShardRecord, open_backend
+from atdata_lite.index import open_backend
+from atdata_lite.index.backend import ShardRecord
 from atdata_lite.testing import make_record, make_schema_row
 from atdata_lite.transfer import export_catalog, import_catalog
 

@@ -41,6 +41,7 @@ from ..schema import (
     schema_to_type,
 )
 from ._metadata import encode_metadata
+from ._registry import open_backend
 from .backend import (
     ON_CONFLICT_POLICIES,
     DatasetRecord,
@@ -48,7 +49,6 @@ from .backend import (
     OnConflict,
     SchemaRow,
     ShardRecord,
-    open_backend,
 )
 from .entries import (
     LocalDatasetEntry,

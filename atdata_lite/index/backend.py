@@ -1,4 +1,4 @@
-"""The contract every index backend fulfils, and how backends are found.
+"""The contract every index backend fulfils, and the records backends store.
 
 An index backend is a small storage interface: it stores dataset records and schema rows,
 and performs the few operations that must be atomic (name/CID uniqueness on insert, automatic
@@ -26,14 +26,12 @@ This module is on the hot path of opening an index: it imports nothing heavy.
 from __future__ import annotations
 
 import abc
-import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from ..errors import DatasetExistsError, SchemaConflictError, UnknownBackendError
+from ..errors import DatasetExistsError, SchemaConflictError
 
 __all__ = [
     "BACKEND_ENTRY_POINT_GROUP",
@@ -45,7 +43,6 @@ __all__ = [
     "ShardRecord",
     "checked_catalog",
     "checked_insert",
-    "open_backend",
 ]
 
 BACKEND_ENTRY_POINT_GROUP = "atdata_lite.backends"
@@ -391,58 +388,3 @@ def checked_catalog(schemas: Sequence[SchemaRow], datasets: Sequence[DatasetReco
             )
         names.add(d.name)
         cids[d.cid] = d.name
-
-
-# --- finding backends ----------------------------------------------------------------
-
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9.+-]*)://")
-# Schemes served by the built-in SQL backend: resolved without reading entry points, which
-# keeps opening the default index cheap.
-_BUILTIN_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
-
-
-def url_scheme(location: str) -> str | None:
-    """Return the backend scheme of ``location`` (``postgresql+psycopg://`` -> ``postgresql``).
-
-    Plain paths (no ``scheme://``) return ``None``; they mean a SQLite file.
-    """
-    match = _SCHEME_RE.match(location)
-    if match is None:
-        return None
-    return match.group(1).split("+", 1)[0].lower()
-
-
-def _load_factory(scheme: str) -> Callable[..., IndexBackend]:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP):
-        if ep.name == scheme:
-            return ep.load()
-    known = sorted({ep.name for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP)})
-    raise UnknownBackendError(
-        f"No index backend handles {scheme}:// URLs. Known schemes: {', '.join(known)}; "
-        "a plain path means a SQLite file. A plugin registers more in the entry-point "
-        f"group {BACKEND_ENTRY_POINT_GROUP!r}."
-    )
-
-
-def open_backend(location: str | os.PathLike[str], **options: Any) -> IndexBackend:
-    """Open the index backend for ``location``.
-
-    Args:
-        location: A path (a SQLite file) or a URL. ``sqlite``/``postgresql`` URLs go to the
-            built-in SQL backend; any other scheme is looked up in the entry-point group
-            ``atdata_lite.backends``.
-        **options: Passed to the backend's factory unchanged.
-
-    Raises:
-        UnknownBackendError: No backend handles the URL's scheme.
-        BackendUnavailableError: The backend's optional dependency is not installed.
-    """
-    location = os.fspath(location)
-    scheme = url_scheme(location)
-    if scheme is None or scheme in _BUILTIN_SQL_SCHEMES:
-        from .sql import open_sql_backend
-
-        return open_sql_backend(location, **options)
-    return _load_factory(scheme)(location, **options)

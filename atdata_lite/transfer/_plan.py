@@ -30,7 +30,7 @@ from ..cid import dataset_cid
 from ..index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord
 from ..index.redis._layout import semver_tuple
 from ..schema import content_hash, parse_schema_ref
-from ._sources import RawCatalog, RawDataset, RawSchema
+from ._raw import RawCatalog, RawDataset, RawSchema
 
 __all__ = ["Plan", "ReportItem", "plan_import"]
 
