@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, TypeVar
 import webdataset as wds
 
 from .errors import CorruptShardError, SampleDecodeError, ShardNotFoundError
-from .lens import Lens, LensNetwork
+from .lenses import Lens, LensNetwork
 from .samples import KEY_ATTR, DictSample, SampleBatch
 from .shards import iter_shard
 from .sources import DataSource, URLSource, open_url

@@ -425,7 +425,7 @@ def _wrap_post_init(user_post_init: Callable[..., None]) -> Callable[..., None]:
 def _register_dict_lens(cls: type) -> None:
     """Register the ``DictSample -> cls`` lens that ``@packable`` adds (atdata's behaviour)."""
     # Imported here: the lens registry knows nothing of sample types; samples use it.
-    from .lens import Lens, LensNetwork
+    from .lenses import Lens, LensNetwork
 
     def get(d: DictSample) -> Any:
         return cls.from_data(d._data)  # type: ignore[attr-defined]
