@@ -21,8 +21,16 @@ from .sources import DataSource
 
 if TYPE_CHECKING:
     from .dataset import Dataset
+    from .index.backend import ShardRecord
 
-__all__ = ["AbstractDataStore", "AbstractIndex", "DataSource", "IndexEntry", "Packable"]
+__all__ = [
+    "AbstractDataStore",
+    "AbstractIndex",
+    "DataSource",
+    "IndexEntry",
+    "Packable",
+    "RecordingDataStore",
+]
 
 
 @runtime_checkable
@@ -208,4 +216,31 @@ class AbstractDataStore(Protocol):
 
     def supports_streaming(self) -> bool:
         """Whether this store supports streaming reads."""
+        ...
+
+
+@runtime_checkable
+class RecordingDataStore(AbstractDataStore, Protocol):
+    """A data store that writes new shards and describes each (atdata-lite's extension).
+
+    :class:`~atdata_lite.stores.FsspecDataStore` is one. ``Index.insert_dataset`` writes
+    through :meth:`write_dataset` when the store has it, so the entry records every shard's
+    size, sample count and SHA-256, and removes the shards again if the entry cannot be
+    stored; a store with only atdata's ``write_shards`` is used as atdata would use it.
+    """
+
+    storage_options: dict[str, Any]
+    """fsspec options for opening (and removing) the shards it writes."""
+
+    def write_dataset(self, ds: Dataset, *, prefix: str, **kwargs: Any) -> list[ShardRecord]:
+        """Write ``ds`` as new shards, never overwriting existing ones.
+
+        Args:
+            ds: The dataset to write.
+            prefix: Path prefix for the shards inside the store.
+            **kwargs: Writer options (e.g. ``maxcount``).
+
+        Returns:
+            One record per shard written, in order, with its URL and what is known of it.
+        """
         ...

@@ -25,7 +25,6 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..errors import (
-    DatasetExistsError,
     DatasetNotFoundError,
     NotPackableError,
     SchemaDecodeError,
@@ -43,12 +42,13 @@ from ..schema import (
 from ._metadata import encode_metadata
 from ._registry import open_backend
 from .backend import (
-    ON_CONFLICT_POLICIES,
     DatasetRecord,
     IndexBackend,
     OnConflict,
     SchemaRow,
     ShardRecord,
+    check_on_conflict,
+    name_taken_error,
 )
 from .entries import (
     LocalDatasetEntry,
@@ -61,6 +61,7 @@ from .entries import (
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+    from ..protocols import AbstractDataStore, RecordingDataStore
     from .stubs import StubManager
 
 __all__ = ["Index", "LocalIndex"]
@@ -78,15 +79,6 @@ def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"A dataset name must be a non-empty string, got {name!r}.")
     return name
-
-
-def _check_on_conflict(on_conflict: str) -> OnConflict:
-    if on_conflict not in ON_CONFLICT_POLICIES:
-        raise ValueError(
-            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
-            f"got {on_conflict!r}."
-        )
-    return cast(OnConflict, on_conflict)
 
 
 class Index:
@@ -119,7 +111,7 @@ class Index:
     def __init__(
         self,
         url: str | os.PathLike[str] | Any | None = None,
-        data_store: Any = None,
+        data_store: AbstractDataStore | str | os.PathLike[str] | None = None,
         auto_stubs: bool = False,
         stub_dir: str | os.PathLike[str] | None = None,
         *,
@@ -169,7 +161,7 @@ class Index:
         cls,
         backend: IndexBackend,
         *,
-        data_store: Any = None,
+        data_store: AbstractDataStore | str | os.PathLike[str] | None = None,
         auto_stubs: bool = False,
         stub_dir: str | os.PathLike[str] | None = None,
     ) -> Index:
@@ -182,7 +174,7 @@ class Index:
         self,
         backend: IndexBackend,
         *,
-        data_store: Any,
+        data_store: AbstractDataStore | str | os.PathLike[str] | None,
         auto_stubs: bool,
         stub_dir: str | os.PathLike[str] | None,
     ) -> None:
@@ -191,7 +183,7 @@ class Index:
             from ..stores import FsspecDataStore
 
             data_store = FsspecDataStore(os.fspath(data_store))
-        self._data_store = data_store
+        self._data_store: AbstractDataStore | None = data_store
         self._stubs: StubManager | None = None
         if auto_stubs or stub_dir is not None:
             from .stubs import StubManager
@@ -232,8 +224,9 @@ class Index:
         return self._backend.location
 
     @property
-    def data_store(self) -> Any:
-        """The data store given at construction, or ``None``."""
+    def data_store(self) -> AbstractDataStore | None:
+        """The data store given at construction (a path or URL given there becomes an
+        :class:`~atdata_lite.stores.FsspecDataStore`), or ``None``."""
         return self._data_store
 
     @property
@@ -449,7 +442,7 @@ class Index:
                 shards are indexed under another name.
         """
         _check_name(name)
-        on_conflict = _check_on_conflict(on_conflict)
+        on_conflict = check_on_conflict(on_conflict)
         metadata_bytes = self._metadata_of(ds, metadata)
         urls = self._dataset_urls(ds)
         ref = self._schema_ref_for(ds, schema_ref)
@@ -483,7 +476,7 @@ class Index:
             As :meth:`add_entry`.
         """
         _check_name(name)
-        on_conflict = _check_on_conflict(on_conflict)
+        on_conflict = check_on_conflict(on_conflict)
         metadata_bytes = encode_metadata(metadata)
         records = [s if isinstance(s, ShardRecord) else ShardRecord(os.fspath(s)) for s in shards]
         self._require_schema(schema_ref)
@@ -520,7 +513,7 @@ class Index:
             removed again.
         """
         metadata = kwargs.pop("metadata", None)
-        on_conflict = _check_on_conflict(kwargs.pop("on_conflict", "error"))
+        on_conflict = check_on_conflict(kwargs.pop("on_conflict", "error"))
         if self._data_store is None:
             for key in ("prefix", "cache_local"):
                 kwargs.pop(key, None)
@@ -540,18 +533,18 @@ class Index:
         ref = self._schema_ref_for(ds, schema_ref)
         existing = self._backend.get_dataset(name)
         if existing is not None:
+            # Checked before any shard is written; the backend checks again when storing.
             if on_conflict == "error":
-                raise DatasetExistsError(
-                    f"A dataset named {name!r} is already in the index ({existing.cid}); choose "
-                    "another name, or pass on_conflict='replace' or 'skip'."
-                )
+                raise name_taken_error(name, existing.cid)
             if on_conflict == "skip":
                 return self._entry(existing)
 
+        from ..protocols import RecordingDataStore
+
         store = self._data_store
-        fresh = callable(getattr(store, "write_dataset", None))
+        fresh = isinstance(store, RecordingDataStore)
         if fresh:
-            # write_dataset (FsspecDataStore) always writes new, uniquely named shards.
+            # write_dataset always writes new, uniquely named shards, and describes them.
             shards = list(store.write_dataset(ds, prefix=prefix, **kwargs))
         else:
             urls = store.write_shards(ds, prefix=prefix, cache_local=cache_local, **kwargs)
@@ -567,16 +560,16 @@ class Index:
         except BaseException:
             # Only shards known to be new are removed: an atdata-style store's write_shards
             # may return URLs that other entries already use.
-            if fresh:
+            if isinstance(store, RecordingDataStore):
                 self._remove_written(store, [s.url for s in shards])
             raise
 
     @staticmethod
-    def _remove_written(store: Any, urls: list[str]) -> None:
+    def _remove_written(store: RecordingDataStore, urls: list[str]) -> None:
         try:
             from ..shards import remove_shards
 
-            remove_shards(urls, storage_options=getattr(store, "storage_options", None))
+            remove_shards(urls, storage_options=store.storage_options)
         except Exception as exc:  # cleanup is best effort; the original error matters
             log.warning("Could not remove the shards written for a failed insert: %s", exc)
 

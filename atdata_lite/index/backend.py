@@ -29,7 +29,7 @@ import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from ..errors import DatasetExistsError, SchemaConflictError
 
@@ -41,8 +41,11 @@ __all__ = [
     "OnConflict",
     "SchemaRow",
     "ShardRecord",
+    "check_on_conflict",
     "checked_catalog",
     "checked_insert",
+    "insert_conflict",
+    "name_taken_error",
 ]
 
 BACKEND_ENTRY_POINT_GROUP = "atdata_lite.backends"
@@ -339,6 +342,70 @@ class IndexBackend(abc.ABC):
 ON_CONFLICT_POLICIES: tuple[str, ...] = ("error", "skip", "replace")
 
 
+def check_on_conflict(on_conflict: object) -> OnConflict:
+    """Return ``on_conflict`` if it is a policy of :data:`OnConflict`; the one check of it.
+
+    Raises:
+        ValueError: It is not one of ``"error"``, ``"skip"``, ``"replace"``.
+    """
+    if on_conflict not in ON_CONFLICT_POLICIES:
+        raise ValueError(
+            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
+            f"got {on_conflict!r}."
+        )
+    return cast(OnConflict, on_conflict)
+
+
+def name_taken_error(name: str, stored_cid: str) -> DatasetExistsError:
+    """The error for a name already held by other content (``on_conflict="error"``)."""
+    return DatasetExistsError(
+        f"A dataset named {name!r} already exists with other content (CID {stored_cid}). "
+        "Pass on_conflict='replace' to replace it, on_conflict='skip' to keep it, or choose "
+        "another name."
+    )
+
+
+def insert_conflict(
+    record: DatasetRecord,
+    named: DatasetRecord | None,
+    holder: DatasetRecord | None,
+    on_conflict: OnConflict,
+) -> DatasetRecord | None:
+    """The on-conflict rule of :meth:`IndexBackend.insert_datasets`, one for every backend.
+
+    Args:
+        record: The record to store.
+        named: The stored entry named ``record.name``, or ``None``.
+        holder: The stored entry whose CID is ``record.cid``, or ``None``.
+        on_conflict: The policy (see :data:`OnConflict`).
+
+    Returns:
+        The stored entry to return unchanged (identical content, or an entry kept under
+        ``"skip"``), or ``None`` when ``record`` is to be written: as a new entry, or in
+        place of ``named`` (``"replace"``).
+
+    Raises:
+        DatasetExistsError: The name is taken by other content under ``"error"``, or the
+            content is stored under another name (unless ``"skip"``).
+    """
+    if named is not None and named.same_content(record):
+        return named
+    if holder is not None and holder.name != record.name:
+        if on_conflict == "skip":
+            return holder
+        raise DatasetExistsError(
+            f"Cannot store dataset {record.name!r}: the same content (CID {record.cid}) is "
+            f"already in the index as {holder.name!r}. Use that entry, rename it "
+            "(rename_dataset), or delete it first."
+        )
+    if named is not None:
+        if on_conflict == "error":
+            raise name_taken_error(record.name, named.cid)
+        if on_conflict == "skip":
+            return named
+    return None
+
+
 def checked_insert(records: Sequence[DatasetRecord], on_conflict: str) -> list[DatasetRecord]:
     """The arguments of :meth:`IndexBackend.insert_datasets`, checked the same way everywhere.
 
@@ -346,14 +413,10 @@ def checked_insert(records: Sequence[DatasetRecord], on_conflict: str) -> list[D
         ``records`` as a list.
 
     Raises:
-        ValueError: ``on_conflict`` is not a policy, or two records share a name or a CID
-            (one call stores each dataset once, under one name).
+        ValueError: ``on_conflict`` is not a policy (:func:`check_on_conflict`), or two
+            records share a name or a CID (one call stores each dataset once, under one name).
     """
-    if on_conflict not in ON_CONFLICT_POLICIES:
-        raise ValueError(
-            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
-            f"not {on_conflict!r}."
-        )
+    check_on_conflict(on_conflict)
     records = list(records)
     for what, values in (("name", [r.name for r in records]), ("CID", [r.cid for r in records])):
         if len(set(values)) != len(values):
