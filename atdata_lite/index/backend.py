@@ -7,18 +7,9 @@ Everything else -- building records from Python types, CIDs, metadata encoding, 
 the atdata-compatible API -- lives once, in :class:`atdata_lite.index.api.Index`, above this
 contract.
 
-Built in: the SQL backend (``sqlite`` and ``postgresql`` URLs, and plain file paths).
-Optional: the Redis backend (``redis://`` / ``rediss://``, extra ``atdata-lite[redis]``),
-which keeps atdata 0.2's own Redis key layout.
-
-Third parties add a backend by publishing an entry point in the group
-``atdata_lite.backends`` whose name is a URL scheme and whose value is a callable
-``factory(url: str, **options) -> IndexBackend``. The conformance suite in
-:mod:`atdata_lite.testing` checks that a backend keeps this contract.
-
-Thread safety and processes: a backend instance may be shared by several threads; it must
-stay usable in a child process after ``os.fork`` (PyTorch DataLoader workers), reconnecting
-there instead of reusing the parent's connections.
+The contract itself -- thread and fork safety, ownership, atomicity -- is written on
+:class:`IndexBackend`. This module names no implementation: :func:`atdata_lite.index.open_backend`
+finds them (the built-in SQL backend, the optional Redis backend, entry-point plugins).
 
 This module is on the hot path of opening an index: it imports nothing heavy.
 """
@@ -179,7 +170,42 @@ class CatalogWriteResult:
 
 
 class IndexBackend(abc.ABC):
-    """Storage for one index. See the module docstring for the contract as a whole."""
+    """Storage for one index: dataset records and schema rows, and the atomic operations on them.
+
+    :class:`~atdata_lite.index.api.Index` is written once over this contract; everything it
+    does beyond storing (CIDs, metadata encoding, schema refs, Python types) stays above it.
+
+    Implementations:
+        Built in, the SQL backend (plain paths, ``sqlite:///`` and ``postgresql://`` URLs);
+        optional, the Redis backend (``redis://``, ``rediss://``; extra
+        ``atdata-lite[redis]``), which keeps atdata 0.2's own Redis key layout. A third
+        party adds one by publishing an entry point in the group ``atdata_lite.backends``
+        (:data:`BACKEND_ENTRY_POINT_GROUP`) whose name is a URL scheme and whose value is a
+        callable ``factory(url: str, **options) -> IndexBackend``. The conformance suite in
+        :mod:`atdata_lite.testing` checks that a backend keeps this contract.
+
+    Thread safety:
+        One instance may be used by several threads at once. Every method is safe to call
+        concurrently; each write method is atomic (all of it or nothing, never a half-written
+        entry), including against other processes that open the same index.
+
+    Fork safety:
+        An instance stays usable in a child process after ``os.fork`` (PyTorch DataLoader
+        workers): the child opens connections of its own on first use, and neither uses nor
+        closes the ones it inherited, which stay the parent's.
+
+    Ownership:
+        Whoever opens a backend owns it and calls :meth:`close` once done (an
+        :class:`~atdata_lite.index.api.Index` owns the backend it opened or was given).
+        Records passed in and returned are values: the backend keeps no reference to the
+        caller's objects, and callers must not mutate what it returns.
+
+    Errors:
+        Methods raise the :mod:`atdata_lite.errors` classes their docstrings name. A missing
+        entry is ``None`` from a lookup, never an error; a stored row that cannot be read is
+        skipped by the listings with a ``logging`` warning. Unreachable storage, and any call
+        after :meth:`close`, raise the driver's own exceptions.
+    """
 
     #: Short name of the backend kind, e.g. ``"sqlite"``, ``"postgresql"``, ``"redis"``.
     kind: str = "unknown"
@@ -189,21 +215,50 @@ class IndexBackend(abc.ABC):
     @property
     @abc.abstractmethod
     def location(self) -> str:
-        """Where the index lives, for people: a file path or a URL with any password hidden."""
+        """Where the index lives, for people: a file path or a URL with any password hidden.
+
+        Returns:
+            The location; it never contains a password, so it can be logged and shown.
+        """
 
     def describe(self) -> dict[str, Any]:
-        """Facts for ``atdata-lite info``: at least ``kind`` and ``location``."""
+        """Facts for ``atdata-lite info``.
+
+        Returns:
+            A JSON-ready dict with at least ``kind`` and ``location``; a backend may add its
+            own facts (schema revision, server version, ...).
+        """
         return {"kind": self.kind, "location": self.location}
 
     # --- datasets -------------------------------------------------------------------
 
     @abc.abstractmethod
     def get_dataset(self, name: str) -> DatasetRecord | None:
-        """Return the entry named ``name``, or ``None``. Must not scan all entries."""
+        """Look an entry up by name. Must not scan all entries: it is every load's first call.
+
+        Args:
+            name: The entry's name, exactly (no normalisation).
+
+        Returns:
+            The entry, or ``None`` when no entry has that name.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
-        """Return the entry whose CID is ``cid``, or ``None``."""
+        """Look an entry up by content id.
+
+        Args:
+            cid: The entry's CID string.
+
+        Returns:
+            The entry, or ``None`` when no entry has that CID.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def iter_datasets(self) -> Iterator[DatasetRecord]:
@@ -211,6 +266,13 @@ class IndexBackend(abc.ABC):
 
         A stored row that cannot be read is skipped with a ``logging`` warning naming its
         key and the reason; it never stops the iteration.
+
+        Returns:
+            An iterator over the entries; entries written while it runs may or may not
+            appear.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
         """
 
     def iter_datasets_as(self, make: Callable[..., _T]) -> Iterator[_T]:
@@ -223,6 +285,12 @@ class IndexBackend(abc.ABC):
         listing is a hot path. This default wraps :meth:`iter_datasets`; a backend may
         build the items straight from its rows instead. Items for which ``make`` returns
         ``None`` are yielded as ``None`` (the caller filters them).
+
+        Args:
+            make: Builds one item from the eight fields, positionally.
+
+        Returns:
+            An iterator over ``make``'s results, in name order.
         """
         for r in self.iter_datasets():
             yield make(
@@ -254,11 +322,29 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def delete_dataset(self, name: str) -> DatasetRecord | None:
-        """Remove the entry named ``name``; return what was removed, or ``None``."""
+        """Remove the entry named ``name`` atomically (its shards are not touched).
+
+        Args:
+            name: The entry's name.
+
+        Returns:
+            The entry as it was before removal, or ``None`` when no entry has that name
+            (nothing is changed).
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
-        """Rename an entry atomically and return it renamed.
+        """Rename an entry atomically; its CID, shards and metadata do not change.
+
+        Args:
+            old: The entry's current name.
+            new: Its new name.
+
+        Returns:
+            The entry renamed, with ``updated_at`` set to now.
 
         Raises:
             DatasetNotFoundError: No entry is named ``old``.
@@ -269,18 +355,47 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def get_schema(self, name: str, version: str) -> SchemaRow | None:
-        """Return the schema ``name@version``, or ``None``."""
+        """Look a published schema version up.
+
+        Args:
+            name: The schema name (no module).
+            version: The version string, exactly as published.
+
+        Returns:
+            The row, or ``None`` when ``name@version`` was never published.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def iter_schemas(self) -> Iterator[SchemaRow]:
         """Yield every schema, ordered by name, then by version (semver order first).
 
         Unreadable rows are skipped with a warning, as in :meth:`iter_datasets`.
+
+        Returns:
+            An iterator over the schema rows.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
         """
 
     @abc.abstractmethod
     def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
-        """Return the highest version of ``name`` whose content hash is ``content_hash``."""
+        """Find the published version of ``name`` with the given content.
+
+        Args:
+            name: The schema name.
+            content_hash: The content hash (:func:`atdata_lite.schema.content_hash`).
+
+        Returns:
+            The highest version (semver order) of ``name`` whose content hash is
+            ``content_hash``, or ``None`` when no version of it has that content.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def publish_schema(
@@ -327,6 +442,14 @@ class IndexBackend(abc.ABC):
         does a catalog that names one schema version, dataset name or CID twice
         (:func:`checked_catalog`).
 
+        Args:
+            schemas: Schema rows to store, exactly as given (no re-versioning).
+            datasets: Dataset records to store, timestamps included (kept when given).
+            dry_run: Check everything and report what would be written, writing nothing.
+
+        Returns:
+            What was added and what was already there, by ``name@version`` and by name.
+
         Raises:
             SchemaConflictError: A schema row clashes with a stored one.
             DatasetExistsError: A dataset name or CID clashes with a stored entry.
@@ -336,7 +459,11 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release connections. Idempotent; the backend is unusable afterwards."""
+        """Release the connections this process opened.
+
+        Idempotent: a second call does nothing. Every other method may raise afterwards.
+        Connections inherited across ``os.fork`` are left to the parent.
+        """
 
 
 ON_CONFLICT_POLICIES: tuple[str, ...] = ("error", "skip", "replace")
