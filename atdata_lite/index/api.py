@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..errors import (
@@ -39,6 +40,7 @@ from ..schema import (
     schema_record,
     schema_to_type,
 )
+from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
 from ._registry import open_backend
 from .backend import (
@@ -257,7 +259,7 @@ class Index:
         if record is None and isinstance(ref, str) and ref.startswith("b"):
             record = self._backend.get_dataset_by_cid(ref)
         if record is None:
-            raise DatasetNotFoundError(f"No entry with name: {ref}")
+            raise no_entry_named(self._backend, ref)
         return self._entry(record)
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
@@ -268,7 +270,7 @@ class Index:
         """
         record = self._backend.get_dataset(name)
         if record is None:
-            raise DatasetNotFoundError(f"No entry with name: {name}")
+            raise no_entry_named(self._backend, name)
         return self._entry(record)
 
     def get_entry(self, cid: str) -> LocalDatasetEntry:
@@ -279,7 +281,9 @@ class Index:
         """
         record = self._backend.get_dataset_by_cid(cid)
         if record is None:
-            raise DatasetNotFoundError(f"LocalDatasetEntry not found: {cid}")
+            raise DatasetNotFoundError(
+                f"LocalDatasetEntry not found: {cid}", hint=partial(cid_hint, self._backend, cid)
+            )
         return self._entry(record)
 
     @property
@@ -584,7 +588,7 @@ class Index:
         """
         record = self._backend.delete_dataset(name)
         if record is None:
-            raise DatasetNotFoundError(f"No entry with name: {name}")
+            raise no_entry_named(self._backend, name)
         return self._entry(record)
 
     def rename_dataset(self, old: str, new: str) -> LocalDatasetEntry:
@@ -668,7 +672,9 @@ class Index:
         name, version = parse_schema_ref(ref)
         row = self._backend.get_schema(name, version)
         if row is None:
-            raise SchemaNotFoundError(f"Schema not found: {ref}")
+            raise SchemaNotFoundError(
+                f"Schema not found: {ref}", hint=partial(schema_hint, self._backend, name, version)
+            )
         return self._schema_dict(row)
 
     def get_schema_record(self, ref: str) -> LocalSchemaRecord:

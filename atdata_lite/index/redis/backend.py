@@ -28,10 +28,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import (
     DatasetExistsError,
-    DatasetNotFoundError,
     IndexOpenError,
     SchemaConflictError,
 )
+from .._hints import no_entry_named
 from ..backend import (
     CatalogWriteResult,
     DatasetRecord,
@@ -292,9 +292,7 @@ class RedisBackend(IndexBackend):
             found = self._named(pipe, [old, new])
             rec = found[old]
             if rec is None:
-                raise DatasetNotFoundError(
-                    f"No dataset named {old!r} in {self.location}; list them with list_datasets()."
-                )
+                raise no_entry_named(self, old)
             if old == new:
                 pipe.multi()
                 return rec

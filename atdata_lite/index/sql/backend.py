@@ -27,7 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...errors import DatasetExistsError, DatasetNotFoundError, IndexOpenError, SchemaConflictError
+from ...errors import DatasetExistsError, IndexOpenError, SchemaConflictError
+from .._hints import no_entry_named
 from ..backend import (
     CatalogWriteResult,
     DatasetRecord,
@@ -427,9 +428,7 @@ class SqlBackend(IndexBackend):
             with self._begin_write() as w:
                 found = list(_records(w.rows(_GET_BY_NAME, {"name": old}), same_row))
                 if not found:
-                    raise DatasetNotFoundError(
-                        f"No dataset named {old!r} to rename; list_datasets() shows the names."
-                    )
+                    raise no_entry_named(self, old)
                 dataset_id, record = found[0]
                 if new == old:
                     return record
