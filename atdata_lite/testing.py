@@ -222,7 +222,7 @@ class _BackendTests:
         [stored] = backend.insert_datasets([new], on_conflict="replace")
         got = backend.get_dataset("d")
         assert got.data_urls == ["2.tar"] and got.cid == new.cid
-        # A replace is not a merge: the old metadata must not survive (atdata's W3).
+        # A replace is not a merge: the old metadata must not survive (atdata merged them).
         assert got.metadata is None
         assert got.created_at == old.created_at == stored.created_at
         assert got.updated_at >= old.updated_at

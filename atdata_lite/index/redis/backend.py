@@ -264,7 +264,7 @@ class RedisBackend(IndexBackend):
             for new, old in writes:
                 if old is not None:
                     pipe.delete(entry_key(old.cid))
-                # Replace, never merge (atdata's W3): clears an unreadable hash at this CID too.
+                # Replace, never merge (atdata merged): clears an unreadable hash at this CID too.
                 pipe.delete(entry_key(new.cid))
                 pipe.hset(entry_key(new.cid), mapping=encode_entry(new))
                 pipe.hset(NAMES_KEY, new.name, new.cid)
