@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .sources import DataSource
 
 if TYPE_CHECKING:
+    from ._records import ShardRecord
     from .dataset import Dataset
-    from .index.backend import ShardRecord
 
 __all__ = [
     "AbstractDataStore",

@@ -131,3 +131,24 @@ def test_no_import_cycle_inside_the_package():
     assert not cycles, "import cycles (each module imports the next):\n" + "\n".join(
         "  " + " -> ".join(c) for c in cycles
     )
+
+
+def test_the_data_path_never_imports_the_index_transfer_or_cli():
+    data_path = {
+        "atdata_lite.samples",
+        "atdata_lite.lenses",
+        "atdata_lite.cid",
+        "atdata_lite.sources",
+        "atdata_lite.shards",
+        "atdata_lite.stores",
+        "atdata_lite.dataset",
+    }
+    upper = ("atdata_lite.index", "atdata_lite.transfer", "atdata_lite.cli")
+    graph = import_graph()
+    wrong = {m: sorted(t for t in graph[m] if t.startswith(upper)) for m in sorted(data_path)}
+    assert not any(wrong.values()), {m: t for m, t in wrong.items() if t}
+
+
+def test_the_backend_contract_names_no_implementation():
+    graph = import_graph()
+    assert graph["atdata_lite.index.backend"] <= {"atdata_lite.errors", "atdata_lite._records"}

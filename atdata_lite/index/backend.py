@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
+from .._records import ShardRecord
 from ..errors import DatasetExistsError, SchemaConflictError
 
 __all__ = [
@@ -55,28 +56,6 @@ conflict: the stored entry is returned unchanged, whatever the policy. Content t
 already stored under *another* name (same CID) is never renamed or overwritten: ``"error"``
 and ``"replace"`` raise ``DatasetExistsError``, ``"skip"`` returns the other entry.
 """
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class ShardRecord:
-    """One shard of a dataset, as the index records it.
-
-    Treat it as immutable (it is hashable by value). It is not ``frozen`` because a frozen
-    dataclass costs five times as much to build, and listing an index builds one per shard.
-
-    Attributes:
-        url: The shard's URL or path, exactly as given when the dataset was indexed. Entries
-            imported from atdata may hold a brace pattern here; it is kept as-is so that the
-            entry's CID stays the same.
-        size: Size in bytes, when known.
-        sample_count: Number of samples, when known.
-        sha256: Hex SHA-256 of the shard file's bytes, when known.
-    """
-
-    url: str
-    size: int | None = None
-    sample_count: int | None = None
-    sha256: str | None = None
 
 
 @dataclass(slots=True, unsafe_hash=True)
