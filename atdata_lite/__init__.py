@@ -13,6 +13,8 @@ up a dataset never imports numpy, webdataset, fsspec or Alembic.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -24,9 +26,9 @@ _LAZY: dict[str, str] = {
     "packable": "atdata_lite.samples",
     "DictSample": "atdata_lite.samples",
     "SampleBatch": "atdata_lite.samples",
-    "Lens": "atdata_lite.lens",
-    "LensNetwork": "atdata_lite.lens",
-    "lens": "atdata_lite.lens",
+    "Lens": "atdata_lite.lenses",
+    "LensNetwork": "atdata_lite.lenses",
+    "lens": "atdata_lite.lenses",
     # protocols
     "Packable": "atdata_lite.protocols",
     "IndexEntry": "atdata_lite.protocols",
@@ -94,13 +96,32 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LocalSchemaRecord,
         SchemaNamespace,
     )
-    from .lens import Lens, LensNetwork, lens
+    from .lenses import Lens, LensNetwork, lens
     from .protocols import AbstractDataStore, AbstractIndex, DataSource, IndexEntry, Packable
     from .samples import DictSample, PackableSample, SampleBatch, packable
     from .schema import schema_to_type
     from .shards import inspect_shard, write_samples
     from .sources import URLSource
     from .stores import FsspecDataStore, default_store
+
+
+class _Package(types.ModuleType):
+    """The package's module type: ``atdata_lite.lens`` stays the ``@lens`` decorator.
+
+    Lenses are defined in :mod:`atdata_lite.lenses`; :mod:`atdata_lite.lens` re-exports them
+    so that ``from atdata_lite.lens import Lens`` works as ``from atdata.lens import Lens``
+    does. Importing that submodule makes Python set the package attribute ``lens`` to the
+    module, which would hide the decorator; this type refuses that one assignment, so
+    ``atdata_lite.lens`` is the decorator whatever was imported before, as ``atdata.lens`` is.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "lens" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

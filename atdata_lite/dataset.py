@@ -19,14 +19,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 import webdataset as wds
 
+from ._records import ShardRecord
 from .cache import ShardCache, is_remote, offline_enabled
 from .errors import CorruptShardError, SampleDecodeError, ShardNotCachedError, ShardNotFoundError
-from .index.backend import ShardRecord
-from .lens import Lens, LensNetwork
-from .protocols import DataSource
+from .lenses import Lens, LensNetwork
 from .samples import KEY_ATTR, DictSample, SampleBatch
 from .shards import iter_shard
-from .sources import URLSource, open_url
+from .sources import DataSource, URLSource, open_url
 
 __all__ = ["Dataset"]
 

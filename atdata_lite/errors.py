@@ -10,6 +10,9 @@ Messages name the thing that was wrong and say what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 __all__ = [
     "AtdataLiteError",
     "BackendUnavailableError",
@@ -46,10 +49,39 @@ class AtdataLiteError(Exception):
 
 
 class _PlainKeyError(KeyError):
-    """A ``KeyError`` whose ``str()`` is the message itself, not its ``repr``."""
+    """A ``KeyError`` whose ``str()`` is the message itself, not its ``repr``.
+
+    Args:
+        message: What was not found, in atdata's words (code matches on it; ``args[0]``).
+        hint: Builds the advice appended to the message (close matches among the stored
+            names, what to run). It runs when the message is first read, not when the error
+            is raised, so code that catches the error to test for existence never pays for
+            the query behind it. A hint that fails leaves the message as it is.
+    """
+
+    def __init__(self, message: str = "", *, hint: Callable[[], str] | None = None) -> None:
+        super().__init__(message)
+        self._hint = hint
+        self._text: str | None = None
 
     def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+        if self._text is None:
+            text = str(self.args[0]) if self.args else ""
+            hint = self._hint
+            self._hint = None
+            if hint is not None:
+                try:
+                    extra = hint()
+                except Exception:  # the index may be closed by now: the message stands alone
+                    extra = ""
+                if extra:
+                    text = f"{text}. {extra}"
+            self._text = text
+        return self._text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (DataLoader workers) with the full message; the hint's closure is not.
+        return (type(self), (str(self),))
 
 
 # --- samples and shards -------------------------------------------------------------

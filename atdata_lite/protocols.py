@@ -6,17 +6,31 @@ third-party indexes, data stores and shard sources. ``Packable``, ``IndexEntry``
 ``AbstractDataStore`` are not, exactly as in atdata.
 
 Methods use ``...`` as their body (PEP 544): these are interface specifications.
+``DataSource`` lives in :mod:`atdata_lite.sources` (the data path uses it) and is
+re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+# DataSource is defined beside URLSource, in the data path, so that ``dataset`` needs
+# nothing from this module; this module sits above the data path and names ``Dataset``.
+from .sources import DataSource
 
 if TYPE_CHECKING:
+    from ._records import ShardRecord
     from .dataset import Dataset
 
-__all__ = ["AbstractDataStore", "AbstractIndex", "DataSource", "IndexEntry", "Packable"]
+__all__ = [
+    "AbstractDataStore",
+    "AbstractIndex",
+    "DataSource",
+    "IndexEntry",
+    "Packable",
+    "RecordingDataStore",
+]
 
 
 @runtime_checkable
@@ -206,26 +220,27 @@ class AbstractDataStore(Protocol):
 
 
 @runtime_checkable
-class DataSource(Protocol):
-    """Protocol for sources that provide shard streams to ``Dataset``.
+class RecordingDataStore(AbstractDataStore, Protocol):
+    """A data store that writes new shards and describes each (atdata-lite's extension).
 
-    ``shards`` yields ``(identifier, stream)`` pairs fed straight to WebDataset's tar
-    expander; ``open_shard`` gives random access, which DataLoader worker splitting needs.
+    :class:`~atdata_lite.stores.FsspecDataStore` is one. ``Index.insert_dataset`` writes
+    through :meth:`write_dataset` when the store has it, so the entry records every shard's
+    size, sample count and SHA-256, and removes the shards again if the entry cannot be
+    stored; a store with only atdata's ``write_shards`` is used as atdata would use it.
     """
 
-    @property
-    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
-        """Lazily yield ``(identifier, file_like_stream)`` for each shard."""
-        ...
+    storage_options: dict[str, Any]
+    """fsspec options for opening (and removing) the shards it writes."""
 
-    def list_shards(self) -> list[str]:
-        """Shard identifiers, without opening streams."""
-        ...
+    def write_dataset(self, ds: Dataset, *, prefix: str, **kwargs: Any) -> list[ShardRecord]:
+        """Write ``ds`` as new shards, never overwriting existing ones.
 
-    def open_shard(self, shard_id: str) -> IO[bytes]:
-        """Open one shard by its identifier.
+        Args:
+            ds: The dataset to write.
+            prefix: Path prefix for the shards inside the store.
+            **kwargs: Writer options (e.g. ``maxcount``).
 
-        Raises:
-            KeyError: If ``shard_id`` is not one of :meth:`list_shards`.
+        Returns:
+            One record per shard written, in order, with its URL and what is known of it.
         """
         ...

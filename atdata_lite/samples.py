@@ -422,9 +422,21 @@ def _wrap_post_init(user_post_init: Callable[..., None]) -> Callable[..., None]:
     return __post_init__
 
 
-def _make_packable(cls: type, allow_pickle: bool | None) -> type:
-    from .lens import register_dict_lens
+def _register_dict_lens(cls: type) -> None:
+    """Register the ``DictSample -> cls`` lens that ``@packable`` adds (atdata's behaviour)."""
+    # Imported here: the lens registry knows nothing of sample types; samples use it.
+    from .lenses import Lens, LensNetwork
 
+    def get(d: DictSample) -> Any:
+        return cls.from_data(d._data)  # type: ignore[attr-defined]
+
+    def put(v: Any, d: DictSample) -> DictSample:
+        return DictSample.from_bytes(v.packed)
+
+    LensNetwork().register(Lens(get, put, source_type=DictSample, view_type=cls))
+
+
+def _make_packable(cls: type, allow_pickle: bool | None) -> type:
     own_doc = cls.__dict__.get("__doc__")
     if isinstance(cls, type) and issubclass(cls, PackableSample):
         if "__post_init__" in cls.__dict__:
@@ -447,7 +459,7 @@ def _make_packable(cls: type, allow_pickle: bool | None) -> type:
     if allow_pickle is not None:
         new_cls.__allow_pickle__ = allow_pickle  # type: ignore[attr-defined]
     codec_for(new_cls)  # checks every field type now, at class definition
-    register_dict_lens(new_cls)
+    _register_dict_lens(new_cls)
     return new_cls
 
 

@@ -1,6 +1,6 @@
 """Schema records: from a sample type to atdata's JSON record and back, refs and versions.
 
-A schema record is atdata's JSON document (reference §3.1), with keys in this order::
+A schema record is atdata's JSON document, with keys in this order::
 
     {"name": "ImageSample", "version": "1.0.0",
      "fields": [{"name": "image", "fieldType": {"$type": "local#ndarray", "dtype": "uint8"},

@@ -35,8 +35,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from ._progress import Progress
+from ._records import ShardRecord
 from .errors import CorruptShardError
-from .index.backend import ShardRecord
 from .samples import check_key
 from .sources import open_url, url_to_fs
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import IO, Any, Protocol, runtime_checkable
 
 from braceexpand import braceexpand
 
@@ -23,6 +23,7 @@ from .errors import (
 )
 
 __all__ = [
+    "DataSource",
     "URLSource",
     "check_url",
     "expand_urls",
@@ -30,6 +31,33 @@ __all__ = [
     "refuse_special_file",
     "url_to_fs",
 ]
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """Protocol for sources that provide shard streams to ``Dataset``.
+
+    ``shards`` yields ``(identifier, stream)`` pairs fed straight to WebDataset's tar
+    expander; ``open_shard`` gives random access, which DataLoader worker splitting needs.
+    """
+
+    @property
+    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
+        """Lazily yield ``(identifier, file_like_stream)`` for each shard."""
+        ...
+
+    def list_shards(self) -> list[str]:
+        """Shard identifiers, without opening streams."""
+        ...
+
+    def open_shard(self, shard_id: str) -> IO[bytes]:
+        """Open one shard by its identifier.
+
+        Raises:
+            KeyError: If ``shard_id`` is not one of :meth:`list_shards`.
+        """
+        ...
+
 
 # A URL scheme (two characters or more, so that Windows drive letters stay paths).
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")

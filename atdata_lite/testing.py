@@ -18,7 +18,7 @@ Overridable hooks:
 * ``location`` (fixture, required): an empty index location; :func:`open_backend` must accept it
   (register your factory in the ``atdata_lite.backends`` entry-point group).
 * :meth:`BackendConformance.open_backend`: how to open ``location`` (default
-  :func:`~atdata_lite.index.backend.open_backend`).
+  :func:`atdata_lite.index.open_backend`).
 * :meth:`BackendConformance.store_unreadable_dataset`: write one row the backend cannot read,
   straight into storage, to check that listing skips it (skipped when not overridden).
 
@@ -45,7 +45,8 @@ from .errors import (
     InvalidMetadataError,
     SchemaConflictError,
 )
-from .index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord, open_backend
+from .index._registry import open_backend
+from .index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord
 
 __all__ = ["BackendConformance", "IndexConformance", "make_record", "make_schema_row"]
 
@@ -241,7 +242,7 @@ class _BackendTests:
         [stored] = backend.insert_datasets([new], on_conflict="replace")
         got = backend.get_dataset("d")
         assert got.data_urls == ["2.tar"] and got.cid == new.cid
-        # A replace is not a merge: the old metadata must not survive (atdata's W3).
+        # A replace is not a merge: the old metadata must not survive (atdata merged them).
         assert got.metadata is None
         assert got.created_at == old.created_at == stored.created_at
         assert got.updated_at >= old.updated_at

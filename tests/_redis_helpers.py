@@ -58,7 +58,7 @@ def dump(client: Any) -> dict[bytes, Any]:
     return out
 
 
-# --- atdata 0.2's reading code (reference section 5.2), re-implemented -------------------
+# --- atdata 0.2's reading code, re-implemented ------------------------------------------
 
 
 def atdata_from_redis(client: Any, cid: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import traceback
 from typing import Any
 
 from atdata_lite.errors import DatasetExistsError
-from atdata_lite.index.backend import DatasetRecord, ShardRecord, open_backend
+from atdata_lite.index import open_backend
+from atdata_lite.index.backend import DatasetRecord, ShardRecord
 
 SCHEMA = "Soak"
 SHARED_NAMES = 10

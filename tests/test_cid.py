@@ -1,4 +1,4 @@
-"""CIDs are byte-identical to atdata's (reference §4.3 and §4.4), computed without libipld."""
+"""CIDs are byte-identical to atdata's (dataset and schema CIDs), computed without libipld."""
 
 from __future__ import annotations
 

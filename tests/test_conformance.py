@@ -48,7 +48,7 @@ class TestRedis(BackendConformance):
         import redis
 
         client = redis.Redis.from_url(location)
-        # atdata's W9: a hash without a name, and one whose data_urls is not msgpack.
+        # Rows atdata can leave: a hash without a name, and one whose data_urls is not msgpack.
         client.hset("LocalDatasetEntry:bafynoname", mapping={"schema_ref": "x", "cid": "b"})
         client.hset(
             "LocalDatasetEntry:bafybadurls",

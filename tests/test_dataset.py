@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from _data_helpers import Row, rows, write_atdata_shard
 
+from atdata_lite import lens
 from atdata_lite.dataset import Dataset
 from atdata_lite.errors import (
     CorruptShardError,
@@ -18,7 +19,6 @@ from atdata_lite.errors import (
     ShardNotFoundError,
     UnsafeURLError,
 )
-from atdata_lite.lens import lens
 from atdata_lite.protocols import DataSource
 from atdata_lite.samples import DictSample, SampleBatch, packable, sample_key
 from atdata_lite.shards import write_samples

@@ -159,7 +159,10 @@ def test_entries_listing_forms(index):
 def test_get_entry_missing_message(index):
     with pytest.raises(KeyError) as info:
         index.get_entry("bafynope")
-    assert str(info.value) == "LocalDatasetEntry not found: bafynope"
+    # atdata's message first (code matches on it), then what to do.
+    assert info.value.args == ("LocalDatasetEntry not found: bafynope",)
+    assert str(info.value).startswith("LocalDatasetEntry not found: bafynope. ")
+    assert "atdata-lite ls --json" in str(info.value)
     assert isinstance(info.value, DatasetNotFoundError)
 
 
@@ -281,7 +284,9 @@ def test_get_schema_ref_forms_and_errors(index):
     assert legacy["$ref"] == "atdata://local/sampleSchema/ImageSample@1.0.1"
     with pytest.raises(KeyError) as info:
         index.get_schema("atdata://local/sampleSchema/Nope@1.0.0")
-    assert str(info.value) == "Schema not found: atdata://local/sampleSchema/Nope@1.0.0"
+    message = str(info.value)
+    assert message.startswith("Schema not found: atdata://local/sampleSchema/Nope@1.0.0. ")
+    assert "atdata-lite schemas" in message
     with pytest.raises(ValueError, match="must include version"):
         index.get_schema("atdata://local/sampleSchema/ImageSample")
     for bad in ["foo://bar", "at://did:plc:x/ac.foundation.dataset.sampleSchema/abc"]:
@@ -449,3 +454,60 @@ def test_listed_entries_decode_metadata_once_and_behave_as_dataclasses(index):
     assert listed != dataclasses.replace(listed, metadata={"split": "test"})
     assert dataclasses.replace(listed, name="e").metadata == meta
     assert LocalDatasetEntry("x", "r", []).metadata is None  # the default is unchanged
+
+
+# --- "not found" messages say what to do ------------------------------------------------
+
+
+def test_missing_name_suggests_close_names_and_how_to_list(any_index):
+    for name in ("images-train", "images-test", "texts"):
+        any_index.add_entry(Dataset[Point](f"{name}.tar"), name=name)
+    for call in (any_index.get_dataset, any_index.get_entry_by_name, any_index.delete_dataset):
+        with pytest.raises(KeyError, match=r"^No entry with name: images-trian\. ") as info:
+            call("images-trian")
+        message = str(info.value)
+        assert "Did you mean 'images-train'" in message and "texts" not in message
+        assert "atdata-lite ls" in message
+    with pytest.raises(DatasetNotFoundError, match=r"^No entry with name: nope\. ") as info:
+        any_index.rename_dataset("nope", "other")
+    assert "Did you mean" not in str(info.value) and "atdata-lite ls" in str(info.value)
+
+
+def test_missing_name_in_an_empty_index_says_how_to_add(index):
+    with pytest.raises(KeyError) as info:
+        index.get_dataset("anything")
+    assert str(info.value).startswith("No entry with name: anything. ")
+    assert "add_entry" in str(info.value)
+
+
+def test_name_given_as_a_cid_says_to_look_it_up_by_name(index):
+    index.add_entry(Dataset[Point]("a.tar"), name="mnist")
+    with pytest.raises(KeyError) as info:
+        index.get_entry("mnist")
+    assert str(info.value).startswith("LocalDatasetEntry not found: mnist. ")
+    assert "get_dataset('mnist')" in str(info.value)
+
+
+def test_missing_schema_lists_published_versions_or_close_names(index):
+    index.publish_schema(ImageSample, version="1.0.0")
+    index.publish_schema(ImageSample, version="1.2.0")
+    with pytest.raises(KeyError) as info:
+        index.get_schema("atdata://local/sampleSchema/ImageSample@2.0.0")
+    assert "Published versions of ImageSample: 1.0.0, 1.2.0" in str(info.value)
+    with pytest.raises(KeyError) as info:
+        index.get_schema("atdata://local/sampleSchema/ImageSampel@1.0.0")
+    assert "Did you mean 'ImageSample'?" in str(info.value)
+
+
+def test_the_hint_costs_nothing_until_read_and_survives_pickling(index):
+    index.add_entry(Dataset[Point]("a.tar"), name="images")
+    with pytest.raises(KeyError) as info:
+        index.get_dataset("imagse")
+    error = info.value
+    # A closed index cannot be asked any more: the message then stands alone.
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and "Did you mean 'images'" in str(copy)
+    with pytest.raises(KeyError) as info:
+        index.get_dataset("imagse")
+    index.close()
+    assert str(info.value) == "No entry with name: imagse"

@@ -1,5 +1,5 @@
 """Code written against atdata's local index runs unchanged after the import swap, and
-an index written by atdata 0.2 (the reference fixture, §5.10) reads through ``Index``."""
+an index written by atdata 0.2 (a fixture written by atdata 0.2.3b1) reads through ``Index``."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_atdata_style_code_on_postgres(postgres_url, tmp_path):
         _atdata_style_session(index, tmp_path / "shards")
 
 
-# --- the reference fixture, written by atdata 0.2.3b1 into Redis ----------------------------
+# --- a fixture written by atdata 0.2.3b1 into Redis -------------------------------------
 
 FIXTURE_SCHEMAS = {
     "LocalSchema:ImageSample@1.0.0": '{"name": "ImageSample", "version": "1.0.0", "fields": [{"name": "image", "fieldType": {"$type": "local#ndarray", "dtype": "float32"}, "optional": false}, {"name": "label", "fieldType": {"$type": "local#primitive", "primitive": "str"}, "optional": false}, {"name": "confidence", "fieldType": {"$type": "local#primitive", "primitive": "float"}, "optional": true}], "description": "An image with a label.", "createdAt": "2026-11-22T10:07:02.968078+00:00"}',  # noqa: E501

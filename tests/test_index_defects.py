@@ -1,4 +1,4 @@
-"""Each atdata defect of issue 3 point 5 (reference §8), fixed, with its own test."""
+"""Each defect of atdata 0.2's local index, fixed in atdata-lite, with its own test."""
 
 from __future__ import annotations
 
@@ -34,17 +34,17 @@ def any_index(request, tmp_path):
     yield from index_on(request.param, request, tmp_path)
 
 
-# W2: names are unique; on_conflict decides.
-def test_w2_names_are_unique(any_index):
+# Names are unique; on_conflict decides.
+def test_names_are_unique(any_index):
     any_index.add_entry(Dataset[Point]("a.tar"), name="second")
     with pytest.raises(DatasetExistsError, match="second"):
         any_index.add_entry(Dataset[Point]("b.tar"), name="second")
     assert [e.data_urls for e in any_index.list_datasets()] == [["a.tar"]]
 
 
-# W3: the same shards under another name never rename or overwrite the first entry, and a
+# The same shards under another name never rename or overwrite the first entry, and a
 # replace replaces the whole row (no stale metadata survives).
-def test_w3_same_content_under_another_name_keeps_the_first(any_index):
+def test_same_content_under_another_name_keeps_the_first(any_index):
     first = any_index.add_entry(Dataset[Point]("a.tar"), name="first", metadata={"m": 1})
     with pytest.raises(DatasetExistsError, match="first"):
         any_index.add_entry(Dataset[Point]("a.tar"), name="other")
@@ -56,7 +56,7 @@ def test_w3_same_content_under_another_name_keeps_the_first(any_index):
     assert any_index.get_dataset("first").metadata == first.metadata == {"m": 1}
 
 
-def test_w3_replace_drops_old_metadata(any_index):
+def test_replace_drops_old_metadata(any_index):
     any_index.add_entry(Dataset[Point]("a.tar"), name="n", metadata={"old": True})
     replaced = any_index.add_entry(
         Dataset[Point]("b.tar"), name="n", metadata=None, on_conflict="replace"
@@ -65,8 +65,8 @@ def test_w3_replace_drops_old_metadata(any_index):
     assert any_index.get_dataset("n").metadata is None
 
 
-# W4: auto-versioning is atomic; explicit versions never overwrite.
-def test_w4_concurrent_auto_versioning_gives_distinct_versions(any_index):
+# Auto-versioning is atomic; explicit versions never overwrite.
+def test_concurrent_auto_versioning_gives_distinct_versions(any_index):
     refs: list[str] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(16)
@@ -94,7 +94,7 @@ def _publish_in_process(location: str, queue) -> None:
         queue.put(idx.publish_schema(Point))
 
 
-def test_w4_concurrent_auto_versioning_across_processes(tmp_path):
+def test_concurrent_auto_versioning_across_processes(tmp_path):
     location = str(tmp_path / "procs.db")
     Index(location).close()  # created once; the processes only publish
     ctx = multiprocessing.get_context("spawn")
@@ -109,7 +109,7 @@ def test_w4_concurrent_auto_versioning_across_processes(tmp_path):
     assert len(refs) == 8
 
 
-def test_w4_explicit_version_never_overwrites(index):
+def test_explicit_version_never_overwrites(index):
     ref = index.publish_schema(Point, version="1.0.0")
 
     class Other:
@@ -121,14 +121,14 @@ def test_w4_explicit_version_never_overwrites(index):
     assert [f["name"] for f in index.get_schema(ref)["fields"]] == ["x", "y"]
 
 
-# W5: versions must be semver.
-def test_w5_banana_is_refused(index):
+# Versions must be semver.
+def test_banana_is_refused(index):
     with pytest.raises(ValueError, match="Invalid semver format: 'banana'"):
         index.publish_schema(Point, version="banana")
 
 
-# W6: insert without a ref uses the schema matching the sample type's content.
-def test_w6_insert_without_ref_uses_matching_schema(any_index):
+# Insert without a ref uses the schema matching the sample type's content.
+def test_insert_without_ref_uses_matching_schema(any_index):
     any_index.publish_schema(ImageSample, version="1.0.0")
     any_index.publish_schema(ImageSample)  # 1.0.1, same content
 
@@ -142,7 +142,7 @@ def test_w6_insert_without_ref_uses_matching_schema(any_index):
     assert entry.schema_ref == "atdata://local/sampleSchema/ImageSample@1.0.1"
 
 
-def test_w6_insert_without_ref_publishes_when_needed(any_index):
+def test_insert_without_ref_publishes_when_needed(any_index):
     entry = any_index.insert_dataset(Dataset[TextSample]("t.tar"), name="text")
     assert entry.schema_ref == "atdata://local/sampleSchema/TextSample@1.0.0"
     assert any_index.get_schema(entry.schema_ref)["name"] == "TextSample"
@@ -152,7 +152,7 @@ def test_w6_insert_without_ref_publishes_when_needed(any_index):
     assert len(any_index.list_schemas()) == 1
 
 
-def test_w6_insert_with_ref_to_missing_or_garbage_schema_is_refused(index):
+def test_insert_with_ref_to_missing_or_garbage_schema_is_refused(index):
     with pytest.raises(SchemaNotFoundError, match="Publish it first"):
         index.insert_dataset(
             Dataset[Point]("p.tar"),
@@ -164,12 +164,12 @@ def test_w6_insert_with_ref_to_missing_or_garbage_schema_is_refused(index):
     assert index.list_datasets() == []
 
 
-def test_w6_dict_sample_dataset_needs_a_ref(index):
+def test_dict_sample_dataset_needs_a_ref(index):
     with pytest.raises(TypeError, match="schema_ref"):
         index.insert_dataset(Dataset("p.tar"), name="p")
 
 
-# W8: metadata that would not read back equal is refused before anything is written.
+# Metadata that would not read back equal is refused before anything is written.
 @pytest.mark.parametrize(
     ("metadata", "message"),
     [
@@ -185,7 +185,7 @@ def test_w6_dict_sample_dataset_needs_a_ref(index):
         (["not", "a", "dict"], "Pass a dict"),
     ],
 )
-def test_w8_bad_metadata_is_refused_before_writing(index, metadata, message):
+def test_bad_metadata_is_refused_before_writing(index, metadata, message):
     with pytest.raises(InvalidMetadataError, match=message) as info:
         index.add_entry(Dataset[Point]("a.tar"), name="a", metadata=metadata)
     assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
@@ -193,7 +193,7 @@ def test_w8_bad_metadata_is_refused_before_writing(index, metadata, message):
     assert index.list_schemas() == []  # nothing was published either
 
 
-def test_w8_atdata_int_keyed_metadata_still_reads(index):
+def test_atdata_int_keyed_metadata_still_reads(index):
     ref = index.publish_schema(Point)
     record = DatasetRecord(
         cid="bafyreiexample",
@@ -206,8 +206,8 @@ def test_w8_atdata_int_keyed_metadata_still_reads(index):
     assert index.get_dataset("legacy").metadata == {1: "x"}
 
 
-# W9: a bad row never breaks listing the rest.
-def test_w9_bad_row_does_not_break_listing(any_index, caplog):
+# A bad row never breaks listing the rest.
+def test_bad_row_does_not_break_listing(any_index, caplog):
     any_index.add_entry(Dataset[Point]("a.tar"), name="a")
     ref = any_index.publish_schema(Point)
     broken = DatasetRecord(
@@ -234,8 +234,8 @@ def test_w9_bad_row_does_not_break_listing(any_index, caplog):
     assert [e.name for e in any_index.list_datasets()] == ["a", "c"]
 
 
-# W10: a multi-shard source is indexed with every shard.
-def test_w10_every_shard_is_indexed(index, tmp_path):
+# A multi-shard source is indexed with every shard.
+def test_every_shard_is_indexed(index, tmp_path):
     pattern = write_points(tmp_path / "d", shards=3)
     by_pattern = index.add_entry(Dataset[Point](pattern), name="pattern")
     assert len(by_pattern.data_urls) == 3
@@ -246,8 +246,8 @@ def test_w10_every_shard_is_indexed(index, tmp_path):
     assert by_source.data_urls == list(reversed(urls))
 
 
-# W17/W18: decoded types keep defaults and order; the cache keys on the whole record.
-def test_w17_decoded_type_keeps_defaults_and_order(index):
+# Decoded types keep defaults and order; the cache keys on the whole record.
+def test_decoded_type_keeps_defaults_and_order(index):
     cls = index.decode_schema(index.publish_schema(TextSample))
     sample = cls(text="x", tokens=[])
     assert (sample.raw, sample.flag, sample.count, sample.embedding) == (b"", False, 0, None)
@@ -263,7 +263,7 @@ def test_w17_decoded_type_keeps_defaults_and_order(index):
     ]
 
 
-def test_w18_cache_distinguishes_field_types(index):
+def test_cache_distinguishes_field_types(index):
     @packable
     class V:
         x: int
@@ -281,8 +281,8 @@ def test_w18_cache_distinguishes_field_types(index):
     assert b.__dataclass_fields__["x"].type is str
 
 
-# W19: zero-field types are refused at publish.
-def test_w19_zero_field_type_is_refused(index):
+# Zero-field types are refused at publish.
+def test_zero_field_type_is_refused(index):
     import dataclasses
 
     from atdata_lite.samples import PackableSample

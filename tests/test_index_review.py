@@ -1,4 +1,4 @@
-"""Defects found in review of the index area, each with the test that showed it."""
+"""Edge cases of the index (versions, names, foreign files, locks), each pinned by a test."""
 
 from __future__ import annotations
 

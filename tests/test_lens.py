@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from _data_helpers import Row
 
-from atdata_lite.lens import Lens, LensNetwork, lens
+from atdata_lite.lenses import Lens, LensNetwork, lens
 from atdata_lite.samples import DictSample, packable
 
 
@@ -82,3 +85,28 @@ def test_packable_registers_dict_sample_lens():
     d = DictSample.from_bytes(Row(idx=1, label="x", vec=np.zeros(2, np.float32)).packed)
     row = view(d)
     assert isinstance(row, Row) and isinstance(row.vec, np.ndarray)
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import atdata_lite.dataset",
+        "import atdata_lite.lens",
+        "from atdata_lite.lens import Lens",
+        "import atdata_lite.lenses, atdata_lite.lens, atdata_lite.dataset",
+    ],
+)
+def test_package_lens_is_the_decorator_whatever_was_imported(imports):
+    # A fresh interpreter: the submodules must not be imported yet when the package is.
+    code = (
+        "import atdata_lite as a\n"
+        "a.Dataset\n"
+        f"{imports}\n"
+        "from atdata_lite.lenses import lens\n"
+        "assert a.lens is lens, a.lens\n"
+        "from atdata_lite import lens as imported\n"
+        "assert imported is lens\n"
+        "from atdata_lite.lens import Lens, LensNetwork, lens as via_module_path\n"
+        "assert via_module_path is lens and Lens.__name__ == 'Lens'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

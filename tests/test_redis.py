@@ -19,7 +19,7 @@ from _redis_helpers import (
 )
 
 from atdata_lite.errors import BackendUnavailableError
-from atdata_lite.index.backend import open_backend
+from atdata_lite.index import open_backend
 from atdata_lite.schema import content_hash
 from atdata_lite.testing import make_record
 
@@ -163,7 +163,7 @@ def test_entries_atdata_writes_later_are_listed_and_found_after_reconcile(client
 def test_atdata_renaming_in_place_is_not_trusted(client, backend):
     rec = make_record("before")
     backend.insert_datasets([rec])
-    # atdata's W3: re-adding the same content under a new name rewrites the name field.
+    # atdata re-adding the same content under a new name rewrites the name field.
     client.hset(f"LocalDatasetEntry:{rec.cid}", "name", "after")
     assert backend.get_dataset("before") is None
     assert backend.reconcile() == {"added": 1, "removed": 1}

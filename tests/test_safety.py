@@ -379,7 +379,7 @@ def test_an_endless_stream_is_read_with_a_bound(endless, url):
 
 
 def test_import_skips_names_with_control_characters_and_says_why(tmp_path):
-    from atdata_lite.index.backend import open_backend
+    from atdata_lite.index import open_backend
     from atdata_lite.testing import make_record, make_schema_row
     from atdata_lite.transfer import export_catalog, import_catalog
 

@@ -1,4 +1,4 @@
-"""Sample types and their wire format (issue 2, reference sections 1 and 8)."""
+"""Sample types and their wire format, byte-compatible with atdata 0.2."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from atdata_lite.samples import (
     packable,
 )
 
-# atdata 0.2's test vector (reference §1.3): 188 bytes.
+# A sample as atdata 0.2 packs it: 188 bytes.
 WIRE_VECTOR = bytes.fromhex(
     "87a46e616d65a161a16ecd012ca166cb3fd0000000000000a4666c6167c3a3726177c40101"
     "a3617272c48c934e554d505901007600"

@@ -30,7 +30,7 @@ from atdata_lite.schema import (
     schema_to_type,
 )
 
-# The reference fixture's record (atdata 0.2.3b1, §5.10): an optional field before
+# A record written by atdata 0.2.3b1 (the Redis fixture): an optional field before
 # required ones, which atdata itself cannot decode.
 FIXTURE_TEXT_SAMPLE = (
     '{"name": "TextSample", "version": "1.0.0", "fields": [{"name": "text", "fieldType": '

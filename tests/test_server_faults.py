@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from atdata_lite.cli import cli
 from atdata_lite.errors import IndexOpenError, IndexUnreachableError
+from atdata_lite.index import open_backend
 from atdata_lite.index.api import Index
-from atdata_lite.index.backend import open_backend
 
 # How much later than its configured bound an error may arrive on a loaded machine.
 SLACK = 6.0

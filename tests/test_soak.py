@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from _soak_helpers import SCHEMA, run_soak
 
-from atdata_lite.index.backend import open_backend
+from atdata_lite.index import open_backend
 
 LONG = os.environ.get("ATDATA_LITE_LONG_TESTS", "") not in ("", "0")
 PROCESSES, THREADS, SECONDS = (6, 2, 60.0) if LONG else (4, 2, 10.0)

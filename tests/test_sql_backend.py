@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from _sql_helpers import record, run_processes
 
 from atdata_lite.errors import DatasetExistsError, IndexOpenError
-from atdata_lite.index.backend import open_backend
+from atdata_lite.index import open_backend
 from atdata_lite.index.sql import SqlBackend, open_sql_backend
 from atdata_lite.index.sql.engine import resolve_location
 
@@ -277,7 +277,7 @@ def test_open_and_lookup_import_no_orm_nor_alembic(tmp_path) -> None:
     b.close()
     code = (
         "import sys\n"
-        "from atdata_lite.index.backend import open_backend\n"
+        "from atdata_lite.index import open_backend\n"
         f"b = open_backend({str(path)!r})\n"
         "assert b.get_dataset('a') is not None\n"
         "heavy = ('sqlalchemy.orm', 'alembic', 'numpy', 'webdataset', 'fsspec')\n"

@@ -17,7 +17,8 @@ from _redis_helpers import (
 )
 
 from atdata_lite.errors import DatasetExistsError, IndexTooNewError, NotAnIndexError
-from atdata_lite.index.backend import ShardRecord, open_backend
+from atdata_lite.index import open_backend
+from atdata_lite.index.backend import ShardRecord
 from atdata_lite.testing import make_record, make_schema_row
 from atdata_lite.transfer import export_catalog, import_catalog
 
@@ -48,7 +49,7 @@ def _items(report, outcome: str) -> dict[str, str]:
     return {i.key: i.reason for i in getattr(report, outcome)}
 
 
-# --- the reference fixture ---------------------------------------------------------------
+# --- atdata 0.2's Redis fixture ---------------------------------------------------------
 
 
 @pytest.mark.redis

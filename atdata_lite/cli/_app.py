@@ -108,7 +108,7 @@ class AppState:
 
 def _sqlite_path(location: str) -> Path | None:
     """The file behind a SQLite location (a path or ``sqlite:///``), else ``None``."""
-    from ..index.backend import url_scheme
+    from ..index._registry import url_scheme
 
     scheme = url_scheme(location)
     if scheme is None:

@@ -77,12 +77,17 @@ def entry_to_dict(entry: Any) -> dict[str, Any]:
 def get_entry(state: AppState, name: str) -> Any:
     """The entry named ``name``, or a one-line error that says how to list the names."""
     from ..errors import DatasetNotFoundError
+    from ..index._hints import close_dataset_names
 
+    index = state.index()
     try:
-        return state.index().get_dataset(name)
+        return index.get_dataset(name)
     except DatasetNotFoundError as exc:
+        close = close_dataset_names(index.backend, name)
+        maybe = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise CliError(
-            f"No dataset named {name!r} in {state.display_location}; list them with: atdata-lite ls"
+            f"No dataset named {name!r} in {state.display_location}; {maybe}"
+            "list them with: atdata-lite ls"
         ) from exc
 
 

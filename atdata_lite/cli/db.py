@@ -11,7 +11,8 @@ import click
 
 from .. import __version__
 from ..errors import AtdataLiteError
-from ..index.backend import BACKEND_ENTRY_POINT_GROUP, url_scheme
+from ..index._registry import url_scheme
+from ..index.backend import BACKEND_ENTRY_POINT_GROUP
 from ._app import AppState, CliError, cli, json_option, pass_state
 from ._output import echo_json, escape_control, hide_password, render_kv, render_table
 

@@ -1,8 +1,9 @@
 """The index: a catalog of datasets and their schemas, behind one backend contract.
 
 ``Index`` (alias ``LocalIndex``) is atdata's ``local.Index`` API; the backends (SQL, Redis,
-plugins) implement :class:`~atdata_lite.index.backend.IndexBackend`. Names are imported
-lazily so that importing this package costs nothing.
+plugins) implement :class:`~atdata_lite.index.backend.IndexBackend`, and
+:func:`open_backend` finds the backend for a path or URL (the built-in SQL backend, or a
+plugin's entry point). Names are imported lazily so that importing this package costs nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ __all__ = [
     "LocalSchemaRecord",
     "SchemaNamespace",
     "StubManager",
+    "open_backend",
+    "url_scheme",
 ]
 
 _LAZY = {
@@ -28,9 +31,12 @@ _LAZY = {
     "LocalSchemaRecord": ".entries",
     "SchemaNamespace": ".entries",
     "StubManager": ".stubs",
+    "open_backend": "._registry",
+    "url_scheme": "._registry",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._registry import open_backend, url_scheme
     from .api import Index, LocalIndex
     from .entries import BasicIndexEntry, LocalDatasetEntry, LocalSchemaRecord, SchemaNamespace
     from .stubs import StubManager

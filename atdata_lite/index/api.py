@@ -4,7 +4,7 @@ Every method of atdata 0.2's ``atdata.local.Index`` is here with the same name, 
 return shape and exception types (``KeyError``, ``ValueError``, ``TypeError``: each error
 class of :mod:`atdata_lite.errors` subclasses the builtin atdata raised), so code written
 against atdata's local index runs after swapping the import. What differs is what atdata
-got wrong (reference §8): names are unique and looked up through an index; the schema of
+got wrong: names are unique and looked up through an index; the schema of
 an insert without a ref is the published schema whose content matches the sample type
 (published when there is none), and a ref to a missing schema is refused; metadata is
 validated before anything is written; multi-shard sources are indexed with every shard;
@@ -22,11 +22,11 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._text import check_name
 from ..errors import (
-    DatasetExistsError,
     DatasetNotFoundError,
     NotPackableError,
     SchemaDecodeError,
@@ -41,15 +41,17 @@ from ..schema import (
     schema_record,
     schema_to_type,
 )
+from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
+from ._registry import open_backend
 from .backend import (
-    ON_CONFLICT_POLICIES,
     DatasetRecord,
     IndexBackend,
     OnConflict,
     SchemaRow,
     ShardRecord,
-    open_backend,
+    check_on_conflict,
+    name_taken_error,
 )
 from .entries import (
     LocalDatasetEntry,
@@ -62,6 +64,7 @@ from .entries import (
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+    from ..protocols import AbstractDataStore, RecordingDataStore
     from .stubs import StubManager
 
 __all__ = ["Index", "LocalIndex"]
@@ -80,15 +83,6 @@ def _check_name(name: Any) -> str:
         raise ValueError(f"A dataset name must be a non-empty string, got {name!r}.")
     # Names are printed by `ls` and friends: no terminal control sequences in new ones.
     return check_name(name, "dataset name")
-
-
-def _check_on_conflict(on_conflict: str) -> OnConflict:
-    if on_conflict not in ON_CONFLICT_POLICIES:
-        raise ValueError(
-            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
-            f"got {on_conflict!r}."
-        )
-    return cast(OnConflict, on_conflict)
 
 
 class Index:
@@ -121,7 +115,7 @@ class Index:
     def __init__(
         self,
         url: str | os.PathLike[str] | Any | None = None,
-        data_store: Any = None,
+        data_store: AbstractDataStore | str | os.PathLike[str] | None = None,
         auto_stubs: bool = False,
         stub_dir: str | os.PathLike[str] | None = None,
         *,
@@ -171,7 +165,7 @@ class Index:
         cls,
         backend: IndexBackend,
         *,
-        data_store: Any = None,
+        data_store: AbstractDataStore | str | os.PathLike[str] | None = None,
         auto_stubs: bool = False,
         stub_dir: str | os.PathLike[str] | None = None,
     ) -> Index:
@@ -184,7 +178,7 @@ class Index:
         self,
         backend: IndexBackend,
         *,
-        data_store: Any,
+        data_store: AbstractDataStore | str | os.PathLike[str] | None,
         auto_stubs: bool,
         stub_dir: str | os.PathLike[str] | None,
     ) -> None:
@@ -193,7 +187,7 @@ class Index:
             from ..stores import FsspecDataStore
 
             data_store = FsspecDataStore(os.fspath(data_store))
-        self._data_store = data_store
+        self._data_store: AbstractDataStore | None = data_store
         self._stubs: StubManager | None = None
         if auto_stubs or stub_dir is not None:
             from .stubs import StubManager
@@ -234,8 +228,9 @@ class Index:
         return self._backend.location
 
     @property
-    def data_store(self) -> Any:
-        """The data store given at construction, or ``None``."""
+    def data_store(self) -> AbstractDataStore | None:
+        """The data store given at construction (a path or URL given there becomes an
+        :class:`~atdata_lite.stores.FsspecDataStore`), or ``None``."""
         return self._data_store
 
     @property
@@ -266,7 +261,7 @@ class Index:
         if record is None and isinstance(ref, str) and ref.startswith("b"):
             record = self._backend.get_dataset_by_cid(ref)
         if record is None:
-            raise DatasetNotFoundError(f"No entry with name: {ref}")
+            raise no_entry_named(self._backend, ref)
         return self._entry(record)
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
@@ -277,7 +272,7 @@ class Index:
         """
         record = self._backend.get_dataset(name)
         if record is None:
-            raise DatasetNotFoundError(f"No entry with name: {name}")
+            raise no_entry_named(self._backend, name)
         return self._entry(record)
 
     def get_entry(self, cid: str) -> LocalDatasetEntry:
@@ -288,7 +283,9 @@ class Index:
         """
         record = self._backend.get_dataset_by_cid(cid)
         if record is None:
-            raise DatasetNotFoundError(f"LocalDatasetEntry not found: {cid}")
+            raise DatasetNotFoundError(
+                f"LocalDatasetEntry not found: {cid}", hint=partial(cid_hint, self._backend, cid)
+            )
         return self._entry(record)
 
     @property
@@ -453,7 +450,7 @@ class Index:
                 shards are indexed under another name.
         """
         _check_name(name)
-        on_conflict = _check_on_conflict(on_conflict)
+        on_conflict = check_on_conflict(on_conflict)
         metadata_bytes = self._metadata_of(ds, metadata)
         urls = self._dataset_urls(ds)
         ref = self._schema_ref_for(ds, schema_ref)
@@ -487,7 +484,7 @@ class Index:
             As :meth:`add_entry`.
         """
         _check_name(name)
-        on_conflict = _check_on_conflict(on_conflict)
+        on_conflict = check_on_conflict(on_conflict)
         metadata_bytes = encode_metadata(metadata)
         records = [s if isinstance(s, ShardRecord) else ShardRecord(os.fspath(s)) for s in shards]
         self._require_schema(schema_ref)
@@ -535,7 +532,7 @@ class Index:
             As :meth:`add_entry` otherwise.
         """
         _check_name(name)
-        on_conflict = _check_on_conflict(on_conflict)
+        on_conflict = check_on_conflict(on_conflict)
         items = list(dict(splits).items())
         if not items:
             raise ValueError(f"add_splits({name!r}): give at least one split.")
@@ -597,7 +594,7 @@ class Index:
             removed again.
         """
         metadata = kwargs.pop("metadata", None)
-        on_conflict = _check_on_conflict(kwargs.pop("on_conflict", "error"))
+        on_conflict = check_on_conflict(kwargs.pop("on_conflict", "error"))
         if self._data_store is None:
             for key in ("prefix", "cache_local"):
                 kwargs.pop(key, None)
@@ -617,18 +614,18 @@ class Index:
         ref = self._schema_ref_for(ds, schema_ref)
         existing = self._backend.get_dataset(name)
         if existing is not None:
+            # Checked before any shard is written; the backend checks again when storing.
             if on_conflict == "error":
-                raise DatasetExistsError(
-                    f"A dataset named {name!r} is already in the index ({existing.cid}); choose "
-                    "another name, or pass on_conflict='replace' or 'skip'."
-                )
+                raise name_taken_error(name, existing.cid)
             if on_conflict == "skip":
                 return self._entry(existing)
 
+        from ..protocols import RecordingDataStore
+
         store = self._data_store
-        fresh = callable(getattr(store, "write_dataset", None))
+        fresh = isinstance(store, RecordingDataStore)
         if fresh:
-            # write_dataset (FsspecDataStore) always writes new, uniquely named shards.
+            # write_dataset always writes new, uniquely named shards, and describes them.
             shards = list(store.write_dataset(ds, prefix=prefix, **kwargs))
         else:
             urls = store.write_shards(ds, prefix=prefix, cache_local=cache_local, **kwargs)
@@ -644,16 +641,16 @@ class Index:
         except BaseException:
             # Only shards known to be new are removed: an atdata-style store's write_shards
             # may return URLs that other entries already use.
-            if fresh:
+            if isinstance(store, RecordingDataStore):
                 self._remove_written(store, [s.url for s in shards])
             raise
 
     @staticmethod
-    def _remove_written(store: Any, urls: list[str]) -> None:
+    def _remove_written(store: RecordingDataStore, urls: list[str]) -> None:
         try:
             from ..shards import remove_shards
 
-            remove_shards(urls, storage_options=getattr(store, "storage_options", None))
+            remove_shards(urls, storage_options=store.storage_options)
         except Exception as exc:  # cleanup is best effort; the original error matters
             log.warning("Could not remove the shards written for a failed insert: %s", exc)
 
@@ -668,7 +665,7 @@ class Index:
         """
         record = self._backend.delete_dataset(name)
         if record is None:
-            raise DatasetNotFoundError(f"No entry with name: {name}")
+            raise no_entry_named(self._backend, name)
         return self._entry(record)
 
     def rename_dataset(self, old: str, new: str) -> LocalDatasetEntry:
@@ -752,7 +749,9 @@ class Index:
         name, version = parse_schema_ref(ref)
         row = self._backend.get_schema(name, version)
         if row is None:
-            raise SchemaNotFoundError(f"Schema not found: {ref}")
+            raise SchemaNotFoundError(
+                f"Schema not found: {ref}", hint=partial(schema_hint, self._backend, name, version)
+            )
         return self._schema_dict(row)
 
     def get_schema_record(self, ref: str) -> LocalSchemaRecord:

@@ -1,4 +1,4 @@
-"""The contract every index backend fulfils, and how backends are found.
+"""The contract every index backend fulfils, and the records backends store.
 
 An index backend is a small storage interface: it stores dataset records and schema rows,
 and performs the few operations that must be atomic (name/CID uniqueness on insert, automatic
@@ -7,18 +7,9 @@ Everything else -- building records from Python types, CIDs, metadata encoding, 
 the atdata-compatible API -- lives once, in :class:`atdata_lite.index.api.Index`, above this
 contract.
 
-Built in: the SQL backend (``sqlite`` and ``postgresql`` URLs, and plain file paths).
-Optional: the Redis backend (``redis://`` / ``rediss://``, extra ``atdata-lite[redis]``),
-which keeps atdata 0.2's own Redis key layout.
-
-Third parties add a backend by publishing an entry point in the group
-``atdata_lite.backends`` whose name is a URL scheme and whose value is a callable
-``factory(url: str, **options) -> IndexBackend``. The conformance suite in
-:mod:`atdata_lite.testing` checks that a backend keeps this contract.
-
-Thread safety and processes: a backend instance may be shared by several threads; it must
-stay usable in a child process after ``os.fork`` (PyTorch DataLoader workers), reconnecting
-there instead of reusing the parent's connections.
+The contract itself -- thread and fork safety, ownership, atomicity -- is written on
+:class:`IndexBackend`. This module names no implementation: :func:`atdata_lite.index.open_backend`
+finds them (the built-in SQL backend, the optional Redis backend, entry-point plugins).
 
 This module is on the hot path of opening an index: it imports nothing heavy.
 """
@@ -26,14 +17,13 @@ This module is on the hot path of opening an index: it imports nothing heavy.
 from __future__ import annotations
 
 import abc
-import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
-from ..errors import DatasetExistsError, SchemaConflictError, UnknownBackendError
+from .._records import ShardRecord
+from ..errors import DatasetExistsError, SchemaConflictError
 
 __all__ = [
     "BACKEND_ENTRY_POINT_GROUP",
@@ -43,9 +33,11 @@ __all__ = [
     "OnConflict",
     "SchemaRow",
     "ShardRecord",
+    "check_on_conflict",
     "checked_catalog",
     "checked_insert",
-    "open_backend",
+    "insert_conflict",
+    "name_taken_error",
 ]
 
 BACKEND_ENTRY_POINT_GROUP = "atdata_lite.backends"
@@ -64,32 +56,6 @@ conflict: the stored entry is returned unchanged, whatever the policy. Content t
 already stored under *another* name (same CID) is never renamed or overwritten: ``"error"``
 and ``"replace"`` raise ``DatasetExistsError``, ``"skip"`` returns the other entry.
 """
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class ShardRecord:
-    """One shard of a dataset, as the index records it.
-
-    Treat it as immutable (it is hashable by value). It is not ``frozen`` because a frozen
-    dataclass costs five times as much to build, and listing an index builds one per shard.
-
-    Attributes:
-        url: The shard's URL or path, exactly as given when the dataset was indexed. Entries
-            imported from atdata may hold a brace pattern here; it is kept as-is so that the
-            entry's CID stays the same.
-        size: Size in bytes, when known.
-        sample_count: Number of samples, when known.
-        sha256: Hex SHA-256 of the shard file's bytes, when known.
-        split: The named split (``"train"``, ``"test"``...) the shard belongs to, or
-            ``None`` for an entry without splits. In an entry, either every shard names a
-            split or none does.
-    """
-
-    url: str
-    size: int | None = None
-    sample_count: int | None = None
-    sha256: str | None = None
-    split: str | None = None
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -184,7 +150,42 @@ class CatalogWriteResult:
 
 
 class IndexBackend(abc.ABC):
-    """Storage for one index. See the module docstring for the contract as a whole."""
+    """Storage for one index: dataset records and schema rows, and the atomic operations on them.
+
+    :class:`~atdata_lite.index.api.Index` is written once over this contract; everything it
+    does beyond storing (CIDs, metadata encoding, schema refs, Python types) stays above it.
+
+    Implementations:
+        Built in, the SQL backend (plain paths, ``sqlite:///`` and ``postgresql://`` URLs);
+        optional, the Redis backend (``redis://``, ``rediss://``; extra
+        ``atdata-lite[redis]``), which keeps atdata 0.2's own Redis key layout. A third
+        party adds one by publishing an entry point in the group ``atdata_lite.backends``
+        (:data:`BACKEND_ENTRY_POINT_GROUP`) whose name is a URL scheme and whose value is a
+        callable ``factory(url: str, **options) -> IndexBackend``. The conformance suite in
+        :mod:`atdata_lite.testing` checks that a backend keeps this contract.
+
+    Thread safety:
+        One instance may be used by several threads at once. Every method is safe to call
+        concurrently; each write method is atomic (all of it or nothing, never a half-written
+        entry), including against other processes that open the same index.
+
+    Fork safety:
+        An instance stays usable in a child process after ``os.fork`` (PyTorch DataLoader
+        workers): the child opens connections of its own on first use, and neither uses nor
+        closes the ones it inherited, which stay the parent's.
+
+    Ownership:
+        Whoever opens a backend owns it and calls :meth:`close` once done (an
+        :class:`~atdata_lite.index.api.Index` owns the backend it opened or was given).
+        Records passed in and returned are values: the backend keeps no reference to the
+        caller's objects, and callers must not mutate what it returns.
+
+    Errors:
+        Methods raise the :mod:`atdata_lite.errors` classes their docstrings name. A missing
+        entry is ``None`` from a lookup, never an error; a stored row that cannot be read is
+        skipped by the listings with a ``logging`` warning. Unreachable storage, and any call
+        after :meth:`close`, raise the driver's own exceptions.
+    """
 
     #: Short name of the backend kind, e.g. ``"sqlite"``, ``"postgresql"``, ``"redis"``.
     kind: str = "unknown"
@@ -194,21 +195,50 @@ class IndexBackend(abc.ABC):
     @property
     @abc.abstractmethod
     def location(self) -> str:
-        """Where the index lives, for people: a file path or a URL with any password hidden."""
+        """Where the index lives, for people: a file path or a URL with any password hidden.
+
+        Returns:
+            The location; it never contains a password, so it can be logged and shown.
+        """
 
     def describe(self) -> dict[str, Any]:
-        """Facts for ``atdata-lite info``: at least ``kind`` and ``location``."""
+        """Facts for ``atdata-lite info``.
+
+        Returns:
+            A JSON-ready dict with at least ``kind`` and ``location``; a backend may add its
+            own facts (schema revision, server version, ...).
+        """
         return {"kind": self.kind, "location": self.location}
 
     # --- datasets -------------------------------------------------------------------
 
     @abc.abstractmethod
     def get_dataset(self, name: str) -> DatasetRecord | None:
-        """Return the entry named ``name``, or ``None``. Must not scan all entries."""
+        """Look an entry up by name. Must not scan all entries: it is every load's first call.
+
+        Args:
+            name: The entry's name, exactly (no normalisation).
+
+        Returns:
+            The entry, or ``None`` when no entry has that name.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
-        """Return the entry whose CID is ``cid``, or ``None``."""
+        """Look an entry up by content id.
+
+        Args:
+            cid: The entry's CID string.
+
+        Returns:
+            The entry, or ``None`` when no entry has that CID.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def iter_datasets(self) -> Iterator[DatasetRecord]:
@@ -216,6 +246,13 @@ class IndexBackend(abc.ABC):
 
         A stored row that cannot be read is skipped with a ``logging`` warning naming its
         key and the reason; it never stops the iteration.
+
+        Returns:
+            An iterator over the entries; entries written while it runs may or may not
+            appear.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
         """
 
     def iter_datasets_as(self, make: Callable[..., _T]) -> Iterator[_T]:
@@ -228,6 +265,12 @@ class IndexBackend(abc.ABC):
         listing is a hot path. This default wraps :meth:`iter_datasets`; a backend may
         build the items straight from its rows instead. Items for which ``make`` returns
         ``None`` are yielded as ``None`` (the caller filters them).
+
+        Args:
+            make: Builds one item from the eight fields, positionally.
+
+        Returns:
+            An iterator over ``make``'s results, in name order.
         """
         for r in self.iter_datasets():
             yield make(
@@ -259,11 +302,29 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def delete_dataset(self, name: str) -> DatasetRecord | None:
-        """Remove the entry named ``name``; return what was removed, or ``None``."""
+        """Remove the entry named ``name`` atomically (its shards are not touched).
+
+        Args:
+            name: The entry's name.
+
+        Returns:
+            The entry as it was before removal, or ``None`` when no entry has that name
+            (nothing is changed).
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
-        """Rename an entry atomically and return it renamed.
+        """Rename an entry atomically; its CID, shards and metadata do not change.
+
+        Args:
+            old: The entry's current name.
+            new: Its new name.
+
+        Returns:
+            The entry renamed, with ``updated_at`` set to now.
 
         Raises:
             DatasetNotFoundError: No entry is named ``old``.
@@ -274,18 +335,47 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def get_schema(self, name: str, version: str) -> SchemaRow | None:
-        """Return the schema ``name@version``, or ``None``."""
+        """Look a published schema version up.
+
+        Args:
+            name: The schema name (no module).
+            version: The version string, exactly as published.
+
+        Returns:
+            The row, or ``None`` when ``name@version`` was never published.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def iter_schemas(self) -> Iterator[SchemaRow]:
         """Yield every schema, ordered by name, then by version (semver order first).
 
         Unreadable rows are skipped with a warning, as in :meth:`iter_datasets`.
+
+        Returns:
+            An iterator over the schema rows.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
         """
 
     @abc.abstractmethod
     def find_schema(self, name: str, content_hash: str) -> SchemaRow | None:
-        """Return the highest version of ``name`` whose content hash is ``content_hash``."""
+        """Find the published version of ``name`` with the given content.
+
+        Args:
+            name: The schema name.
+            content_hash: The content hash (:func:`atdata_lite.schema.content_hash`).
+
+        Returns:
+            The highest version (semver order) of ``name`` whose content hash is
+            ``content_hash``, or ``None`` when no version of it has that content.
+
+        Raises:
+            Exception: Only the driver's own errors (storage unreachable, backend closed).
+        """
 
     @abc.abstractmethod
     def publish_schema(
@@ -332,6 +422,14 @@ class IndexBackend(abc.ABC):
         does a catalog that names one schema version, dataset name or CID twice
         (:func:`checked_catalog`).
 
+        Args:
+            schemas: Schema rows to store, exactly as given (no re-versioning).
+            datasets: Dataset records to store, timestamps included (kept when given).
+            dry_run: Check everything and report what would be written, writing nothing.
+
+        Returns:
+            What was added and what was already there, by ``name@version`` and by name.
+
         Raises:
             SchemaConflictError: A schema row clashes with a stored one.
             DatasetExistsError: A dataset name or CID clashes with a stored entry.
@@ -341,10 +439,78 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release connections. Idempotent; the backend is unusable afterwards."""
+        """Release the connections this process opened.
+
+        Idempotent: a second call does nothing. Every other method may raise afterwards.
+        Connections inherited across ``os.fork`` are left to the parent.
+        """
 
 
 ON_CONFLICT_POLICIES: tuple[str, ...] = ("error", "skip", "replace")
+
+
+def check_on_conflict(on_conflict: object) -> OnConflict:
+    """Return ``on_conflict`` if it is a policy of :data:`OnConflict`; the one check of it.
+
+    Raises:
+        ValueError: It is not one of ``"error"``, ``"skip"``, ``"replace"``.
+    """
+    if on_conflict not in ON_CONFLICT_POLICIES:
+        raise ValueError(
+            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
+            f"got {on_conflict!r}."
+        )
+    return cast(OnConflict, on_conflict)
+
+
+def name_taken_error(name: str, stored_cid: str) -> DatasetExistsError:
+    """The error for a name already held by other content (``on_conflict="error"``)."""
+    return DatasetExistsError(
+        f"A dataset named {name!r} already exists with other content (CID {stored_cid}). "
+        "Pass on_conflict='replace' to replace it, on_conflict='skip' to keep it, or choose "
+        "another name."
+    )
+
+
+def insert_conflict(
+    record: DatasetRecord,
+    named: DatasetRecord | None,
+    holder: DatasetRecord | None,
+    on_conflict: OnConflict,
+) -> DatasetRecord | None:
+    """The on-conflict rule of :meth:`IndexBackend.insert_datasets`, one for every backend.
+
+    Args:
+        record: The record to store.
+        named: The stored entry named ``record.name``, or ``None``.
+        holder: The stored entry whose CID is ``record.cid``, or ``None``.
+        on_conflict: The policy (see :data:`OnConflict`).
+
+    Returns:
+        The stored entry to return unchanged (identical content, or an entry kept under
+        ``"skip"``), or ``None`` when ``record`` is to be written: as a new entry, or in
+        place of ``named`` (``"replace"``).
+
+    Raises:
+        DatasetExistsError: The name is taken by other content under ``"error"``, or the
+            content is stored under another name (unless ``"skip"``).
+    """
+    if named is not None and named.same_content(record):
+        return named
+    if holder is not None and holder.name != record.name:
+        if on_conflict == "skip":
+            return holder
+        raise DatasetExistsError(
+            f"Cannot store dataset {record.name!r}: the same content (CID {record.cid}) is "
+            f"already in the index as {holder.name!r}. Use that entry, rename it "
+            "(rename_dataset), or delete it first."
+        )
+    if named is not None:
+        if on_conflict == "error":
+            raise name_taken_error(record.name, named.cid)
+        if on_conflict == "skip":
+            return named
+    return None
 
 
 def checked_insert(records: Sequence[DatasetRecord], on_conflict: str) -> list[DatasetRecord]:
@@ -354,14 +520,10 @@ def checked_insert(records: Sequence[DatasetRecord], on_conflict: str) -> list[D
         ``records`` as a list.
 
     Raises:
-        ValueError: ``on_conflict`` is not a policy, or two records share a name or a CID
-            (one call stores each dataset once, under one name).
+        ValueError: ``on_conflict`` is not a policy (:func:`check_on_conflict`), or two
+            records share a name or a CID (one call stores each dataset once, under one name).
     """
-    if on_conflict not in ON_CONFLICT_POLICIES:
-        raise ValueError(
-            f"on_conflict must be one of {', '.join(map(repr, ON_CONFLICT_POLICIES))}, "
-            f"not {on_conflict!r}."
-        )
+    check_on_conflict(on_conflict)
     records = list(records)
     for what, values in (("name", [r.name for r in records]), ("CID", [r.cid for r in records])):
         if len(set(values)) != len(values):
@@ -396,58 +558,3 @@ def checked_catalog(schemas: Sequence[SchemaRow], datasets: Sequence[DatasetReco
             )
         names.add(d.name)
         cids[d.cid] = d.name
-
-
-# --- finding backends ----------------------------------------------------------------
-
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9.+-]*)://")
-# Schemes served by the built-in SQL backend: resolved without reading entry points, which
-# keeps opening the default index cheap.
-_BUILTIN_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
-
-
-def url_scheme(location: str) -> str | None:
-    """Return the backend scheme of ``location`` (``postgresql+psycopg://`` -> ``postgresql``).
-
-    Plain paths (no ``scheme://``) return ``None``; they mean a SQLite file.
-    """
-    match = _SCHEME_RE.match(location)
-    if match is None:
-        return None
-    return match.group(1).split("+", 1)[0].lower()
-
-
-def _load_factory(scheme: str) -> Callable[..., IndexBackend]:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP):
-        if ep.name == scheme:
-            return ep.load()
-    known = sorted({ep.name for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP)})
-    raise UnknownBackendError(
-        f"No index backend handles {scheme}:// URLs. Known schemes: {', '.join(known)}; "
-        "a plain path means a SQLite file. A plugin registers more in the entry-point "
-        f"group {BACKEND_ENTRY_POINT_GROUP!r}."
-    )
-
-
-def open_backend(location: str | os.PathLike[str], **options: Any) -> IndexBackend:
-    """Open the index backend for ``location``.
-
-    Args:
-        location: A path (a SQLite file) or a URL. ``sqlite``/``postgresql`` URLs go to the
-            built-in SQL backend; any other scheme is looked up in the entry-point group
-            ``atdata_lite.backends``.
-        **options: Passed to the backend's factory unchanged.
-
-    Raises:
-        UnknownBackendError: No backend handles the URL's scheme.
-        BackendUnavailableError: The backend's optional dependency is not installed.
-    """
-    location = os.fspath(location)
-    scheme = url_scheme(location)
-    if scheme is None or scheme in _BUILTIN_SQL_SCHEMES:
-        from .sql import open_sql_backend
-
-        return open_sql_backend(location, **options)
-    return _load_factory(scheme)(location, **options)

@@ -1,7 +1,7 @@
 """Optional ``.pyi`` type stubs of published schemas, for IDEs (atdata's ``auto_stubs``).
 
 atdata generated ``.py`` modules from schema records and imported them, pasting names from
-the record into source code (a crafted field name ran code, reference W14/W25). Here:
+the record into source code, so a crafted field name ran code on import. Here:
 
 * stubs are ``.pyi`` files, which are never imported or executed;
 * every name written into a stub (schema, field, authority, version) is checked to be a

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..index.backend import IndexBackend, open_backend, url_scheme
+from ..index._registry import open_backend, url_scheme
+from ..index.backend import IndexBackend
 from ._backup import BACKUP_FORMAT, BACKUP_VERSION, write_backup
 from ._plan import ReportItem, plan_import
 from ._sources import read_source

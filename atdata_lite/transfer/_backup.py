@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import IndexTooNewError, NotAnIndexError
 from ..index.backend import DatasetRecord, SchemaRow, ShardRecord
-from ._sources import RawCatalog, RawDataset, RawSchema, _json_load
+from ._raw import RawCatalog, RawDataset, RawSchema
 
 __all__ = ["BACKUP_FORMAT", "BACKUP_VERSION", "read_backup", "write_backup"]
 
@@ -114,6 +114,13 @@ def write_backup(
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _json_load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise NotAnIndexError(f"{path} is not a readable backup file: {exc}") from exc
 
 
 def read_backup(path: Path) -> RawCatalog:

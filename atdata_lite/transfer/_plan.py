@@ -1,6 +1,6 @@
 """Deciding what an import writes: normalising names, resolving clashes, explaining each.
 
-Policy (where the issue left it open):
+Policy:
 
 * Schemas keep their key's name and version. A legacy ``module.Name@v`` key becomes
   ``Name@v`` (reported as renamed) unless the source also has ``Name@v``: identical content is
@@ -32,7 +32,7 @@ from ..cid import dataset_cid
 from ..index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord
 from ..index.redis._layout import semver_tuple
 from ..schema import content_hash, parse_schema_ref
-from ._sources import RawCatalog, RawDataset, RawSchema
+from ._raw import RawCatalog, RawDataset, RawSchema
 
 __all__ = ["Plan", "ReportItem", "plan_import"]
 

@@ -6,11 +6,8 @@ from -- and leaves every decision (renaming, skipping, conflicts) to :mod:`._pla
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,51 +22,10 @@ from ..index.redis._layout import (
     glob_escape,
     split_schema_key,
 )
+from ._backup import read_backup
+from ._raw import RawCatalog, RawDataset, RawSchema
 
 __all__ = ["RawCatalog", "RawDataset", "RawSchema", "read_source"]
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass
-class RawSchema:
-    """One schema as found in the source."""
-
-    key: str  # where it came from, for the report (e.g. ``LocalSchema:mod.Name@1.0.0``)
-    name: str  # module stripped
-    version: str
-    record_json: str | None
-    legacy: bool = False  # stored under a module-qualified name
-    error: str | None = None
-
-
-@dataclass
-class RawDataset:
-    """One dataset row as found in the source (``error`` set when it cannot be read)."""
-
-    key: str
-    cid: str = ""
-    name: str = ""
-    schema_ref: str = ""
-    data_urls: list[str] = field(default_factory=list)
-    shards: tuple = ()
-    metadata: bytes | None = None
-    legacy_uuid: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    key_cid: str | None = None  # the CID the key names, when it differs from the cid field
-    error: str | None = None
-
-
-@dataclass
-class RawCatalog:
-    """Everything read from a source."""
-
-    kind: str
-    schemas: list[RawSchema] = field(default_factory=list)
-    datasets: list[RawDataset] = field(default_factory=list)
-    # Rows of kinds atdata-lite does not keep (labels, lenses): (key, reason).
-    ignored: list[tuple[str, str]] = field(default_factory=list)
 
 
 def read_source(source: str | os.PathLike[str]) -> RawCatalog:
@@ -93,8 +49,6 @@ def read_source(source: str | os.PathLike[str]) -> RawCatalog:
     if head.startswith(b"SQLite format 3"):
         return read_atdata_sqlite(path)
     if head.lstrip()[:1] == b"{":
-        from ._backup import read_backup
-
         return read_backup(path)
     raise NotAnIndexError(
         f"{text} is neither an SQLite database nor an atdata-lite backup (JSON); nothing "
@@ -265,10 +219,3 @@ def _sqlite_dataset(
         legacy_uuid=str(legacy_uuid) if legacy_uuid else None,
         created_at=created_at,
     )
-
-
-def _json_load(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise NotAnIndexError(f"{path} is not a readable backup file: {exc}") from exc

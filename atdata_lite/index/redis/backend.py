@@ -28,10 +28,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import (
     DatasetExistsError,
-    DatasetNotFoundError,
     IndexOpenError,
     SchemaConflictError,
 )
+from .._hints import no_entry_named
 from ..backend import (
     CatalogWriteResult,
     DatasetRecord,
@@ -40,6 +40,7 @@ from ..backend import (
     SchemaRow,
     checked_catalog,
     checked_insert,
+    insert_conflict,
 )
 from . import _scripts
 from ._faults import reaching
@@ -254,30 +255,17 @@ class RedisBackend(IndexBackend):
             names_only: list[DatasetRecord] = []
             for rec in records:
                 holder = by_cid[rec.cid]
-                if holder is not None and holder.name != rec.name:
-                    if on_conflict == "skip":
-                        results.append(holder)
-                        continue
-                    raise DatasetExistsError(
-                        f"Dataset {rec.name!r} has the same content (CID {rec.cid}) as the "
-                        f"existing entry {holder.name!r}; use that entry, or rename it with "
-                        "rename_dataset."
-                    )
-                old = by_name[rec.name] or holder
+                # An entry atdata stored has no name index: its hash holds the name.
+                old = by_name[rec.name] or (
+                    holder if holder is not None and holder.name == rec.name else None
+                )
+                kept = insert_conflict(rec, old, holder, on_conflict)
+                if kept is not None:
+                    results.append(kept)
+                    if kept is old and by_name[rec.name] is None and old.same_content(rec):
+                        names_only.append(old)  # stored by atdata: only index its name
+                    continue
                 if old is not None:
-                    if old.same_content(rec):
-                        results.append(old)
-                        if by_name[rec.name] is None:
-                            names_only.append(old)  # stored by atdata: only index its name
-                        continue
-                    if on_conflict == "error":
-                        raise DatasetExistsError(
-                            f"A dataset named {rec.name!r} already exists (CID {old.cid}); "
-                            "choose another name, or pass on_conflict='replace' or 'skip'."
-                        )
-                    if on_conflict == "skip":
-                        results.append(old)
-                        continue
                     new = rec.stamped(old.created_at or now, now)
                 else:
                     new = rec.stamped(now, now)
@@ -287,7 +275,7 @@ class RedisBackend(IndexBackend):
             for new, old in writes:
                 if old is not None:
                     pipe.delete(entry_key(old.cid))
-                # Replace, never merge (atdata's W3): clears an unreadable hash at this CID too.
+                # Replace, never merge (atdata merged): clears an unreadable hash at this CID too.
                 pipe.delete(entry_key(new.cid))
                 pipe.hset(entry_key(new.cid), mapping=encode_entry(new))
                 pipe.hset(NAMES_KEY, new.name, new.cid)
@@ -317,9 +305,7 @@ class RedisBackend(IndexBackend):
             found = self._named(pipe, [old, new])
             rec = found[old]
             if rec is None:
-                raise DatasetNotFoundError(
-                    f"No dataset named {old!r} in {self.location}; list them with list_datasets()."
-                )
+                raise no_entry_named(self, old)
             if old == new:
                 pipe.multi()
                 return rec

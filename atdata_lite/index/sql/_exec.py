@@ -9,8 +9,9 @@ The backend's logic is written once, against :class:`Executor`. Two implementati
   connection per thread, configured by the same function as the engine's connections
   (:func:`.engine.configure_sqlite_connection`). Why: SQLAlchemy's per-execution machinery
   (pool checkout, events, execution context, result object) costs several times a whole
-  SQLite point lookup; issue 3's targets put a lookup within 2x of raw ``sqlite3``. The SQL is
-  still SQLAlchemy's, generated from the tables in :mod:`.tables`, never written by hand.
+  SQLite point lookup, and a lookup by name must stay within 2x of raw ``sqlite3`` (it is the
+  call every dataset load makes; ``benchmarks/index.py`` checks the ratio). The SQL is still
+  SQLAlchemy's, generated from the tables in :mod:`.tables`, never written by hand.
 
 Writes run in a transaction: ``BEGIN IMMEDIATE`` on SQLite (the write lock is taken before
 the first read, so check-then-write sequences are serialised between processes).
@@ -18,6 +19,7 @@ the first read, so check-then-write sequences are serialised between processes).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -25,7 +27,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -51,48 +53,121 @@ def same_row(row: Row) -> Row:
     return row
 
 
-class Writer:
-    """Statements inside one write transaction."""
+class Writer(abc.ABC):
+    """The statements of one write transaction, as :meth:`Executor.write` yields it.
 
+    A writer is valid only inside its ``with executor.write()`` block, on the thread that
+    opened it; everything it runs commits together when the block ends, or not at all.
+    """
+
+    @abc.abstractmethod
     def rows(self, stmt: sa.Executable, params: dict[str, Any]) -> list[Row]:
-        """Run a SELECT; return its rows."""
-        raise NotImplementedError
+        """Run a SELECT inside the transaction.
 
+        Args:
+            stmt: A Core SELECT built from :mod:`.tables`.
+            params: Its bound parameter values, by name.
+
+        Returns:
+            Its rows, with the column types converted (timestamps are aware, in UTC).
+        """
+
+    @abc.abstractmethod
     def execute(self, stmt: sa.Executable, params: dict[str, Any] | list[dict[str, Any]]) -> None:
-        """Run a statement once, or once per parameter set."""
-        raise NotImplementedError
+        """Run a statement once, or once per parameter set.
 
+        Args:
+            stmt: A Core INSERT, UPDATE or DELETE built from :mod:`.tables`.
+            params: One parameter set, or a list of them (an empty list runs nothing).
+
+        Raises:
+            sqlalchemy.exc.IntegrityError | sqlite3.IntegrityError: A constraint is violated
+                (catch :data:`IntegrityErrors`); the transaction is then unusable unless the
+                statement ran inside :meth:`savepoint`.
+        """
+
+    @abc.abstractmethod
     def insert_ids(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert ``rows`` into ``table``; return their new ``id`` values, in order."""
-        raise NotImplementedError
+        """Insert ``rows`` into ``table``, which has an integer ``id`` primary key.
 
-    def savepoint(self) -> Any:
-        """A context manager: what runs inside is undone if it raises (the rest stays)."""
-        raise NotImplementedError
+        Args:
+            table: The table.
+            rows: The rows, without ``id``.
+
+        Returns:
+            The new ``id`` of each row, in the order of ``rows``.
+
+        Raises:
+            sqlalchemy.exc.IntegrityError | sqlite3.IntegrityError: A constraint is violated.
+        """
+
+    @abc.abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: what runs inside is undone if it raises; the rest stays.
+
+        Returns:
+            A context manager; the exception that undid the block propagates.
+        """
 
 
-class Executor:
-    """Runs reads (autocommit, one statement each) and write transactions."""
+class Executor(abc.ABC):
+    """Runs reads (autocommit, one statement each) and write transactions for one database.
 
+    An executor is shared by every thread of the backend that owns it, and stays usable in a
+    child process after ``os.fork`` (it opens new connections there). The backend owns it and
+    closes it once, from :meth:`close`.
+    """
+
+    @abc.abstractmethod
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
-        raise NotImplementedError
+        """Run one SELECT outside any transaction.
 
+        Args:
+            stmt: A Core SELECT built from :mod:`.tables`.
+            params: Its bound parameter values, by name (``None``: none).
+
+        Returns:
+            Its rows, with the column types converted.
+        """
+
+    @abc.abstractmethod
     def read_raw(
         self, stmt: sa.Executable, params: dict[str, Any] | None = None
     ) -> tuple[Iterable[Row], Converter]:
         """Rows as the driver returns them, and the function that converts one row.
 
         Joined rows repeat their parent's columns: the caller converts only the rows it
-        uses (and skips, with a warning, one that cannot be converted). Without
-        ``params``, rows are streamed.
+        uses (and skips, with a warning, one that cannot be converted).
+
+        Args:
+            stmt: A Core SELECT built from :mod:`.tables`.
+            params: Its bound parameter values; ``None`` streams the rows instead of
+                fetching them all.
+
+        Returns:
+            ``(rows, convert)``: the unconverted rows (an iterator when streamed), and the
+            function that converts one of them (raising ``ValueError``/``TypeError`` on a
+            value that cannot be converted).
         """
-        raise NotImplementedError
 
-    def write(self) -> Any:  # a context manager yielding a Writer
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write(self) -> AbstractContextManager[Writer]:
+        """A write transaction: ``with executor.write() as w: ...``.
 
+        Returns:
+            A context manager yielding a :class:`Writer`. It commits when the block ends
+            and rolls back when the block raises; on SQLite it takes the write lock first
+            (``BEGIN IMMEDIATE``), so a check-then-write inside it is serialised between
+            processes.
+
+        Raises:
+            sqlalchemy.exc.OperationalError | sqlite3.OperationalError: The database is
+                locked for longer than the busy timeout, or cannot be written.
+        """
+
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close every connection this executor opened. The executor is unusable afterwards."""
 
 
 # --- through SQLAlchemy ---------------------------------------------------------------------
@@ -164,7 +239,7 @@ class EngineExecutor(Executor):
                 return list(self._stream(stmt)), same_row
         return self._stream(stmt), same_row
 
-    def _serialized(self) -> Any:
+    def _serialized(self) -> AbstractContextManager[Any]:
         return self._serial if self._serial is not None else contextlib.nullcontext()
 
     def _stream(self, stmt: sa.Executable) -> Iterator[Row]:

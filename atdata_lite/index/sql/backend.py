@@ -27,7 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...errors import DatasetExistsError, DatasetNotFoundError, IndexOpenError, SchemaConflictError
+from ...errors import DatasetExistsError, IndexOpenError, SchemaConflictError
+from .._hints import no_entry_named
 from ..backend import (
     CatalogWriteResult,
     DatasetRecord,
@@ -37,6 +38,7 @@ from ..backend import (
     ShardRecord,
     checked_catalog,
     checked_insert,
+    insert_conflict,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
 from .engine import IndexTarget
@@ -354,29 +356,17 @@ class SqlBackend(IndexBackend):
         replaced: list[tuple[int, DatasetRecord]] = []
         for record in records:
             named = by_name.get(record.name)
-            if named is not None and named[1].same_content(record):
-                results.append(named[1])
-                continue
             holder = by_cid.get(record.cid)
-            if holder is not None and holder[1].name != record.name:
-                if on_conflict == "skip":
-                    results.append(holder[1])
-                    continue
-                raise DatasetExistsError(
-                    f"Cannot store dataset {record.name!r}: the same content (CID "
-                    f"{record.cid}) is already in the index as {holder[1].name!r}. Use that "
-                    "entry, rename it (rename_dataset), or delete it first."
-                )
+            kept = insert_conflict(
+                record,
+                named[1] if named is not None else None,
+                holder[1] if holder is not None else None,
+                on_conflict,
+            )
+            if kept is not None:
+                results.append(kept)
+                continue
             if named is not None:
-                if on_conflict == "error":
-                    raise DatasetExistsError(
-                        f"A dataset named {record.name!r} already exists with other content "
-                        f"(CID {named[1].cid}). Pass on_conflict='replace' to replace it, "
-                        "on_conflict='skip' to keep it, or choose another name."
-                    )
-                if on_conflict == "skip":
-                    results.append(named[1])
-                    continue
                 stored = record.stamped(named[1].created_at, now)
                 replaced.append((named[0], stored))
                 by_cid.pop(named[1].cid, None)
@@ -440,9 +430,7 @@ class SqlBackend(IndexBackend):
             with self._begin_write() as w:
                 found = list(_records(w.rows(_GET_BY_NAME, {"name": old}), same_row))
                 if not found:
-                    raise DatasetNotFoundError(
-                        f"No dataset named {old!r} to rename; list_datasets() shows the names."
-                    )
+                    raise no_entry_named(self, old)
                 dataset_id, record = found[0]
                 if new == old:
                     return record
