@@ -435,7 +435,7 @@ class SqliteExecutor(Executor):
         sql, args = compiled.parameters(params or {})
         try:
             rows = self.connection().execute(sql, args).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             self._raise_fault(exc)
             raise
         return [compiled.convert(r) for r in rows] if compiled.results else rows
@@ -449,7 +449,7 @@ class SqliteExecutor(Executor):
         if params is not None:
             try:
                 return self.connection().execute(sql, args).fetchall(), convert
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
                 self._raise_fault(exc)
                 raise
         return self._stream(sql, args), convert
@@ -463,7 +463,7 @@ class SqliteExecutor(Executor):
                 yield from cursor
             finally:
                 cursor.close()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             self._raise_fault(exc)
             raise
 
@@ -472,7 +472,7 @@ class SqliteExecutor(Executor):
         try:
             conn = self.connection()
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             self._raise_fault(exc)
             raise
         try:

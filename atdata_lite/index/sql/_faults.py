@@ -27,12 +27,17 @@ def _code(exc: BaseException) -> int:
 def is_corruption(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps, for SQLAlchemy errors) says the file is damaged."""
     exc = getattr(exc, "orig", None) or exc
+    if isinstance(exc, UnicodeDecodeError):
+        # SQLite's own error message quoted damaged bytes (a mangled schema entry).
+        return True
     if not isinstance(exc, sqlite3.DatabaseError):
         return False
     if _code(exc) in _CORRUPT:
         return True
     text = str(exc)
-    return "malformed" in text or "not a database" in text
+    # Text that is not UTF-8 cannot have been written by us (every string we store is):
+    # damaged bytes inside a row.
+    return "malformed" in text or "not a database" in text or "decode to UTF-8" in text
 
 
 def corrupt_error(path: Path, exc: BaseException) -> IndexCorruptError:
@@ -55,10 +60,10 @@ def corrupt_error(path: Path, exc: BaseException) -> IndexCorruptError:
 
 def translate(path: Path, exc: BaseException) -> Exception | None:
     """Our error for a SQLite failure about the file or disk, else ``None``."""
-    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.IntegrityError):
-        return None
     if is_corruption(exc):
         return corrupt_error(path, exc)
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.IntegrityError):
+        return None
     code = _code(exc)
     if code == sqlite3.SQLITE_FULL:
         return IndexDiskFullError(

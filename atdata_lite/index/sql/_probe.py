@@ -69,7 +69,7 @@ def probe_sqlite(path: Path, busy_timeout: float) -> IndexState:
         # Read-only: a read-write connection would roll back a hot journal, or checkpoint
         # and delete a WAL file when it closes, modifying a file that may not be ours.
         conn = connect_read_only(path, busy_timeout=busy_timeout)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
         if is_corruption(exc):
             raise corrupt_error(path, exc) from exc
         raise NotAnIndexError(f"Cannot open {path} as an index: {exc}.") from exc
@@ -93,7 +93,7 @@ def probe_sqlite(path: Path, busy_timeout: float) -> IndexState:
                 )
             return IndexState(None)
         rows = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             raise IndexLockedError(f"The index {path} stayed locked: {exc}.") from exc
         if is_corruption(exc):
