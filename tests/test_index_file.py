@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import stat
@@ -22,8 +21,7 @@ from atdata_lite.errors import (
     IndexReadOnlyError,
     MigrationError,
 )
-from atdata_lite.index.sql import HEAD_REVISION, open_sql_backend
-from atdata_lite.index.sql import _backups, _probe
+from atdata_lite.index.sql import HEAD_REVISION, _backups, _probe, open_sql_backend
 from atdata_lite.index.sql.engine import check_sqlite_version
 from atdata_lite.index.sql.tables import VERSION_TABLE
 
@@ -34,7 +32,7 @@ def _filled(path: Path, count: int = 20) -> list[str]:
         backend.insert_datasets(
             [record(f"ds-{i:03d}", urls=(f"u{i}a", f"u{i}b")) for i in range(count)]
         )
-        backend.publish_schema("S", "1.0.0", lambda v: '{"v": "%s"}' % v, "h" * 64)
+        backend.publish_schema("S", "1.0.0", lambda v: f'{{"v": "{v}"}}', "h" * 64)
         return sorted(r.name for r in backend.iter_datasets())
     finally:
         backend.close()
@@ -92,9 +90,11 @@ def test_old_index_on_read_only_mount_says_it_needs_an_upgrade(tmp_path) -> None
     folder = tmp_path / "ro"
     folder.mkdir()
     path = copy_rev1(folder)
-    with read_only_bind(folder):
-        with pytest.raises(IndexReadOnlyError, match=f"revision {REV1}.*upgrade"):
-            open_sql_backend(str(path))
+    with (
+        read_only_bind(folder),
+        pytest.raises(IndexReadOnlyError, match=rf"revision {REV1}.*upgrade"),
+    ):
+        open_sql_backend(str(path))
 
 
 def test_read_only_flag_writes_nothing_next_to_the_file(tmp_path) -> None:
@@ -136,7 +136,7 @@ def test_parent_path_that_is_a_file_is_a_clear_error(tmp_path) -> None:
 def test_lock_path_that_is_a_directory_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "index.db.lock").mkdir()
     (tmp_path / "index.db.lock" / "keep").write_text("mine")
-    with pytest.raises(IndexOpenError, match="lock file .* is a directory"):
+    with pytest.raises(IndexOpenError, match=r"lock file .* is a directory"):
         open_sql_backend(str(tmp_path / "index.db"))
     assert (tmp_path / "index.db.lock" / "keep").read_text() == "mine"
 
@@ -155,7 +155,7 @@ def test_disk_full_is_a_clear_error_and_the_index_stays_intact(tmp_path) -> None
         backend = open_sql_backend(str(path))
         stored: list[str] = []
         try:
-            with pytest.raises(IndexDiskFullError, match="full|disk"):
+            with pytest.raises(IndexDiskFullError, match=r"full|disk"):
                 for i in range(10_000):
                     name = f"big-{i:05d}"
                     urls = tuple(f"s3://bucket/{'x' * 200}/{i}/{j}.tar" for j in range(20))
@@ -173,7 +173,7 @@ def test_disk_full_is_a_clear_error_and_the_index_stays_intact(tmp_path) -> None
 
 def test_minimum_sqlite_version_is_checked() -> None:
     check_sqlite_version()  # this Python's is fine
-    with pytest.raises(BackendUnavailableError, match="needs SQLite 3.35.0 or newer.*3.31.1"):
+    with pytest.raises(BackendUnavailableError, match=r"needs SQLite 3\.35\.0 or newer.*3\.31\.1"):
         check_sqlite_version((3, 31, 1))
 
 
@@ -318,11 +318,7 @@ def test_probe_sees_a_concurrent_creation_whole_or_not_at_all(tmp_path, monkeypa
 
         def execute(self, sql, *args):
             cursor = self._conn.execute(sql, *args)
-            if (
-                not self._fired
-                and "sqlite_master" in sql
-                or (not self._fired and VERSION_TABLE in sql)
-            ):
+            if not self._fired and ("sqlite_master" in sql or VERSION_TABLE in sql):
                 rows = cursor.fetchall()
                 self._fired = True
                 create_now()  # commits right after the probe's first read

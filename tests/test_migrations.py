@@ -161,7 +161,7 @@ def test_corrupt_sqlite_file_is_refused_untouched(tmp_path) -> None:
     path = tmp_path / "index.db"
     path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
     before = path.read_bytes()
-    with pytest.raises(IndexCorruptError, match="damaged.*db recover") as info:
+    with pytest.raises(IndexCorruptError, match=r"damaged.*db recover") as info:
         open_sql_backend(str(path))
     assert str(path) in str(info.value)
     _assert_untouched(path, before)
