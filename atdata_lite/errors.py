@@ -20,8 +20,11 @@ __all__ = [
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetNotFoundError",
+    "IndexCorruptError",
+    "IndexDiskFullError",
     "IndexLockedError",
     "IndexOpenError",
+    "IndexReadOnlyError",
     "IndexTooNewError",
     "IndexUnreachableError",
     "InvalidMetadataError",
@@ -181,6 +184,22 @@ class IndexUnreachableError(IndexOpenError):
     when the connection broke while the server was committing, look the entry up again to
     know which.
     """
+
+
+class IndexCorruptError(IndexOpenError):
+    """The index file is damaged; the message names it and its newest backup.
+
+    ``atdata-lite db check`` says what is wrong and ``atdata-lite db recover`` rebuilds the
+    index from a backup or from the rows that can still be read, keeping the damaged file.
+    """
+
+
+class IndexReadOnlyError(AtdataLiteError, PermissionError):
+    """A write was asked of an index opened read-only (read-only media, or ``read_only=True``)."""
+
+
+class IndexDiskFullError(AtdataLiteError, OSError):
+    """The disk holding the index is full (or failed): the write was undone, nothing is lost."""
 
 
 class UnknownBackendError(AtdataLiteError, ValueError):

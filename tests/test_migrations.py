@@ -20,7 +20,12 @@ from _sql_helpers import (
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from atdata_lite.errors import IndexTooNewError, MigrationError, NotAnIndexError
+from atdata_lite.errors import (
+    IndexCorruptError,
+    IndexTooNewError,
+    MigrationError,
+    NotAnIndexError,
+)
 from atdata_lite.index.sql import (
     HEAD_REVISION,
     current_revision,
@@ -156,7 +161,7 @@ def test_corrupt_sqlite_file_is_refused_untouched(tmp_path) -> None:
     path = tmp_path / "index.db"
     path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
     before = path.read_bytes()
-    with pytest.raises(NotAnIndexError) as info:
+    with pytest.raises(IndexCorruptError, match=r"damaged.*db recover") as info:
         open_sql_backend(str(path))
     assert str(path) in str(info.value)
     _assert_untouched(path, before)

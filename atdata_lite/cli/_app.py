@@ -180,10 +180,24 @@ class _App(click.Group):
         except Exception as exc:
             if _debug(ctx):
                 raise
+            if _is_database_error(exc):
+                # SQLite/SQLAlchemy errors the library did not map: the file or the server,
+                # not our code, is the likely cause. Say so, and where to look.
+                raise CliError(
+                    f"the index {ctx.find_object(AppState).display_location} reported "
+                    f"{type(exc).__name__}: {exc}. Run 'atdata-lite db check' to check the "
+                    "index file (--debug shows the traceback)."
+                ) from exc
             raise CliError(
                 f"unexpected {type(exc).__name__}: {exc}. This is a bug in atdata-lite; "
                 "rerun with --debug for the traceback and report it."
             ) from exc
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    import sqlite3
+
+    return isinstance(exc, sqlite3.DatabaseError) or type(exc).__module__.startswith("sqlalchemy")
 
 
 def _silence_stdout() -> None:

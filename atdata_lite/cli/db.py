@@ -1,4 +1,4 @@
-"""``atdata-lite info`` and ``atdata-lite db current|upgrade|history``."""
+"""``atdata-lite info`` and ``atdata-lite db current|upgrade|history|check|recover``."""
 
 from __future__ import annotations
 
@@ -275,3 +275,131 @@ def db_history(state: AppState) -> None:
         marks = ",".join(m for m in ("head", "current") if row[m])
         table.append([row.get("revision"), marks or "", row.get("description") or ""])
     click.echo(render_table(["revision", "", "description"], table))
+
+
+def _require_sqlite_file(state: AppState, command: str) -> Path:
+    location = _require_sql(state)
+    path = _local_path(location)
+    if path is None:
+        raise CliError(
+            f"'db {command}' works on SQLite index files; {hide_password(location)} is not one "
+            "(PostgreSQL checks and repairs its own storage)."
+        )
+    path = path.resolve()
+    if not path.is_file():
+        raise CliError(f"No index file at {path}. Check --index (or $ATDATA_LITE_INDEX).")
+    return path
+
+
+@db.command("check")
+@click.option(
+    "--store",
+    "stores",
+    multiple=True,
+    metavar="URL_OR_PATH",
+    help="A shard store to look for leftovers in (repeatable). Default: the default store.",
+)
+@click.option(
+    "--clean",
+    is_flag=True,
+    help="Delete the temporary files (.tmp-) older than the grace period. Orphan shards "
+    "are only reported.",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=1.0,
+    show_default=True,
+    metavar="HOURS",
+    help="With --clean: keep temporary files younger than this (a write may still run).",
+)
+@json_option
+@pass_state
+def db_check(state: AppState, stores: tuple[str, ...], clean: bool, grace: float) -> None:
+    """Check the SQLite index file and list what interrupted writes left behind.
+
+    Runs SQLite's integrity_check and the index's own consistency checks (read-only), and
+    lists temporary files and orphan shards. Exit code 1 if the index is damaged or
+    inconsistent; leftovers alone do not fail the check.
+    """
+    from ..config import default_store_url
+    from ..index.sql._check import check_index, clean_leftovers
+
+    path = _require_sqlite_file(state, "check")
+    report = check_index(path, stores=list(stores) or [default_store_url()])
+    deleted: list[str] = []
+    kept: list[str] = []
+    if clean:
+        deleted, kept = clean_leftovers(report, grace=grace * 3600)
+    document = {
+        "index": str(path),
+        "sound": report.sound,
+        "integrity": report.integrity,
+        "problems": report.problems,
+        "counts": report.counts,
+        "leftovers": [vars(x) for x in report.leftovers],
+        "deleted": deleted,
+        "kept": kept,
+    }
+    if state.json:
+        echo_json(document)
+    else:
+        verdict = "ok" if report.sound else "DAMAGED"
+        click.echo(render_kv([("index", str(path)), ("status", verdict)]))
+        for line in report.integrity if report.integrity != ["ok"] else []:
+            click.echo(f"  sqlite: {line}")
+        for line in report.problems:
+            click.echo(f"  problem: {line}")
+        for item in report.leftovers:
+            age = "?" if item.age is None else f"{item.age / 3600:.1f} h"
+            status = " (deleted)" if item.path in deleted else ""
+            click.echo(f"  leftover {item.kind}: {item.path} ({age} old){status}")
+        if not report.sound:
+            click.echo(
+                f"Run 'atdata-lite --index {path} db recover' to rebuild it (the damaged file "
+                "is kept)."
+            )
+    if not report.sound:
+        raise click.exceptions.Exit(1)
+
+
+@db.command("recover")
+@click.option(
+    "--from-backup",
+    "from_backup",
+    is_flag=False,
+    flag_value="newest",
+    default=None,
+    metavar="[PATH]",
+    help="Restore a backup (the newest one when no PATH is given) instead of salvaging.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_state
+def db_recover(state: AppState, from_backup: str | None, yes: bool) -> None:
+    """Rebuild a damaged SQLite index, keeping the damaged file next to it.
+
+    By default every row that can still be read is salvaged into a new file; datasets that
+    lost shard rows are dropped whole and listed. With --from-backup the index becomes the
+    backup (older content). Stop other programs using the index first.
+    """
+    from ..index.sql._recover import recover_index
+
+    path = _require_sqlite_file(state, "recover")
+    if not yes and not state.json:
+        click.confirm(
+            f"Rebuild {path} ({'from a backup' if from_backup else 'by salvaging rows'})? "
+            "The current file is kept as <file>.damaged-<time>.",
+            abort=True,
+            err=True,
+        )
+    report = recover_index(path, from_backup=from_backup)
+    if state.json:
+        echo_json(vars(report))
+        return
+    click.echo(f"recovered {path} from {report.source}")
+    click.echo(f"damaged file kept as {report.damaged}")
+    for table, count in report.kept.items():
+        click.echo(f"  {table}: {count} rows kept, {report.lost.get(table, 0)} lost")
+    for name in report.lost_datasets:
+        click.echo(f"  dropped dataset {name!r} (some of its shard rows were unreadable)")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from .._text import check_name
 from ..errors import (
     DatasetNotFoundError,
+    IndexOpenError,
     NotPackableError,
     SchemaDecodeError,
     SchemaNotFoundError,
@@ -43,7 +44,7 @@ from ..schema import (
 )
 from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
-from ._registry import open_backend
+from ._registry import open_backend, url_scheme
 from .backend import (
     DatasetRecord,
     IndexBackend,
@@ -101,6 +102,10 @@ class Index:
             :mod:`atdata_lite.index.stubs`).
         stub_dir: Where to write the stubs; giving it turns stubs on, as in atdata.
         redis: A ``redis.Redis`` client: use the Redis backend on it.
+        read_only: Open a SQLite or PostgreSQL index for reading only: listing and lookups
+            work, nothing is created, upgraded or written, and every write raises
+            :class:`~atdata_lite.errors.IndexReadOnlyError`. A SQLite file on read-only
+            media (or in a read-only directory) is opened this way without asking.
         **backend_options: Passed to the backend (e.g. ``busy_timeout`` for SQLite). With no
             ``url``, atdata's Redis keywords ``host``/``port``/``db``/``password`` select a
             Redis index, as ``Redis(**kwargs)`` did in atdata.
@@ -120,6 +125,7 @@ class Index:
         stub_dir: str | os.PathLike[str] | None = None,
         *,
         redis: Any = None,
+        read_only: bool = False,
         **backend_options: Any,
     ) -> None:
         if url is not None and not isinstance(url, (str, os.PathLike)):
@@ -130,6 +136,10 @@ class Index:
                 )
             url, redis = None, url
         if redis is not None:
+            if read_only:
+                raise IndexOpenError(
+                    "read_only=True is supported for SQLite and PostgreSQL indexes, not Redis."
+                )
             backend = open_backend("redis://", client=redis, **backend_options)
         else:
             if url is None:
@@ -138,6 +148,13 @@ class Index:
                 from ..config import default_index_location
 
                 url = default_index_location()
+            if read_only:
+                if url_scheme(os.fspath(url)) not in (None, "sqlite", "postgresql", "postgres"):
+                    raise IndexOpenError(
+                        "read_only=True is supported for SQLite and PostgreSQL indexes, not "
+                        f"{url_scheme(os.fspath(url))}:// ones. Open it without read_only."
+                    )
+                backend_options["read_only"] = True
             backend = open_backend(url, **backend_options)
         self._init(backend, data_store=data_store, auto_stubs=auto_stubs, stub_dir=stub_dir)
 

@@ -12,6 +12,7 @@ import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +42,7 @@ def open_sql_backend(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     connect_timeout: float | None = None,
     statement_timeout: float | None = None,
+    read_only: bool = False,
     **engine_options: Any,
 ) -> SqlBackend:
     """Open the SQL index at ``location``, creating or upgrading it as needed.
@@ -58,6 +60,10 @@ def open_sql_backend(
             cancels it (default 60; ``0``: no limit), unless the URL's
             ``?statement_timeout=`` says. A server silent for this long plus a grace of at
             most 5 s fails the call (psycopg 3).
+        read_only: Open for reading only: nothing is created, upgraded or written (no WAL
+            switch, no lock file, no backup); writes raise ``IndexReadOnlyError``. A SQLite
+            file that cannot be written (read-only media, file or directory) is opened this
+            way by itself.
         **engine_options: Passed to :func:`sqlalchemy.create_engine` (e.g. ``pool_size``).
 
     Returns:
@@ -71,9 +77,16 @@ def open_sql_backend(
         IndexLockedError: Another process kept migrating for longer than ``lock_timeout``.
         IndexUnreachableError: The PostgreSQL server refused the connection, or did not
             answer within the timeouts.
+        IndexCorruptError: The SQLite file is damaged (the message names its newest backup).
+        IndexReadOnlyError: A read-only index would need creating or upgrading first.
     """
     script_location = engine_options.pop("script_location", None)
     target = resolve_location(location)
+    reason = "it was opened with read_only=True"
+    if not read_only and target.path is not None:
+        why = _unwritable(target.path)
+        if why is not None:
+            read_only, reason = True, why
     engine = create_index_engine(
         target,
         busy_timeout=busy_timeout,
@@ -88,6 +101,7 @@ def open_sql_backend(
             busy_timeout=busy_timeout,
             lock_timeout=lock_timeout,
             script_location=script_location,
+            read_only=read_only,
         )
     except BaseException as exc:
         engine.dispose()
@@ -99,7 +113,9 @@ def open_sql_backend(
         raise
     executor: Executor
     if target.kind == "sqlite" and target.path is not None:
-        executor = SqliteExecutor(target.path, engine.dialect, busy_timeout=busy_timeout)
+        executor = SqliteExecutor(
+            target.path, engine.dialect, busy_timeout=busy_timeout, read_only=read_only
+        )
     else:
         # In-memory SQLite: one connection shared by all threads (see create_index_engine).
         executor = EngineExecutor(engine, serialize=target.kind == "sqlite")
@@ -108,7 +124,7 @@ def open_sql_backend(
             executor.translate_errors = functools.partial(
                 unreachable_error, location=target.display, timeouts=timeouts
             )
-    return SqlBackend(target, engine, executor)
+    return SqlBackend(target, engine, executor, read_only=read_only, read_only_reason=reason)
 
 
 @contextmanager
@@ -157,3 +173,18 @@ def upgrade(
     """
     with _reaching_server(location):
         return migrate.upgrade(location, lock_timeout=lock_timeout, script_location=script_location)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why an existing index file cannot be written here, or ``None`` if it can.
+
+    SQLite writes next to the file too (``-wal``, ``-shm``), so a read-only directory makes
+    the index read-only as much as a read-only file or filesystem does.
+    """
+    if not path.is_file():
+        return None
+    if not os.access(path, os.W_OK):
+        return f"{path} cannot be written: read-only file or media"
+    if not os.access(path.parent, os.W_OK):
+        return f"its directory {path.parent} cannot be written"
+    return None

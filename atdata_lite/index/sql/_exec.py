@@ -22,7 +22,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import weakref
@@ -36,7 +35,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from .engine import WRITE, configure_sqlite_connection
+from ._faults import translate
+from .engine import FORK, WRITE, configure_sqlite_connection, connect_read_only
 
 __all__ = ["EngineExecutor", "Executor", "IntegrityErrors", "SqliteExecutor", "Writer"]
 
@@ -430,14 +430,23 @@ class _SqliteWriter(Writer):
 
 
 class SqliteExecutor(Executor):
-    """SQLAlchemy-compiled statements on one sqlite3 connection per thread."""
+    """SQLAlchemy-compiled statements on one sqlite3 connection per thread.
 
-    def __init__(self, path: Path, dialect: sa.Dialect, *, busy_timeout: float) -> None:
+    ``read_only=True`` opens every connection read-only (see
+    :func:`.engine.connect_read_only`): no WAL switch, nothing written next to the file.
+    A SQLite error about the file or the disk (damaged, full, read-only) is raised as the
+    matching :mod:`atdata_lite.errors` class (see :mod:`._faults`).
+    """
+
+    def __init__(
+        self, path: Path, dialect: sa.Dialect, *, busy_timeout: float, read_only: bool = False
+    ) -> None:
         self.path = path
+        self.read_only = read_only
         self.dialect = dialect
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._generation = _fork_generation
+        self._generation = FORK.generation
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, tuple[str, ...] | None], _Compiled] = {}
@@ -474,19 +483,24 @@ class SqliteExecutor(Executor):
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (opened and configured on first use)."""
-        if self._generation != _fork_generation:
+        if self._generation != FORK.generation:
             self._forget_after_fork()
         holder = getattr(self._local, "holder", None)
         if holder is None:
             if self._closed:
                 raise sqlite3.ProgrammingError("closed")
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self.busy_timeout,
-                isolation_level=None,  # autocommit; writes BEGIN themselves
-                check_same_thread=False,  # close() may run on another thread
+            if self.read_only:
+                conn = connect_read_only(self.path, busy_timeout=self.busy_timeout)
+            else:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,  # autocommit; writes BEGIN themselves
+                    check_same_thread=False,  # close() may run on another thread
+                )
+            configure_sqlite_connection(
+                conn, busy_timeout=self.busy_timeout, wal=not self.read_only
             )
-            configure_sqlite_connection(conn, busy_timeout=self.busy_timeout)
             holder = self._local.holder = _Connection(conn)
             with self._lock:
                 self._connections.add(holder)
@@ -499,12 +513,22 @@ class SqliteExecutor(Executor):
         self._connections = weakref.WeakSet()
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._generation = _fork_generation
+        self._generation = FORK.generation
+
+    def _raise_fault(self, exc: BaseException) -> None:
+        """Raise our error for ``exc`` if it is about the file or disk; else return."""
+        translated = translate(self.path, exc)
+        if translated is not None:
+            raise translated from exc
 
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
         compiled = self.compiled(stmt)
         sql, args = compiled.parameters(params or {})
-        rows = self.connection().execute(sql, args).fetchall()
+        try:
+            rows = self.connection().execute(sql, args).fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            self._raise_fault(exc)
+            raise
         return [compiled.convert(r) for r in rows] if compiled.results else rows
 
     def read_raw(
@@ -514,36 +538,52 @@ class SqliteExecutor(Executor):
         convert = compiled.convert if compiled.results else same_row
         sql, args = compiled.parameters(params or {})
         if params is not None:
-            return self.connection().execute(sql, args).fetchall(), convert
+            try:
+                return self.connection().execute(sql, args).fetchall(), convert
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                self._raise_fault(exc)
+                raise
         return self._stream(sql, args), convert
 
     def _stream(self, sql: str, args: Sequence[Any]) -> Iterator[Row]:
         # A cursor of its own: the generator may be consumed while this thread does other
         # reads. Autocommit: the SELECT is one snapshot, released when the cursor ends.
-        cursor = self.connection().execute(sql, args)
         try:
-            yield from cursor
-        finally:
-            cursor.close()
+            cursor = self.connection().execute(sql, args)
+            try:
+                yield from cursor
+            finally:
+                cursor.close()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            self._raise_fault(exc)
+            raise
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn = self.connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            self._raise_fault(exc)
+            raise
         try:
             yield _SqliteWriter(self, conn)
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:  # SQLite may have rolled back already (disk full...)
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._raise_fault(exc)
             raise
         try:
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             # A failed COMMIT (disk full, I/O error, a deferred constraint) leaves the
             # transaction open, holding the write lock: end it, or every later write here
             # fails and other writers wait out their busy timeout.
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._raise_fault(exc)
             raise
 
     def close(self) -> None:
@@ -556,16 +596,5 @@ class SqliteExecutor(Executor):
         self._local = threading.local()
 
 
-# --- fork --------------------------------------------------------------------------------
-
-_fork_generation = 0
+# Kept by _forget_after_fork: a parent's connections, never used nor closed in the child.
 _INHERITED: list[_Connection] = []
-
-
-def _after_fork_in_child() -> None:
-    global _fork_generation
-    _fork_generation += 1
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,19 +1,28 @@
-"""An exclusive, cross-process lock on a sidecar file (``<index>.lock``), with a timeout.
+"""The migration locks: a sidecar file (``<index>.lock``) for SQLite, an advisory lock on
+PostgreSQL, each with a timeout.
 
-The migration lock cannot be a transaction on the index itself: a table rebuild must run
-with ``PRAGMA foreign_keys=OFF``, which SQLite only honours outside a transaction. The OS
-releases the lock when the process dies, so a crashed migration never leaves it stuck.
+The SQLite lock cannot be a transaction on the index itself: a table rebuild must run with
+``PRAGMA foreign_keys=OFF``, which SQLite only honours outside a transaction. The OS releases
+the lock when the process dies, so a crashed migration never leaves it stuck.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ...errors import IndexLockedError
+import sqlalchemy as sa
+
+from ...errors import IndexLockedError, IndexOpenError, IndexReadOnlyError
+
+__all__ = ["file_lock", "pg_lock"]
+
+# Any 64-bit number of our own: the key of the PostgreSQL advisory lock guarding migrations.
+_PG_LOCK_KEY = 0x617464617461_6C  # "atdata" + "l"
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -49,8 +58,10 @@ def file_lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
 
     Raises:
         IndexLockedError: The lock was not obtained within ``timeout`` seconds.
+        IndexReadOnlyError: The lock file cannot be created (read-only directory or media).
+        IndexOpenError: The lock path is a directory, or another OS error.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock_file(path)
     try:
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -68,3 +79,48 @@ def file_lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
             _unlock(fd)
     finally:
         os.close(fd)
+
+
+def _open_lock_file(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except IsADirectoryError as exc:
+        raise IndexOpenError(
+            f"The index's lock file {path} is a directory. atdata-lite needs that name for "
+            "its lock file: move the directory away and retry."
+        ) from exc
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise IndexReadOnlyError(
+                f"Cannot create or change the index: its lock file {path} cannot be created "
+                f"({exc.strerror}); the directory is read-only. Choose a writable location, "
+                "or open an existing index there with read_only=True."
+            ) from exc
+        raise IndexOpenError(f"Cannot open the index's lock file {path}: {exc.strerror}.") from exc
+
+
+@contextmanager
+def pg_lock(conn: sa.Connection, timeout: float, where: str) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock for migrations on ``conn``.
+
+    Raises:
+        IndexLockedError: Another session held it for more than ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while not conn.execute(sa.select(sa.func.pg_try_advisory_lock(_PG_LOCK_KEY))).scalar():
+        conn.rollback()
+        if time.monotonic() >= deadline:
+            raise IndexLockedError(
+                f"Another session held the migration lock of {where} for more than "
+                f"{timeout:g} s. Wait for it to finish and retry."
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.execute(sa.select(sa.func.pg_advisory_unlock(_PG_LOCK_KEY)))
+        conn.commit()

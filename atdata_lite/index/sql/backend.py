@@ -27,7 +27,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...errors import DatasetExistsError, IndexOpenError, SchemaConflictError
+from ...errors import (
+    DatasetExistsError,
+    IndexOpenError,
+    IndexReadOnlyError,
+    SchemaConflictError,
+)
 from .._hints import no_entry_named
 from ..backend import (
     CatalogWriteResult,
@@ -230,14 +235,25 @@ class SqlBackend(IndexBackend):
     """An index in a SQLite file or a PostgreSQL database. Open it with ``open_sql_backend``.
 
     Thread-safe (a pool of connections, one per thread at a time) and usable after ``fork``
-    (the child reconnects).
+    (the child reconnects). ``read_only=True``: every write raises
+    :class:`~atdata_lite.errors.IndexReadOnlyError`.
     """
 
-    def __init__(self, target: IndexTarget, engine: sa.Engine, executor: Executor) -> None:
+    def __init__(
+        self,
+        target: IndexTarget,
+        engine: sa.Engine,
+        executor: Executor,
+        *,
+        read_only: bool = False,
+        read_only_reason: str = "it was opened with read_only=True",
+    ) -> None:
         self._target = target
         self.kind = target.kind
         self._engine: sa.Engine | None = engine
         self._x = executor
+        self.read_only = read_only
+        self._read_only_reason = read_only_reason
 
     # --- identity ---------------------------------------------------------------------
 
@@ -258,6 +274,7 @@ class SqlBackend(IndexBackend):
         if self._target.path is not None:
             facts["path"] = str(self._target.path)
         facts["driver"] = self._target.url.get_driver_name()
+        facts["read_only"] = self.read_only
         return facts
 
     def _check_open(self) -> None:
@@ -277,6 +294,12 @@ class SqlBackend(IndexBackend):
     def _begin_write(self) -> Any:
         if self._engine is None:
             self._check_open()
+        if self.read_only:
+            raise IndexReadOnlyError(
+                f"The index {self.location} is read-only ({self._read_only_reason}): it can be "
+                "listed and read but not changed. Open it without read_only=True, where it "
+                "is writable, to change it."
+            )
         return self._x.write()
 
     # --- datasets ---------------------------------------------------------------------

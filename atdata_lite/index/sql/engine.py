@@ -1,5 +1,10 @@
 """Engines for the SQL backend: URL handling, SQLite settings, fork safety.
 
+This module is the one place for SQLite plumbing: the minimum SQLite version, the settings
+applied to every connection, how a file is opened read-only, and the one fork hook (engines
+forget their pooled connections and :data:`FORK` counts forks, which the ``sqlite3``
+connections of :mod:`._exec` check).
+
 SQLite gets its settings on every new connection (each with the reason next to it) and the
 pysqlite "serializable isolation / savepoints" recipe from SQLAlchemy's documentation: the
 driver's own transaction handling is switched off (``isolation_level=None``) and the ``begin``
@@ -13,6 +18,7 @@ with connect, keepalive and statement timeouts (see :mod:`._postgres`).
 from __future__ import annotations
 
 import os
+import sqlite3
 import weakref
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -23,17 +29,26 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from ...errors import BackendUnavailableError, IndexOpenError
+from ...errors import BackendUnavailableError, IndexOpenError, IndexReadOnlyError
 from ._postgres import install_reply_bound, postgres_connect_settings
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
+    "FORK",
+    "MIN_SQLITE_VERSION",
     "WRITE",
     "IndexTarget",
+    "check_sqlite_version",
     "configure_sqlite_connection",
+    "connect_read_only",
     "create_index_engine",
     "resolve_location",
 ]
+
+#: The oldest SQLite library the index works with. 3.35 brought ``RETURNING`` (inserts on
+#: an in-memory index read back their ids with it) and ``ALTER TABLE ... DROP COLUMN``
+#: (migrations may use it); every Python 3.11+ build from python.org ships a newer one.
+MIN_SQLITE_VERSION = (3, 35, 0)
 
 #: Seconds a SQLite connection waits for another writer before giving up.
 DEFAULT_BUSY_TIMEOUT = 60.0
@@ -134,6 +149,8 @@ def create_index_engine(
         transactions with ``BEGIN IMMEDIATE`` on SQLite.
     """
     in_memory = target.kind == "sqlite" and target.url.database in (None, "", ":memory:")
+    if target.kind == "sqlite":
+        check_sqlite_version()
     if poolclass is None and in_memory:
         # SQLAlchemy's default pool for an in-memory database gives each thread its own
         # connection, hence its own empty database: another thread would find no tables.
@@ -162,6 +179,62 @@ def create_index_engine(
         install_reply_bound(engine, timeouts)
     _FORK_SAFE.add(engine)
     return engine
+
+
+def check_sqlite_version(version: tuple[int, ...] | None = None) -> None:
+    """Refuse a SQLite library older than :data:`MIN_SQLITE_VERSION`.
+
+    Args:
+        version: The version to check (default: the one Python's ``sqlite3`` module uses).
+
+    Raises:
+        BackendUnavailableError: The SQLite library is too old.
+    """
+    found = tuple(version if version is not None else sqlite3.sqlite_version_info)
+    if found < MIN_SQLITE_VERSION:
+        need = ".".join(map(str, MIN_SQLITE_VERSION))
+        raise BackendUnavailableError(
+            f"atdata-lite needs SQLite {need} or newer, but this Python's sqlite3 module uses "
+            f"SQLite {'.'.join(map(str, found))}. Use a Python built with a newer SQLite (any "
+            "python.org or conda build of Python 3.11+), or point the index at PostgreSQL."
+        )
+
+
+def connect_read_only(path: Path, *, busy_timeout: float) -> sqlite3.Connection:
+    """Open ``path`` with a read-only ``sqlite3`` connection that writes nothing anywhere.
+
+    ``mode=ro`` first: it sees other processes' commits. It needs the WAL's shared-memory
+    file (``<file>-shm``), which cannot be created on read-only media or in a read-only
+    directory; there the file is opened ``immutable`` (no locks, no ``-shm``: nothing can
+    change it anyway), unless a ``<file>-wal`` holds commits not yet copied into the file,
+    which an immutable connection would not see.
+
+    Raises:
+        IndexReadOnlyError: The file cannot be read without writing next to it.
+        sqlite3.Error: Anything else (the caller maps it).
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None)
+    try:
+        # The first read opens the file (and the -shm): fail here, not on a later query.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_CANTOPEN:
+            raise
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise IndexReadOnlyError(
+            f"Cannot read the index {path} read-only: {wal} holds changes not yet written "
+            "into the index file, and reading them needs to create files next to it. Open "
+            "the index once where it is writable (any atdata-lite command does), then use "
+            "it read-only."
+        )
+    conn = sqlite3.connect(
+        f"{uri}?mode=ro&immutable=1", uri=True, timeout=busy_timeout, isolation_level=None
+    )
+    return conn
 
 
 def configure_sqlite_connection(
@@ -222,12 +295,27 @@ def _install_sqlite_settings(engine: Engine, *, busy_timeout: float, foreign_key
 # A child process (DataLoader worker) must not use the parent's connections: sockets and
 # SQLite file handles shared across fork corrupt each other's state. After fork, every live
 # engine forgets its pooled connections without closing them (closing would act on the
-# parent's connections too); the child then opens its own.
+# parent's connections too), and FORK.generation changes, which tells the executor's own
+# sqlite3 connections (see ._exec) to do the same; the child then opens its own.
+
+
+class _ForkState:
+    """How many forks separate this process from the one that imported this module."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self) -> None:
+        self.generation = 0
+
+
+#: Read ``FORK.generation`` to tell whether a fork happened since a connection was made.
+FORK = _ForkState()
 
 _FORK_SAFE: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    FORK.generation += 1
     for engine in list(_FORK_SAFE):
         engine.dispose(close=False)
 

@@ -1,5 +1,8 @@
 """Opening an index: revision check, lock, create/stamp, backup, Alembic upgrade.
 
+This module runs the steps; :mod:`._probe` reads the state, :mod:`._lock` holds the locks,
+:mod:`._backups` writes the backups.
+
 What happens when an index is opened, decided from the version table
 (``atdata_lite_alembic_version``):
 
@@ -8,7 +11,8 @@ What happens when an index is opened, decided from the version table
 * **new** (missing or empty file, empty database): tables created and stamped at head,
   still without Alembic;
 * **older known revision**: the SQLite file is backed up next to itself
-  (``<file>.backup-<revision>-<UTC time>``, SQLite's online backup API), then upgraded by
+  (``<file>.backup-<revision>-<UTC time>``, SQLite's online backup API, written to a
+  temporary name and renamed; the newest three are kept), then upgraded by
   Alembic in one transaction. If the upgrade fails, the index is left as it was and
   :class:`MigrationError` says where the backup is. PostgreSQL needs no file backup: its DDL is
   transactional, the failed upgrade rolls back;
@@ -18,6 +22,12 @@ What happens when an index is opened, decided from the version table
   and its tables are read with a plain connection before any setting (WAL would rewrite the
   header) is applied.
 
+A read-only index (``read_only=True``, or a file on read-only media) is only probed: at the
+current revision it opens, otherwise :class:`IndexReadOnlyError` says why it cannot.
+
+A new SQLite file is created readable and writable by its owner only (``0600``; SQLite
+gives its ``-wal`` and ``-shm`` files the same mode).
+
 Creating and upgrading happen under a lock (a sidecar ``<file>.lock`` for SQLite, a session
 advisory lock on PostgreSQL) and the state is checked again once the lock is held, so several
 processes opening the same new or old index at once wait for the one that migrates.
@@ -25,36 +35,29 @@ processes opening the same new or old index at once wait for the one that migrat
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ...errors import (
-    IndexLockedError,
-    IndexOpenError,
-    IndexTooNewError,
-    MigrationError,
-    NotAnIndexError,
+from ...errors import IndexOpenError, IndexReadOnlyError, MigrationError
+from ._backups import backup_sqlite
+from ._faults import corrupt_error, is_corruption
+from ._lock import file_lock, pg_lock
+from ._probe import (
+    IndexState,
+    probe_connection,
+    probe_sqlite,
+    read_revision_fast,
+    refuse_unknown,
 )
-from ._lock import file_lock
 from .engine import IndexTarget, create_index_engine, resolve_location
-from .tables import (
-    HEAD_REVISION,
-    KNOWN_REVISIONS,
-    VERSION_TABLE,
-    metadata,
-    version_metadata,
-    version_table,
-)
+from .tables import HEAD_REVISION, metadata, version_metadata, version_table
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -70,18 +73,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_LOCK_TIMEOUT = 300.0
-# Any 64-bit number of our own: the key of the PostgreSQL advisory lock guarding migrations.
-_PG_LOCK_KEY = 0x617464617461_6C  # "atdata" + "l"
-
-
-@dataclass(frozen=True)
-class _State:
-    """What the version table says: ``revision`` or ``None`` for an empty/new index."""
-
-    revision: str | None
-
 
 # --- finding the migration scripts -------------------------------------------------------
 
@@ -141,143 +133,6 @@ def history(*, script_location: str | os.PathLike[str] | None = None) -> list[tu
     return [(r.revision, r.down_revision, r.doc or "") for r in revisions]
 
 
-# --- reading the state without touching anything ------------------------------------------
-
-
-def _check_sqlite_header(path: Path) -> bool:
-    """True if ``path`` holds a SQLite database, False if it is empty; raise if it is not ours."""
-    if path.is_dir():
-        raise NotAnIndexError(f"Cannot open the index {path}: it is a directory, not a file.")
-    with open(path, "rb") as f:
-        header = f.read(16)
-    if not header:
-        return False
-    if header != SQLITE_HEADER:
-        raise NotAnIndexError(
-            f"{path} is not an atdata-lite index: it is not a SQLite database (its first "
-            "bytes are not the SQLite header). It was left untouched; choose another path."
-        )
-    return True
-
-
-def _probe_sqlite(path: Path, busy_timeout: float) -> _State:
-    """Read the revision of a SQLite file with a plain read-only connection (no settings)."""
-    if not path.exists() or not _check_sqlite_header(path):
-        return _State(None)
-    try:
-        # Read-only: a read-write connection would roll back a hot journal, or checkpoint
-        # and delete a WAL file when it closes, modifying a file that may not be ours.
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro",
-            uri=True,
-            timeout=busy_timeout,
-            isolation_level=None,
-        )
-    except sqlite3.Error as exc:
-        raise NotAnIndexError(f"Cannot open {path} as an index: {exc}.") from exc
-    try:
-        try:
-            rows = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):
-                raise
-            tables = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
-                )
-            ]
-            if tables:
-                shown = ", ".join(tables[:8]) + (", ..." if len(tables) > 8 else "")
-                raise NotAnIndexError(
-                    f"{path} is not an atdata-lite index: it is a SQLite database with other "
-                    f"tables ({shown}) and no {VERSION_TABLE} table. It was left untouched; "
-                    "choose another path."
-                ) from None
-            return _State(None)
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            raise IndexLockedError(f"The index {path} stayed locked: {exc}.") from exc
-        raise NotAnIndexError(
-            f"{path} is not a readable atdata-lite index: SQLite says {exc!s}. It was left "
-            "untouched."
-        ) from exc
-    finally:
-        conn.close()
-    return _State(_single_revision(rows, str(path)))
-
-
-def _single_revision(rows: list[Any], where: str) -> str | None:
-    if not rows:
-        return None
-    if len(rows) > 1:
-        raise IndexOpenError(
-            f"The index {where} has several revisions in {VERSION_TABLE} "
-            f"({', '.join(r[0] for r in rows)}); it was not written by atdata-lite."
-        )
-    return rows[0][0]
-
-
-def _probe_connection(conn: sa.Connection, where: str) -> _State:
-    """Read the revision through SQLAlchemy (PostgreSQL): only our own tables matter."""
-    inspector = sa.inspect(conn)
-    names = set(inspector.get_table_names())
-    if VERSION_TABLE not in names:
-        ours = sorted(names & set(metadata.tables))
-        if ours:
-            raise NotAnIndexError(
-                f"{where} is not an atdata-lite index: it has tables named like ours "
-                f"({', '.join(ours)}) but no {VERSION_TABLE} table. It was left untouched."
-            )
-        return _State(None)
-    rows = conn.execute(sa.select(version_table.c.version_num)).fetchall()
-    return _State(_single_revision(rows, where))
-
-
-def _read_revision_fast(engine: sa.Engine) -> str | None:
-    """One query on the version table; ``None`` if anything is unusual (slow path decides)."""
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(version_table.c.version_num)).fetchall()
-    except sa.exc.DBAPIError:
-        return None
-    return rows[0][0] if len(rows) == 1 else None
-
-
-def _refuse_unknown(revision: str, where: str) -> None:
-    if revision not in KNOWN_REVISIONS:
-        raise IndexTooNewError(
-            f"The index {where} is at revision {revision}, which this atdata-lite does not "
-            f"know (its newest is {HEAD_REVISION}): it was written by a newer atdata-lite. "
-            "Upgrade atdata-lite (pip install -U atdata-lite) to open it."
-        )
-
-
-# --- the lock ---------------------------------------------------------------------------
-
-
-@contextmanager
-def _pg_lock(conn: sa.Connection, timeout: float, where: str) -> Iterator[None]:
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while not conn.execute(sa.select(sa.func.pg_try_advisory_lock(_PG_LOCK_KEY))).scalar():
-        conn.rollback()
-        if time.monotonic() >= deadline:
-            raise IndexLockedError(
-                f"Another session held the migration lock of {where} for more than "
-                f"{timeout:g} s. Wait for it to finish and retry."
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
-    conn.commit()
-    try:
-        yield
-    finally:
-        conn.rollback()
-        conn.execute(sa.select(sa.func.pg_advisory_unlock(_PG_LOCK_KEY)))
-        conn.commit()
-
-
 # --- doing it ---------------------------------------------------------------------------
 
 
@@ -288,6 +143,7 @@ def prepare_index(
     busy_timeout: float,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     script_location: str | os.PathLike[str] | None = None,
+    read_only: bool = False,
 ) -> tuple[str | None, str]:
     """Make the index at ``target`` current: check, create, or back up and upgrade.
 
@@ -297,43 +153,104 @@ def prepare_index(
         busy_timeout: SQLite busy timeout, seconds.
         lock_timeout: How long to wait for another process that is migrating.
         script_location: Another Alembic scripts directory (tests).
+        read_only: Only check: an index that would need creating or upgrading is refused.
 
     Returns:
         ``(revision found, revision now)``; the first is ``None`` for a new index.
 
     Raises:
-        NotAnIndexError, IndexTooNewError, MigrationError, IndexLockedError.
+        NotAnIndexError, IndexCorruptError, IndexTooNewError, MigrationError,
+        IndexLockedError, IndexReadOnlyError, IndexOpenError.
     """
     if target.kind == "sqlite" and target.path is not None:
-        state = _probe_sqlite(target.path, busy_timeout)
+        state = probe_sqlite(target.path, busy_timeout)
         if state.revision == HEAD_REVISION:
             return HEAD_REVISION, HEAD_REVISION
         if state.revision is not None:
-            _refuse_unknown(state.revision, target.display)
-        target.path.parent.mkdir(parents=True, exist_ok=True)
+            refuse_unknown(state.revision, target.display)
+        if read_only:
+            _refuse_read_only(target, state)
+        _make_parent(target.path)
         lock_path = target.path.with_name(target.path.name + ".lock")
         with file_lock(lock_path, timeout=lock_timeout, what=f"migrating {target.path}"):
             # Someone else may have migrated while we waited: decide again.
-            state = _probe_sqlite(target.path, busy_timeout)
+            state = probe_sqlite(target.path, busy_timeout)
             return _migrate(target, state, busy_timeout, script_location)
 
     # PostgreSQL (and in-memory SQLite): the common case costs one query.
-    revision = _read_revision_fast(engine)
+    revision = read_revision_fast(engine)
     if revision == HEAD_REVISION:
         return HEAD_REVISION, HEAD_REVISION
+    if read_only:
+        with engine.connect() as conn:
+            state = probe_connection(conn, target.display)
+        if state.revision is not None:
+            refuse_unknown(state.revision, target.display)
+        _refuse_read_only(target, state)
     if target.kind != "postgresql":  # in-memory SQLite: private to this engine, no lock
         with engine.connect() as conn:
-            state = _probe_connection(conn, target.display)
+            state = probe_connection(conn, target.display)
         return _run_migration(engine, target, state, None, script_location)
-    with engine.connect() as lock_conn, _pg_lock(lock_conn, lock_timeout, target.display):
-        state = _probe_connection(lock_conn, target.display)
+    with engine.connect() as lock_conn, pg_lock(lock_conn, lock_timeout, target.display):
+        state = probe_connection(lock_conn, target.display)
         lock_conn.rollback()
         return _migrate(target, state, busy_timeout, script_location, engine=engine)
 
 
+def _refuse_read_only(target: IndexTarget, state: IndexState) -> None:
+    if state.revision is None:
+        raise IndexReadOnlyError(
+            f"No index at {target.display} to open read-only: nothing is there yet, and a "
+            "read-only index cannot be created. Check the location, or open it writable once "
+            "to create it."
+        )
+    raise IndexReadOnlyError(
+        f"The index {target.display} is at revision {state.revision} and needs an upgrade to "
+        f"{HEAD_REVISION} before this atdata-lite can read it, which a read-only index "
+        "cannot have. Open it where it is writable once (or run 'atdata-lite db upgrade')."
+    )
+
+
+def _make_parent(path: Path) -> None:
+    """Create the index's directory, with an error that says what is in the way."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        raise IndexOpenError(
+            f"Cannot create the index {path}: {blocker or exc.filename} is a file, not a "
+            "directory. Choose another location."
+        ) from exc
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise IndexReadOnlyError(
+                f"Cannot create the index {path}: {exc.filename} cannot be created "
+                f"({exc.strerror}). Choose a writable location."
+            ) from exc
+        raise IndexOpenError(f"Cannot create the index {path}: {exc}.") from exc
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the empty index file readable and writable by its owner only (0600).
+
+    SQLite would create it with the process's default mode (usually world-readable); an
+    empty file is a new database to SQLite, and its ``-wal``/``-shm`` files take this mode.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise IndexReadOnlyError(
+                f"Cannot create the index {path}: {exc.strerror}. Choose a writable location."
+            ) from exc
+        raise IndexOpenError(f"Cannot create the index {path}: {exc.strerror}.") from exc
+
+
 def _migrate(
     target: IndexTarget,
-    state: _State,
+    state: IndexState,
     busy_timeout: float,
     script_location: str | os.PathLike[str] | None,
     *,
@@ -342,10 +259,10 @@ def _migrate(
     if state.revision == HEAD_REVISION:
         return HEAD_REVISION, HEAD_REVISION
     if state.revision is not None:
-        _refuse_unknown(state.revision, target.display)
+        refuse_unknown(state.revision, target.display)
     backup = None
     if state.revision is not None and target.path is not None:
-        backup = _backup_sqlite(target.path, state.revision)
+        backup = backup_sqlite(target.path, state.revision)
     own_engine = engine is None
     if engine is None:
         # A private engine without pooling whose connections have foreign keys OFF: Alembic's
@@ -365,7 +282,7 @@ def _migrate(
 def _run_migration(
     engine: sa.Engine,
     target: IndexTarget,
-    state: _State,
+    state: IndexState,
     backup: Path | None,
     script_location: str | os.PathLike[str] | None,
 ) -> tuple[str | None, str]:
@@ -373,7 +290,9 @@ def _run_migration(
 
     write_engine = engine.execution_options(**{WRITE: True})
     if state.revision is None:
-        with write_engine.begin() as conn:
+        if target.path is not None:
+            _create_private_file(target.path)
+        with _mapped_errors(target), write_engine.begin() as conn:
             metadata.create_all(conn)
             version_metadata.create_all(conn)
             conn.execute(sa.insert(version_table).values(version_num=HEAD_REVISION))
@@ -396,6 +315,11 @@ def _run_migration(
                 if broken:
                     raise MigrationError(f"foreign keys broken by the upgrade: {broken[:5]}")
     except Exception as exc:
+        if target.path is not None and is_corruption(exc):
+            raise corrupt_error(target.path, exc) from exc
+        translated = _translated(target, exc)
+        if translated is not None:
+            raise translated from exc
         where = (
             f"A backup taken before the upgrade is at {backup}."
             if backup is not None
@@ -417,26 +341,24 @@ def _run_migration(
     return state.revision, HEAD_REVISION
 
 
-def _backup_sqlite(path: Path, revision: str) -> Path:
-    """Copy ``path`` next to itself with SQLite's online backup API (WAL content included)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    backup = path.with_name(f"{path.name}.backup-{revision}-{stamp}")
-    source = sqlite3.connect(path, isolation_level=None)
+def _translated(target: IndexTarget, exc: BaseException) -> Exception | None:
+    if target.path is None:
+        return None
+    from ._faults import translate
+
+    return translate(target.path, getattr(exc, "orig", None) or exc)
+
+
+@contextmanager
+def _mapped_errors(target: IndexTarget) -> Iterator[None]:
+    """Disk full, read-only or damaged file while creating: our error, not SQLAlchemy's."""
     try:
-        dest = sqlite3.connect(backup, isolation_level=None)
-        try:
-            source.backup(dest)
-        finally:
-            dest.close()
-    except sqlite3.Error as exc:
-        raise MigrationError(
-            f"Could not back up the index {path} to {backup} before upgrading it: {exc}. "
-            "Nothing was changed; free some disk space or fix permissions and retry."
-        ) from exc
-    finally:
-        source.close()
-    log.info("Backed up %s to %s before upgrading it", path, backup)
-    return backup
+        yield
+    except sa.exc.DBAPIError as exc:
+        translated = _translated(target, exc)
+        if translated is None:
+            raise
+        raise translated from exc
 
 
 # --- library functions for ``atdata-lite db`` ---------------------------------------------
@@ -450,11 +372,11 @@ def current_revision(location: str | os.PathLike[str]) -> str | None:
     """
     target = resolve_location(location)
     if target.kind == "sqlite" and target.path is not None:
-        return _probe_sqlite(target.path, 5.0).revision
+        return probe_sqlite(target.path, 5.0).revision
     engine = create_index_engine(target, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            return _probe_connection(conn, target.display).revision
+            return probe_connection(conn, target.display).revision
     finally:
         engine.dispose()
 
