@@ -36,6 +36,17 @@ def progress_enabled(progress: bool | None = None) -> bool:
         return False
 
 
+def _terminal_columns() -> int | None:
+    """The width of the terminal behind stderr, or ``None`` when it reports none."""
+    import os
+
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # not a real file descriptor
+        return None
+    return columns or None
+
+
 class Progress:
     """A context manager counting items; draws a tqdm bar only when :func:`progress_enabled`.
 
@@ -73,6 +84,7 @@ class Progress:
         if self._enabled:
             from tqdm import tqdm
 
+            width = _terminal_columns()
             self._bar = tqdm(
                 desc=self.label,
                 total=self.total or None,
@@ -80,7 +92,10 @@ class Progress:
                 unit_scale=True,
                 file=sys.stderr,
                 mininterval=REDRAW_INTERVAL,
-                dynamic_ncols=True,
+                # Follow the terminal's width; a terminal that reports none (0 columns, as
+                # a bare pseudo-terminal does) gets 80, else tqdm would draw nothing at all.
+                dynamic_ncols=width is not None,
+                ncols=None if width is not None else 80,
                 leave=True,
             )
         return self

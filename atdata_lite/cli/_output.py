@@ -150,7 +150,7 @@ def ellipsize(text: str, width: int, *, where: str = "middle") -> str:
     """Cut ``text`` to ``width`` characters with ``...``, in the middle or at the end.
 
     The middle suits paths and URLs (their start says where, their end says which file):
-    ``ellipsize("/data/a/b/c/shard-000001.tar", 20)`` -> ``"/data/a...000001.tar"``.
+    ``ellipsize("/data/a/b/c/shard-000001.tar", 20)`` -> ``"/data/a/...00001.tar"``.
     """
     if len(text) <= width:
         return text

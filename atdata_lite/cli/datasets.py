@@ -96,6 +96,14 @@ def not_found(state: AppState, name: str) -> CliError:
     )
 
 
+def _fit_value(text: str, state: AppState, label_width: int = 10) -> str:
+    """A ``key: value`` value cut in the middle to fit the table width, if there is one."""
+    from ._output import ellipsize
+
+    width = table_width(state.wide)
+    return text if width is None else ellipsize(text, max(20, width - label_width))
+
+
 def _store_root(state: AppState) -> str:
     """The root of the store that shard paths are shown relative to."""
     store = getattr(state.index(), "data_store", None)
@@ -203,7 +211,7 @@ def show(state: AppState, name: str) -> None:
                     if metadata is None
                     else json.dumps(metadata, default=str, ensure_ascii=False),
                 ),
-                *([("store", short_path(root))] if in_store and root else []),
+                *([("store", _fit_value(short_path(root), state))] if in_store and root else []),
             ]
         )
     )
