@@ -308,7 +308,7 @@ def write_samples(
     current: _ShardFile | None = None
     total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
     try:
-        with Progress("writing samples", total, progress) as bar:
+        with Progress("writing samples", total, progress, unit="sample") as bar:
             for key, payload in _items(samples):
                 entry = _TAR_BLOCK + -(-len(payload) // _TAR_BLOCK) * _TAR_BLOCK
                 if current is not None and (

@@ -57,6 +57,8 @@ def make_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """A runner whose user data directory and index live under ``tmp_path``."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    # A width set by the test's own terminal would cut tables; tests that want it set it.
+    monkeypatch.delenv("COLUMNS", raising=False)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("ATDATA_LITE_HOME", str(home / "atdata"))

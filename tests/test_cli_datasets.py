@@ -108,10 +108,17 @@ def test_show_lists_every_shard(cli: Cli, demo: dict) -> None:
         assert shard["sample_count"] == 10
         assert shard["size"] == path.stat().st_size
         assert len(shard["sha256"]) == 64 and set(shard["sha256"]) <= SHA256_HEX
+    # Paths inside the store are shown relative to it; the store line says where it is.
     out = cli.ok("show", "demo").stdout
+    store = str(cli.home / "atdata" / "shards")
+    assert f"store:    {store}\n" in out
     for url in demo["shards"]:
-        assert url in out
+        assert url not in out
+        assert f"  {url[len(store) + 1 :]}  " in out
     assert demo["cid"] in out
+    wide = cli.ok("show", "demo", "--wide").stdout
+    for url in demo["shards"]:
+        assert url in wide
 
 
 def test_unknown_dataset_is_one_line_exit_1(cli: Cli, demo: dict) -> None:

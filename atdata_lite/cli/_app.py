@@ -4,11 +4,17 @@ Errors: any :class:`~atdata_lite.errors.AtdataLiteError` (and the few OS errors 
 URL can cause) becomes one line on stderr, ``Error: <what went wrong and what to do>``, and
 exit code 1; click's usage errors keep exit code 2. ``--debug`` lets the exception through
 with its traceback instead.
+
+The library's messages give advice in Python (``Pass on_conflict='replace'``). On the
+command line that advice is translated into the running command's flags
+(``--on-conflict replace``) by :func:`cli_advice`, which reads the command's own click
+options, so the translation follows the options as they are declared.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,7 +27,7 @@ from ..errors import AtdataLiteError
 if TYPE_CHECKING:
     from ..index.api import Index
 
-__all__ = ["AppState", "CliError", "cli", "json_option", "pass_state"]
+__all__ = ["AppState", "CliError", "cli", "cli_advice", "json_option", "pass_state", "wide_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,12 +54,16 @@ class AppState:
         index_location: ``--index`` (or ``$ATDATA_LITE_INDEX``), or ``None`` for the default.
         json: Whether to print JSON instead of tables.
         debug: Whether to show tracebacks.
+        wide: Whether tables print full values instead of fitting the terminal.
     """
 
-    def __init__(self, index_location: str | None, json: bool, debug: bool) -> None:
+    def __init__(
+        self, index_location: str | None, json: bool, debug: bool, wide: bool = False
+    ) -> None:
         self.index_location = index_location
         self.json = json
         self.debug = debug
+        self.wide = wide
         self._index: Index | None = None
 
     @property
@@ -129,6 +139,23 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         ctx.find_object(AppState).json = True
 
 
+def _set_wide(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(AppState).wide = True
+
+
+def wide_option(func: F) -> F:
+    """``--wide`` on a table command: print every value in full, however wide the table."""
+    return click.option(
+        "--wide",
+        "wide_",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_wide,
+        help="Print full values (paths, URLs) even when the table is wider than the terminal.",
+    )(func)
+
+
 def json_option(func: F) -> F:
     """``--json`` on a sub-command, the same as the global ``atdata-lite --json``."""
     return click.option(
@@ -161,8 +188,93 @@ def _configure_logging(debug: bool) -> None:
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
+# Python-API advice that has a command of its own on the command line.
+_METHOD_COMMANDS = {
+    "rename_dataset": "atdata-lite mv",
+    "delete_dataset": "atdata-lite rm",
+    "publish_schema": "atdata-lite schema publish",
+}
+
+# `keyword=value`, optionally followed by `or 'other'` alternatives, as library messages
+# write them: on_conflict='replace' or 'skip', overwrite=True, schema_ref=.
+_KEYWORD = re.compile(
+    r"\b(?P<kw>[a-z_][a-z0-9_]*)="
+    r"(?P<val>'[^']*'|\"[^\"]*\"|True|False|None|[A-Za-z0-9_.+-]+)?"
+    r"(?P<alts>(?:,?\s+or\s+(?:'[^']*'|\"[^\"]*\"))*)"
+)
+_COMMAND_KEY = "atdata_lite.command"
+
+
+def _flag_names(command: click.Command | None) -> dict[str, click.Option]:
+    """``{python keyword: option}`` for the options of ``command`` (``on_conflict`` ->
+    ``--on-conflict``); an option's keyword is its click parameter name."""
+    if command is None:
+        return {}
+    return {p.name: p for p in command.params if isinstance(p, click.Option) and p.name}
+
+
+def _long_flag(option: click.Option) -> str:
+    longs = [o for o in option.opts if o.startswith("--")]
+    return max(longs, key=len) if longs else option.opts[0]
+
+
+def cli_advice(message: str, command: click.Command | None) -> str:
+    """Rewrite a library message's Python advice into the flags of ``command``.
+
+    ``Pass on_conflict='replace' or 'skip'`` becomes ``Pass --on-conflict replace or
+    skip`` for ``atdata-lite add``; ``overwrite=True`` becomes ``--overwrite``; a keyword
+    the command has no option for is left as it is. Method names with a command of their
+    own become that command (``rename_dataset`` -> ``atdata-lite mv``).
+
+    Args:
+        message: The library's message.
+        command: The click command that was running (its options decide the flags).
+
+    Returns:
+        The message as a command-line user should read it.
+    """
+    flags = _flag_names(command)
+
+    def replace(match: re.Match[str]) -> str:
+        option = flags.get(match["kw"])
+        if option is None:
+            return match[0]
+        flag = _long_flag(option)
+        value = match["val"]
+        if option.is_flag:
+            if value == "False" and option.secondary_opts:
+                return option.secondary_opts[0]
+            return flag
+        if value is None or value == "None":
+            return flag
+        alts = re.sub(r"""['"]""", "", match["alts"] or "")
+        return f"{flag} {value.strip(chr(39) + chr(34))}{alts}"
+
+    message = _KEYWORD.sub(replace, message)
+    for method, command_line in _METHOD_COMMANDS.items():
+        message = re.sub(rf"\b{method}\b(\(\))?", command_line, message)
+    return message
+
+
+class _Command(click.Command):
+    """A command that tells the root group it is the one running (for :func:`cli_advice`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        ctx.meta[_COMMAND_KEY] = self
+        return super().invoke(ctx)
+
+
+class _Group(click.Group):
+    """A sub-group (``schema``, ``db``) whose commands are :class:`_Command` s."""
+
+    command_class = _Command
+
+
 class _App(click.Group):
     """The root group: turns expected exceptions into one-line errors."""
+
+    command_class = _Command
+    group_class = _Group
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -176,7 +288,7 @@ class _App(click.Group):
         except _EXPECTED_ERRORS as exc:
             if _debug(ctx):
                 raise
-            raise CliError(_describe(exc)) from exc
+            raise CliError(cli_advice(_describe(exc), ctx.meta.get(_COMMAND_KEY))) from exc
         except Exception as exc:
             if _debug(ctx):
                 raise
@@ -237,16 +349,31 @@ def _describe(exc: BaseException) -> str:
 )
 @click.option("--json", "json_", is_flag=True, help="Print JSON for scripts instead of tables.")
 @click.option("--debug", is_flag=True, help="Show the traceback when a command fails.")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Print full values in tables instead of fitting them to the terminal.",
+)
 @click.version_option(
     __version__, "--version", prog_name="atdata-lite", message="%(prog)s %(version)s"
 )
 @click.pass_context
-def cli(ctx: click.Context, index_location: str | None, json_: bool, debug: bool) -> None:
+def cli(
+    ctx: click.Context, index_location: str | None, json_: bool, debug: bool, wide: bool
+) -> None:
     """See, check and manage a local atdata-lite datastore.
 
     Start with `atdata-lite demo`, then `atdata-lite ls` and `atdata-lite show demo`.
+    Every command has --help with an example.
+
+    Example:
+
+    \b
+        atdata-lite demo
+        atdata-lite ls
+        atdata-lite --index team.db show photos
     """
     _configure_logging(debug)
-    state = AppState(index_location, json_, debug)
+    state = AppState(index_location, json_, debug, wide)
     ctx.obj = state
     ctx.call_on_close(state.close)

@@ -12,11 +12,16 @@ Rules kept here so that every command follows them:
   :func:`escape_control`, so control characters show as ``\\x1b``, ``\\n``... and never
   reach the terminal raw: tables and key/value blocks escape every cell, JSON escapes every
   control character as ``\\uXXXX``, and messages escape the values they quote.
+* tables fit the terminal: paths are shown relative to the store (or with ``~`` for the home
+  directory), and a column that is still too wide loses its middle (``/a/b/.../f.tar``);
+  ``--wide`` prints every value in full. The width is the terminal's when stdout is one,
+  or ``$COLUMNS`` when it is set; otherwise (a pipe, a file) nothing is cut.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +35,7 @@ from .._text import escape_control
 
 __all__ = [
     "echo_json",
+    "ellipsize",
     "escape_control",
     "format_size",
     "format_time",
@@ -38,7 +44,9 @@ __all__ = [
     "progress",
     "render_kv",
     "render_table",
+    "short_path",
     "style",
+    "table_width",
 ]
 
 T = TypeVar("T")
@@ -143,11 +151,86 @@ def _is_number(text: str) -> bool:
     return stripped.isdigit()
 
 
+def table_width(wide: bool = False) -> int | None:
+    """How many columns a table may take: ``None`` means no limit.
+
+    ``--wide`` (``wide=True``) lifts the limit; otherwise ``$COLUMNS`` when set, else the
+    terminal's width when stdout is a terminal, else no limit (a pipe or a file gets every
+    value in full, for ``grep``).
+    """
+    if wide:
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if _stdout_is_tty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def ellipsize(text: str, width: int, *, where: str = "middle") -> str:
+    """Cut ``text`` to ``width`` characters with ``...``, in the middle or at the end.
+
+    The middle suits paths and URLs (their start says where, their end says which file):
+    ``ellipsize("/data/a/b/c/shard-000001.tar", 20)`` -> ``"/data/a/...00001.tar"``.
+    """
+    if len(text) <= width:
+        return text
+    if width <= 3:
+        return text[:width]
+    if where == "end":
+        return text[: width - 3] + "..."
+    keep = width - 3
+    head = keep // 2
+    tail = keep - head
+    return text[:head] + "..." + text[len(text) - tail :]
+
+
+def short_path(url: str, *, store_root: str | None = None) -> str:
+    """A shard path or URL as a table shows it.
+
+    Inside the store: relative to the store's root (``demo/run-1/demo-000000.tar``);
+    elsewhere under the home directory: ``~/...``; anything else (other URLs) as it is.
+    """
+    if store_root:
+        root = store_root.rstrip("/")
+        for candidate in (root, os.path.expanduser(root)):
+            if url.startswith(candidate + "/"):
+                return url[len(candidate) + 1 :]
+    if "://" not in url:
+        home = os.path.expanduser("~").rstrip(os.sep)
+        if home and url.startswith(home + os.sep):
+            return "~" + url[len(home) :]
+    return url
+
+
+def _fit(widths: list[int], fit: dict[int, str], limit: int | None, gap: int) -> list[int]:
+    """Shrink the columns in ``fit`` (widest first) until the table fits ``limit``."""
+    if limit is None or not fit:
+        return widths
+    widths = list(widths)
+    minimum = 12
+    total = sum(widths) + gap * (len(widths) - 1)
+    while total > limit:
+        candidates = [i for i in fit if widths[i] > minimum]
+        if not candidates:
+            break
+        i = max(candidates, key=lambda c: widths[c])
+        cut = min(total - limit, widths[i] - minimum)
+        widths[i] -= cut
+        total -= cut
+    return widths
+
+
 def render_table(
     headers: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
     colours: dict[str, dict[str, Any]] | None = None,
+    fit: dict[str, str] | None = None,
+    max_width: int | None = None,
 ) -> str:
     """Format rows as an aligned plain-text table (numbers right-aligned).
 
@@ -157,6 +240,10 @@ def render_table(
             (``None`` prints as ``-``), control characters escaped (:func:`escape_control`).
         colours: Optional ``{cell text: click.style kwargs}``, applied after padding so the
             columns stay aligned (only on a terminal).
+        fit: ``{column title: "middle" | "end"}``: the columns that may be cut, and where,
+            when the table is wider than ``max_width`` (paths lose their middle, free text
+            its end). Other columns are never cut.
+        max_width: The width to fit (see :func:`table_width`); ``None`` cuts nothing.
 
     Returns:
         The table, without a trailing newline. Only the header when there are no rows.
@@ -166,6 +253,17 @@ def render_table(
     for row in text_rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+    where = {headers.index(title): how for title, how in (fit or {}).items() if title in headers}
+    fitted = _fit(widths, where, max_width, gap=2)
+    if fitted != widths:
+        widths = fitted
+        text_rows = [
+            [
+                ellipsize(cell, widths[i], where=where[i]) if i in where else cell
+                for i, cell in enumerate(row)
+            ]
+            for row in text_rows
+        ]
     numeric = [
         bool(text_rows) and all(_is_number(r[i]) or r[i] in ("-", "?") for r in text_rows)
         for i in range(len(headers))
@@ -200,15 +298,17 @@ def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
 
 @contextmanager
 def progress(
-    items: Iterable[T], *, length: int | None = None, label: str = ""
+    items: Iterable[T], *, length: int | None = None, label: str = "", unit: str = "it"
 ) -> Iterator[Iterable[T]]:
     """Wrap ``items`` in a progress bar on stderr when stderr is a terminal.
 
-    Off a terminal the items come back unchanged, so logs and pipes stay clean.
+    The bar is the library's (:class:`atdata_lite._progress.Progress`, tqdm): count, rate
+    and time left, redrawn a few times a second. Off a terminal the items come back
+    unchanged, so logs and pipes stay clean.
     """
     from .._progress import Progress
 
-    with Progress(label, total=length) as bar:
+    with Progress(label, total=length, unit=unit) as bar:
 
         def counted() -> Iterator[T]:
             for item in items:

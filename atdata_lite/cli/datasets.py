@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._app import AppState, CliError, cli, json_option, pass_state
+from ._app import AppState, CliError, cli, json_option, pass_state, wide_option
 from ._output import (
     echo_json,
     escape_control,
@@ -18,7 +18,10 @@ from ._output import (
     progress,
     render_kv,
     render_table,
+    short_path,
+    table_width,
 )
+from ._suggest import did_you_mean
 from .schemas import resolve_schema_ref, short_ref
 
 if TYPE_CHECKING:
@@ -75,20 +78,45 @@ def entry_to_dict(entry: Any) -> dict[str, Any]:
 
 
 def get_entry(state: AppState, name: str) -> Any:
-    """The entry named ``name``, or a one-line error that says how to list the names."""
+    """The entry named ``name``, or a one-line error suggesting close names (difflib)."""
     from ..errors import DatasetNotFoundError
-    from ..index._hints import close_dataset_names
 
     index = state.index()
     try:
         return index.get_dataset(name)
     except DatasetNotFoundError as exc:
-        close = close_dataset_names(index.backend, name)
-        maybe = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-        raise CliError(
-            f"No dataset named {name!r} in {state.display_location}; {maybe}"
-            "list them with: atdata-lite ls"
-        ) from exc
+        raise not_found(state, name) from exc
+
+
+def not_found(state: AppState, name: str) -> CliError:
+    """The error for a dataset name that is not in the index: close names, or how to list."""
+    from ..index._hints import close_dataset_names
+
+    # The backend's bounded look-up of close names, not a listing of every entry.
+    names = close_dataset_names(state.index().backend, name)
+    return CliError(
+        f"No dataset named {name!r} in {state.display_location}. "
+        f"{did_you_mean(name, names, 'atdata-lite ls')}"
+    )
+
+
+def _fit_value(text: str, state: AppState, label_width: int = 10) -> str:
+    """A ``key: value`` value cut in the middle to fit the table width, if there is one."""
+    from ._output import ellipsize
+
+    width = table_width(state.wide)
+    return text if width is None else ellipsize(text, max(20, width - label_width))
+
+
+def _store_root(state: AppState) -> str:
+    """The root of the store that shard paths are shown relative to."""
+    store = getattr(state.index(), "data_store", None)
+    root = getattr(store, "root_url", None)
+    if isinstance(root, str):
+        return root
+    from ..config import default_store_url
+
+    return default_store_url()
 
 
 def _first_sentence(text: str) -> str:
@@ -102,9 +130,17 @@ def _first_sentence(text: str) -> str:
 
 @cli.command("ls")
 @json_option
+@wide_option
 @pass_state
 def ls(state: AppState) -> None:
-    """List the datasets: name, schema, shards, samples, size, created."""
+    """List the datasets: name, schema, shards, samples, size, created.
+
+    Example:
+
+    \b
+        atdata-lite ls
+        atdata-lite ls --json
+    """
     rows = [entry_summary(e) for e in state.index().list_datasets()]
     if state.json:
         echo_json(rows)
@@ -128,6 +164,8 @@ def ls(state: AppState) -> None:
                 ]
                 for r in rows
             ],
+            fit={"name": "end", "schema": "end"},
+            max_width=table_width(state.wide),
         )
     )
 
@@ -135,15 +173,31 @@ def ls(state: AppState) -> None:
 @cli.command()
 @click.argument("name")
 @json_option
+@wide_option
 @pass_state
 def show(state: AppState, name: str) -> None:
-    """Everything about dataset NAME, including each of its shards."""
+    """Everything about dataset NAME, including each of its shards.
+
+    Shard paths inside the store are shown relative to it (the store line says where it
+    is); --wide or --json print them in full.
+
+    Example:
+
+    \b
+        atdata-lite show demo
+        atdata-lite show demo --wide
+    """
     entry = get_entry(state, name)
     doc = entry_to_dict(entry)
     if state.json:
         echo_json(doc)
         return
     metadata = doc["metadata"]
+    root = None if state.wide else _store_root(state)
+    urls = [s["url"] for s in doc["shards"]]
+    shown = [short_path(u, store_root=root) if root else u for u in urls]
+    # A relative path is one inside the store (shortened here, or recorded that way).
+    in_store = any(not p.startswith(("~", "/")) and "://" not in p for p in shown)
     click.echo(
         render_kv(
             [
@@ -161,6 +215,7 @@ def show(state: AppState, name: str) -> None:
                     if metadata is None
                     else json.dumps(metadata, default=str, ensure_ascii=False),
                 ),
+                *([("store", _fit_value(short_path(root), state))] if in_store and root else []),
             ]
         )
     )
@@ -171,13 +226,15 @@ def show(state: AppState, name: str) -> None:
             [
                 [
                     i,
-                    s["url"],
+                    url,
                     "?" if s["sample_count"] is None else s["sample_count"],
                     format_size(s["size"]),
                     s["sha256"][:16] if s["sha256"] else "?",
                 ]
-                for i, s in enumerate(doc["shards"])
+                for i, (s, url) in enumerate(zip(doc["shards"], shown, strict=True))
             ],
+            fit={"url": "middle"},
+            max_width=table_width(state.wide),
         )
     )
 
@@ -260,6 +317,14 @@ def add(
     """Index existing shards as dataset NAME (each shard is counted and hashed).
 
     URL_OR_PATTERN is a path or fsspec URL, a brace pattern (data-{000..009}.tar) or a glob.
+    The schema must be published first: `atdata-lite schema publish module:Class`.
+
+    Example:
+
+    \b
+        atdata-lite add photos 'shards/photos-{000000..000009}.tar' --schema Photo
+        atdata-lite add photos 's3://bucket/photos/*.tar' --schema Photo@1.0.0 \\
+            --metadata '{"split": "train"}' --on-conflict replace
     """
     from ..shards import inspect_shard
 
@@ -275,7 +340,7 @@ def add(
     ref = resolve_schema_ref(index, schema_ref, param_hint="--schema")
     index.get_schema(ref)  # a ref to a missing schema fails here, before any reading
     urls = expand_urls(patterns)
-    with progress(urls, length=len(urls), label="hashing shards") as bar:
+    with progress(urls, length=len(urls), label="hashing shards", unit="shard") as bar:
         records = [inspect_shard(url) for url in bar]
     entry = index.add_shards(
         records, name=name, schema_ref=ref, metadata=metadata, on_conflict=on_conflict
@@ -327,7 +392,14 @@ def configured_stores(index: Any, extra: tuple[str, ...] = ()) -> list[Any]:
 @json_option
 @pass_state
 def rm(state: AppState, name: str, delete_shards: bool, stores: tuple[str, ...], yes: bool) -> None:
-    """Remove dataset NAME from the index (its shards stay unless --delete-shards)."""
+    """Remove dataset NAME from the index (its shards stay unless --delete-shards).
+
+    Example:
+
+    \b
+        atdata-lite rm old-photos
+        atdata-lite rm old-photos --delete-shards --yes
+    """
     from ..deletion import delete_shards as delete_files
     from ..deletion import plan_deletion, shards_in_use
 
@@ -407,8 +479,19 @@ def rm(state: AppState, name: str, delete_shards: bool, stores: tuple[str, ...],
 @json_option
 @pass_state
 def mv(state: AppState, old: str, new: str) -> None:
-    """Rename dataset OLD to NEW (its CID and shards do not change)."""
-    entry = state.index().rename_dataset(old, new)
+    """Rename dataset OLD to NEW (its CID and shards do not change).
+
+    Example:
+
+    \b
+        atdata-lite mv photos photos-v1
+    """
+    from ..errors import DatasetNotFoundError
+
+    try:
+        entry = state.index().rename_dataset(old, new)
+    except DatasetNotFoundError as exc:
+        raise not_found(state, old) from exc
     if state.json:
         echo_json({"old": old, "new": entry.name, "cid": entry.cid})
     else:
@@ -478,18 +561,26 @@ def _check_one(shard: ShardRecord) -> dict[str, Any]:
 @cli.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @json_option
+@wide_option
 @pass_state
 def verify(state: AppState, names: tuple[str, ...]) -> None:
     """Re-hash shards and compare size, sample count and sha256 with the index.
 
     Checks the named datasets, or all of them. Exit code 1 if any shard is not ok.
+    Shard paths inside the store are shown relative to it.
+
+    Example:
+
+    \b
+        atdata-lite verify
+        atdata-lite verify photos --json
     """
     index = state.index()
     names = tuple(dict.fromkeys(names))  # a name given twice is checked once
     entries = [get_entry(state, n) for n in names] if names else list(index.list_datasets())
     jobs = [(entry.name, shard) for entry in entries for shard in _shards(entry)]
     results: list[dict[str, Any]] = []
-    with progress(jobs, length=len(jobs), label="verifying shards") as bar:
+    with progress(jobs, length=len(jobs), label="verifying shards", unit="shard") as bar:
         for dataset_name, shard in bar:
             results.append({"dataset": dataset_name, **check_shard(shard)})
     counts = {s: sum(r["status"] == s for r in results) for s in ("ok", "mismatch", "missing")}
@@ -498,13 +589,21 @@ def verify(state: AppState, names: tuple[str, ...]) -> None:
         echo_json({"ok": bad == 0, "counts": counts, "shards": results})
     else:
         if results:
+            root = None if state.wide else _store_root(state)
             click.echo(
                 render_table(
                     ["dataset", "shard", "status", "detail"],
                     [
-                        [r["dataset"], r["url"], r["status"], "; ".join(r["problems"])]
+                        [
+                            r["dataset"],
+                            short_path(r["url"], store_root=root) if root else r["url"],
+                            r["status"],
+                            "; ".join(r["problems"]),
+                        ]
                         for r in results
                     ],
+                    fit={"dataset": "end", "shard": "middle", "detail": "end"},
+                    max_width=table_width(state.wide),
                     colours={
                         "ok": {"fg": "green"},
                         "mismatch": {"fg": "red", "bold": True},
@@ -558,7 +657,13 @@ def summarise_value(value: Any) -> Any:
 @json_option
 @pass_state
 def preview(state: AppState, name: str, count: int) -> None:
-    """Print the first samples of dataset NAME (arrays as shape and dtype)."""
+    """Print the first samples of dataset NAME (arrays as shape and dtype).
+
+    Example:
+
+    \b
+        atdata-lite preview demo -n 2
+    """
     from ..errors import CorruptShardError, ShardNotFoundError
     from ._preview import first_samples
 

@@ -128,7 +128,14 @@ def _versions() -> dict[str, str | None]:
 @json_option
 @pass_state
 def info(state: AppState) -> None:
-    """Versions, the index (location, kind, revision), the default store and the plugins."""
+    """Versions, the index (location, kind, revision), the default store and the plugins.
+
+    Example:
+
+    \b
+        atdata-lite info
+        atdata-lite --index postgresql://me@db.internal/catalog info --json
+    """
     from ..config import ENV_HOME, ENV_INDEX, ENV_STORE, default_store_url
 
     location = state.location
@@ -180,14 +187,27 @@ def info(state: AppState) -> None:
 
 @cli.group()
 def db() -> None:
-    """Schema revisions of a SQL index (upgrades also happen by themselves on open)."""
+    """Schema revisions of a SQL index (upgrades also happen by themselves on open).
+
+    Example:
+
+    \b
+        atdata-lite db current
+        atdata-lite db upgrade
+    """
 
 
 @db.command("current")
 @json_option
 @pass_state
 def db_current(state: AppState) -> None:
-    """Show the index's revision and whether it needs an upgrade (changes nothing)."""
+    """Show the index's revision and whether it needs an upgrade (changes nothing).
+
+    Example:
+
+    \b
+        atdata-lite db current
+    """
     location = _require_sql(state)
     facts = {"location": hide_password(location), **_revision_status(location)}
     if state.json:
@@ -209,7 +229,13 @@ def db_current(state: AppState) -> None:
 @json_option
 @pass_state
 def db_upgrade(state: AppState) -> None:
-    """Upgrade the index to the newest revision (a backup is taken first)."""
+    """Upgrade the index to the newest revision (a backup is taken first).
+
+    Example:
+
+    \b
+        atdata-lite --index ~/old-index.db db upgrade
+    """
     from ..index import sql
 
     location = _require_sql(state)
@@ -252,7 +278,13 @@ def _history_rows() -> list[dict[str, Any]]:
 @json_option
 @pass_state
 def db_history(state: AppState) -> None:
-    """List the schema revisions this atdata-lite knows, marking the index's own."""
+    """List the schema revisions this atdata-lite knows, marking the index's own.
+
+    Example:
+
+    \b
+        atdata-lite db history
+    """
     from ..index.sql import migrate
 
     rows = _history_rows()

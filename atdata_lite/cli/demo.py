@@ -62,6 +62,12 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
 
     Run it again to replace the dataset (its old shards are deleted); a dataset NAME that
     demo did not write is never replaced.
+
+    Example:
+
+    \b
+        atdata-lite demo
+        atdata-lite demo --name demo2 --samples 1000 --shard-size 250
     """
     from ..dataset import Dataset
     from ..deletion import delete_shards, shards_in_use

@@ -1,4 +1,4 @@
-"""``atdata-lite schemas``, ``schema show REF`` and ``schema diff A B``."""
+"""``atdata-lite schemas``, ``schema show REF``, ``schema diff A B`` and ``schema publish``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import InvalidSchemaRefError, SchemaNotFoundError
-from ._app import AppState, cli, json_option, pass_state
-from ._output import echo_json, escape_control, format_time, render_kv, render_table, style
+from ._app import AppState, cli, json_option, pass_state, wide_option
+from ._output import (
+    echo_json,
+    escape_control,
+    format_time,
+    render_kv,
+    render_table,
+    style,
+    table_width,
+)
+from ._suggest import did_you_mean
 
 if TYPE_CHECKING:
     from ..index.api import Index
@@ -69,11 +78,14 @@ def resolve_schema_ref(index: Index, ref: str, *, param_hint: str = "REF") -> st
         )
     if sep:
         return f"{ATDATA_PREFIX}{name}@{version}"
-    versions = [s["version"] for s in index.list_schemas() if s.get("name") == name]
+    records = index.list_schemas()
+    versions = [s["version"] for s in records if s.get("name") == name]
     if not versions:
+        names = [str(s.get("name")) for s in records if s.get("name")]
         raise SchemaNotFoundError(
-            f"No schema named {name!r} is published in this index; "
-            "list them with: atdata-lite schemas"
+            f"No schema named {name!r} is published in this index. "
+            f"{did_you_mean(name, names, 'atdata-lite schemas')} "
+            "Publish one with: atdata-lite schema publish module:Class"
         )
     return f"{ATDATA_PREFIX}{name}@{max(versions, key=_semver_key)}"
 
@@ -84,6 +96,21 @@ def _get_schema(index: Index, ref: str, param_hint: str) -> dict[str, Any]:
         return index.get_schema(full)
     except InvalidSchemaRefError as exc:
         raise click.BadParameter(str(exc), param_hint=param_hint) from exc
+    except SchemaNotFoundError as exc:
+        raise SchemaNotFoundError(
+            f"No schema {short_ref(full)} in this index. " + _close_refs(index, short_ref(full))
+        ) from exc
+
+
+def _close_refs(index: Index, wanted: str) -> str:
+    """ "Did you mean" over ``Name@version`` of every published schema."""
+    name = wanted.partition("@")[0]
+    records = index.list_schemas()
+    same_name = [f"{r['name']}@{r['version']}" for r in records if r.get("name") == name]
+    if same_name:
+        return f"Published versions of {name}: {', '.join(same_name)}."
+    refs = [f"{r.get('name')}@{r.get('version')}" for r in records]
+    return did_you_mean(wanted, refs, "atdata-lite schemas")
 
 
 def format_field_type(field_type: dict[str, Any]) -> str:
@@ -120,9 +147,17 @@ def _clip(text: str, width: int) -> str:
 
 @cli.command()
 @json_option
+@wide_option
 @pass_state
 def schemas(state: AppState) -> None:
-    """List the published schemas (every version)."""
+    """List the published schemas (every version).
+
+    Example:
+
+    \b
+        atdata-lite schemas
+        atdata-lite schemas --json
+    """
     records = state.index().list_schemas()
     if state.json:
         echo_json(records)
@@ -140,12 +175,27 @@ def schemas(state: AppState) -> None:
         ]
         for r in records
     ]
-    click.echo(render_table(["name", "version", "fields", "created", "description"], rows))
+    click.echo(
+        render_table(
+            ["name", "version", "fields", "created", "description"],
+            rows,
+            fit={"name": "end", "description": "end"},
+            max_width=table_width(state.wide),
+        )
+    )
 
 
 @cli.group()
 def schema() -> None:
-    """Look at one schema, or compare two."""
+    """Publish a sample type's schema, look at one schema, or compare two.
+
+    Example:
+
+    \b
+        atdata-lite schema publish mytypes:Photo
+        atdata-lite schema show Photo
+        atdata-lite schema diff Photo@1.0.0 Photo@1.0.1
+    """
 
 
 @schema.command("show")
@@ -153,7 +203,14 @@ def schema() -> None:
 @json_option
 @pass_state
 def schema_show(state: AppState, ref: str) -> None:
-    """Show the schema REF: a full ref, Name@x.y.z, or Name (its latest version)."""
+    """Show the schema REF: a full ref, Name@x.y.z, or Name (its latest version).
+
+    Example:
+
+    \b
+        atdata-lite schema show DemoImage
+        atdata-lite schema show DemoImage@1.0.0 --json
+    """
     record = _get_schema(state.index(), ref, "REF")
     if state.json:
         echo_json(record)
@@ -228,6 +285,11 @@ def schema_diff(state: AppState, a: str, b: str) -> None:
     """Show what changed from schema A to schema B (fields added, removed, retyped).
 
     The exit code is 0 whether or not they differ; `--json` has "identical".
+
+    Example:
+
+    \b
+        atdata-lite schema diff Photo@1.0.0 Photo@1.1.0
     """
     index = state.index()
     result = diff_schemas(_get_schema(index, a, "A"), _get_schema(index, b, "B"))
@@ -253,3 +315,64 @@ def schema_diff(state: AppState, a: str, b: str) -> None:
         click.echo("no differences")
     elif result["identical"]:
         click.echo("fields identical")
+
+
+@schema.command("publish")
+@click.argument("spec", metavar="MODULE:CLASS")
+@click.option(
+    "--version",
+    "version",
+    metavar="X.Y.Z",
+    help="Publish under this version. Default: reuse the published version with the same "
+    "fields, else the next patch version.",
+)
+@click.option(
+    "--description",
+    metavar="TEXT",
+    help="The schema's description (default: the class docstring).",
+)
+@json_option
+@pass_state
+def schema_publish(
+    state: AppState, spec: str, version: str | None, description: str | None
+) -> None:
+    """Publish the schema of a @packable sample class, imported from MODULE:CLASS.
+
+    MODULE:CLASS is a module and a class in it (mypkg.types:Photo; the current directory
+    is searched first, as `python -m` does) or a Python file and a class
+    (path/to/types.py:Photo). Publishing a class whose fields match a published version
+    reuses that version, so running it twice changes nothing.
+
+    Example:
+
+    \b
+        atdata-lite schema publish mytypes:Photo
+        atdata-lite schema publish src/mytypes.py:Photo --version 2.0.0
+    """
+    from ..errors import InvalidSchemaRefError as BadRef
+    from ._loader import load_class
+
+    sample_type = load_class(spec, param_hint="MODULE:CLASS")
+    index = state.index(create=True)
+    before = {r.get("$ref") for r in index.list_schemas()}
+    if version is None and description is None:
+        ref = index.schema_ref_for_type(sample_type)
+    else:
+        try:
+            ref = index.publish_schema(sample_type, version=version, description=description)
+        except BadRef as exc:
+            raise click.BadParameter(str(exc), param_hint="--version") from exc
+    record = index.get_schema(ref)
+    created = ref not in before
+    doc = {
+        "ref": ref,
+        "name": record.get("name"),
+        "version": record.get("version"),
+        "created": created,
+        "fields": [f.get("name") for f in record.get("fields") or []],
+    }
+    if state.json:
+        echo_json(doc)
+        return
+    verb = "published" if created else "already published"
+    click.echo(f"{verb} {short_ref(ref)} ({len(doc['fields'])} fields): {ref}")

@@ -26,7 +26,7 @@ class _ProgressCallback:
         if self._bar is None:
             from .._progress import Progress
 
-            self._bar = Progress(self.label, total=total or None)
+            self._bar = Progress(self.label, total=total or None, unit="row")
             self._bar.__enter__()
         self._bar.update(max(0, done - self._done))
         self._done = done
@@ -70,6 +70,12 @@ def import_cmd(state: AppState, source: str, target: str | None, dry_run: bool) 
     All or nothing, and idempotent: importing the same source twice changes nothing. The
     source is never modified. Rows that cannot be imported as they are get renamed or
     skipped, each listed with its key and the reason.
+
+    Example:
+
+    \b
+        atdata-lite import redis://localhost:6379/0 --dry-run
+        atdata-lite import catalog-backup.json --into team.db
     """
     from ..transfer import import_catalog
 
@@ -102,6 +108,12 @@ def export_cmd(state: AppState, dest: str, overwrite: bool) -> None:
     """Write the whole catalog to a Redis index (atdata's layout) or a portable backup file.
 
     `atdata-lite import FILE` reads the backup back.
+
+    Example:
+
+    \b
+        atdata-lite export --to catalog-backup.json
+        atdata-lite export --to redis://localhost:6379/1
     """
     from ..transfer import export_catalog
 

@@ -606,9 +606,9 @@ class Index:
             their sizes, sample counts and SHA-256 when the store reports them.
 
         Raises:
-            As :meth:`add_entry`. Everything is checked before shards are written; if the
-            entry cannot be stored afterwards, shards written by ``write_dataset`` are
-            removed again.
+            AtdataLiteError: As :meth:`add_entry`. Everything is checked before shards are
+                written; if the entry cannot be stored afterwards, shards written by
+                ``write_dataset`` are removed again.
         """
         metadata = kwargs.pop("metadata", None)
         on_conflict = check_on_conflict(kwargs.pop("on_conflict", "error"))
