@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from types import TracebackType
+from types import EllipsisType, TracebackType
 
 try:
     import fcntl
@@ -60,7 +60,7 @@ class FileLock:
         """Whether this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self, timeout: float | type[Ellipsis] | None = ...) -> bool:
+    def acquire(self, timeout: float | EllipsisType | None = ...) -> bool:
         """Take the lock, waiting at most ``timeout`` seconds (default: the constructor's).
 
         Returns:

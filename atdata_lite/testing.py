@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import pytest
@@ -46,7 +46,7 @@ from .errors import (
     SchemaConflictError,
 )
 from .index._registry import open_backend
-from .index.backend import DatasetRecord, IndexBackend, SchemaRow, ShardRecord
+from .index.backend import DatasetRecord, IndexBackend, OnConflict, SchemaRow, ShardRecord
 
 __all__ = ["BackendConformance", "IndexConformance", "make_record", "make_schema_row"]
 
@@ -105,7 +105,7 @@ def make_schema_row(name: str, version: str, field_type: str = "int") -> SchemaR
     return SchemaRow(name, version, json.dumps(record), content_hash(record))
 
 
-def _render(name: str, field_type: str = "int"):
+def _render(name: str, field_type: str = "int") -> Callable[[str], str]:
     def render(version: str) -> str:
         return make_schema_row(name, version, field_type).record_json
 
@@ -152,7 +152,7 @@ class _BackendTests:
         assert got.legacy_uuid == "0000-legacy"
         assert isinstance(got.created_at, datetime) and got.created_at.utcoffset() is not None
         assert stored.created_at is not None
-        assert backend.get_dataset_by_cid(rec.cid).name == "mnist"
+        assert _dataset_by_cid(backend, rec.cid).name == "mnist"
 
     def test_missing_lookups_return_none(self, backend: IndexBackend) -> None:
         assert backend.get_dataset("nope") is None
@@ -163,7 +163,7 @@ class _BackendTests:
     def test_shards_without_sizes_and_empty_metadata(self, backend: IndexBackend) -> None:
         rec = make_record("plain", ["x.tar"], shards=False, metadata={})
         backend.insert_datasets([rec])
-        got = backend.get_dataset("plain")
+        got = _dataset(backend, "plain")
         assert got.shards == (ShardRecord("x.tar"),)
         assert got.metadata == msgpack.packb({})
 
@@ -177,20 +177,20 @@ class _BackendTests:
         rec = DatasetRecord(base.cid, base.name, base.schema_ref, shards, base.metadata)
         backend.insert_datasets([rec])
         for got in (
-            backend.get_dataset("splitted"),
-            backend.get_dataset_by_cid(rec.cid),
+            _dataset(backend, "splitted"),
+            _dataset_by_cid(backend, rec.cid),
             next(r for r in backend.iter_datasets() if r.name == "splitted"),
         ):
             assert got.shards == shards and got.data_urls == urls
         # The same URLs without splits are other content.
-        assert not backend.get_dataset("splitted").same_content(base)
+        assert not _dataset(backend, "splitted").same_content(base)
         backend.write_catalog([], [rec])  # unchanged, and no error
-        assert backend.get_dataset("splitted").shards == shards
+        assert _dataset(backend, "splitted").shards == shards
 
     def test_empty_shard_list(self, backend: IndexBackend) -> None:
         rec = make_record("empty", [])
         backend.insert_datasets([rec])
-        assert backend.get_dataset("empty").data_urls == []
+        assert _dataset(backend, "empty").data_urls == []
 
     def test_iter_datasets_is_ordered_by_name(self, backend: IndexBackend) -> None:
         names = ["b", "a", "c-2", "c-10", "Z"]
@@ -201,14 +201,14 @@ class _BackendTests:
         names = ["a*", "a?", "[ab]", "ab", "a\\b", "a%", "a_"]
         backend.insert_datasets([make_record(n) for n in names])
         for n in names:
-            assert backend.get_dataset(n).name == n
+            assert _dataset(backend, n).name == n
         assert backend.get_dataset("a") is None
         assert backend.get_dataset("aa") is None
 
     def test_unicode_names_and_urls(self, backend: IndexBackend) -> None:
         rec = make_record("données-ü", ["file:///tmp/ü.tar"])
         backend.insert_datasets([rec])
-        assert backend.get_dataset("données-ü").data_urls == ["file:///tmp/ü.tar"]
+        assert _dataset(backend, "données-ü").data_urls == ["file:///tmp/ü.tar"]
 
     # --- datasets: uniqueness and on_conflict ---------------------------------------
 
@@ -218,7 +218,7 @@ class _BackendTests:
             backend.insert_datasets([make_record("d", ["2.tar"])])
         assert isinstance(info.value, ValueError) and isinstance(info.value, AtdataLiteError)
         assert "d" in str(info.value)
-        assert backend.get_dataset("d").data_urls == ["1.tar"]
+        assert _dataset(backend, "d").data_urls == ["1.tar"]
 
     def test_identical_content_is_never_a_conflict(self, backend: IndexBackend) -> None:
         rec = make_record("d", metadata={"k": "v"})
@@ -233,19 +233,19 @@ class _BackendTests:
         backend.insert_datasets([make_record("d", ["1.tar"])])
         [kept] = backend.insert_datasets([make_record("d", ["2.tar"])], on_conflict="skip")
         assert kept.data_urls == ["1.tar"]
-        assert backend.get_dataset("d").data_urls == ["1.tar"]
+        assert _dataset(backend, "d").data_urls == ["1.tar"]
         assert backend.get_dataset_by_cid(make_record("d", ["2.tar"]).cid) is None
 
     def test_on_conflict_replace_replaces_and_keeps_created_at(self, backend: IndexBackend) -> None:
         [old] = backend.insert_datasets([make_record("d", ["1.tar"], metadata={"stale": 1})])
         new = make_record("d", ["2.tar"], metadata=None)
         [stored] = backend.insert_datasets([new], on_conflict="replace")
-        got = backend.get_dataset("d")
+        got = _dataset(backend, "d")
         assert got.data_urls == ["2.tar"] and got.cid == new.cid
         # A replace is not a merge: the old metadata must not survive (atdata merged them).
         assert got.metadata is None
         assert got.created_at == old.created_at == stored.created_at
-        assert got.updated_at >= old.updated_at
+        assert _present(got.updated_at) >= _present(old.updated_at)
         assert backend.get_dataset_by_cid(old.cid) is None
         assert [r.name for r in backend.iter_datasets()] == ["d"]
 
@@ -254,10 +254,12 @@ class _BackendTests:
         with pytest.raises(DatasetExistsError):
             backend.insert_datasets([make_record("d", metadata={"v": 2})])
         backend.insert_datasets([make_record("d", metadata={"v": 2})], on_conflict="replace")
-        assert msgpack.unpackb(backend.get_dataset("d").metadata) == {"v": 2}
+        assert msgpack.unpackb(_dataset(backend, "d").metadata) == {"v": 2}
 
     @pytest.mark.parametrize("policy", ["error", "skip", "replace"])
-    def test_one_insert_stores_each_dataset_once(self, backend: IndexBackend, policy: str) -> None:
+    def test_one_insert_stores_each_dataset_once(
+        self, backend: IndexBackend, policy: OnConflict
+    ) -> None:
         first = make_record("a", ["x.tar"])
         twin = DatasetRecord(**{**_fields(first), "name": "b"})  # same CID, other name
         for records in ([first, twin], [first, make_record("a", ["y.tar"])]):
@@ -298,16 +300,16 @@ class _BackendTests:
         )
         with pytest.raises(DatasetExistsError):
             backend.insert_datasets([rewritten])
-        assert backend.get_dataset("d").shards == stored.shards
+        assert _dataset(backend, "d").shards == stored.shards
         backend.insert_datasets([rewritten], on_conflict="replace")
-        assert backend.get_dataset("d").shards == rewritten.shards
+        assert _dataset(backend, "d").shards == rewritten.shards
         # Facts left unknown assert nothing: an entry re-added without them is the same.
         [same] = backend.insert_datasets([make_record("d", ["1.tar"], shards=False)])
         assert same.shards == rewritten.shards
 
     @pytest.mark.parametrize("policy", ["error", "replace"])
     def test_same_content_under_another_name_is_refused(
-        self, backend: IndexBackend, policy: str
+        self, backend: IndexBackend, policy: OnConflict
     ) -> None:
         backend.insert_datasets([make_record("first", ["s.tar"])])
         twin = DatasetRecord(**{**_fields(make_record("first", ["s.tar"])), "name": "second"})
@@ -315,7 +317,7 @@ class _BackendTests:
             backend.insert_datasets([twin], on_conflict=policy)
         assert "first" in str(info.value)
         assert backend.get_dataset("second") is None
-        assert backend.get_dataset("first").cid == twin.cid
+        assert _dataset(backend, "first").cid == twin.cid
 
     def test_same_content_under_another_name_skip_returns_it(self, backend: IndexBackend) -> None:
         backend.insert_datasets([make_record("first", ["s.tar"])])
@@ -357,7 +359,7 @@ class _BackendTests:
         for t in threads:
             t.join()
         assert len(won) == 1 and len(lost) == n - 1
-        assert backend.get_dataset("contested").data_urls == won
+        assert _dataset(backend, "contested").data_urls == won
         assert [r.name for r in backend.iter_datasets()] == ["contested"]
 
     def test_another_connection_sees_committed_writes(
@@ -396,9 +398,9 @@ class _BackendTests:
         renamed = backend.rename_dataset("old", "new")
         assert renamed.name == "new" and renamed.cid == rec.cid
         assert backend.get_dataset("old") is None
-        got = backend.get_dataset("new")
+        got = _dataset(backend, "new")
         assert got.metadata == rec.metadata and got.created_at == stored.created_at
-        assert backend.get_dataset_by_cid(rec.cid).name == "new"
+        assert _dataset_by_cid(backend, rec.cid).name == "new"
         backend.insert_datasets([make_record("old", ["fresh.tar"])])  # old name is free
 
     def test_rename_errors(self, backend: IndexBackend) -> None:
@@ -408,7 +410,7 @@ class _BackendTests:
         assert isinstance(info.value, KeyError)
         with pytest.raises(DatasetExistsError):
             backend.rename_dataset("a", "b")
-        assert backend.get_dataset("a").name == "a" and backend.get_dataset("b").name == "b"
+        assert _dataset(backend, "a").name == "a" and _dataset(backend, "b").name == "b"
 
     def test_unreadable_dataset_rows_are_skipped_with_a_warning(
         self, backend: IndexBackend, location: str, caplog: pytest.LogCaptureFixture
@@ -492,8 +494,8 @@ class _BackendTests:
         backend.publish_schema("S", "1.0.0", _render("S"), a)
         backend.publish_schema("S", "1.2.0", _render("S"), a)
         backend.publish_schema("S", "1.10.0", _render("S", "str"), b)
-        assert backend.find_schema("S", a).version == "1.2.0"
-        assert backend.find_schema("S", b).version == "1.10.0"
+        assert _present(backend.find_schema("S", a)).version == "1.2.0"
+        assert _present(backend.find_schema("S", b)).version == "1.10.0"
         assert backend.find_schema("S", "0" * 64) is None
         assert backend.find_schema("T", a) is None
 
@@ -502,7 +504,7 @@ class _BackendTests:
         backend.publish_schema("S*", "3.0.0", _render("S*"), h)
         assert backend.publish_schema("S", None, _render("S"), h)[0].version == "1.0.0"
         assert backend.publish_schema("S?", None, _render("S?"), h)[0].version == "1.0.0"
-        assert backend.find_schema("S*", h).version == "3.0.0"
+        assert _present(backend.find_schema("S*", h)).version == "3.0.0"
 
     def test_iter_schemas_order(self, backend: IndexBackend) -> None:
         h = make_schema_row("S", "x").content_hash
@@ -530,7 +532,7 @@ class _BackendTests:
         for row in schemas:
             assert backend.get_schema(row.name, row.version) == row
         for rec in datasets:
-            got = backend.get_dataset(rec.name)
+            got = _dataset(backend, rec.name)
             assert got.same_content(rec) and got.shards == rec.shards
 
     def test_write_catalog_twice_changes_nothing(self, backend: IndexBackend) -> None:
@@ -590,6 +592,25 @@ class _BackendTests:
 
 def _fields(rec: DatasetRecord) -> dict[str, Any]:
     return {name: getattr(rec, name) for name in DatasetRecord.__slots__}
+
+
+_T = TypeVar("_T")
+
+
+def _present(value: _T | None) -> _T:
+    """``value``, failing the test when it is missing (``None``)."""
+    assert value is not None
+    return value
+
+
+def _dataset(backend: IndexBackend, name: str) -> DatasetRecord:
+    """The stored entry named ``name``, failing the test when there is none."""
+    return _present(backend.get_dataset(name))
+
+
+def _dataset_by_cid(backend: IndexBackend, cid: str) -> DatasetRecord:
+    """The stored entry with content ``cid``, failing the test when there is none."""
+    return _present(backend.get_dataset_by_cid(cid))
 
 
 def _sample_type() -> type:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ __all__ = ["file_lock", "pg_lock"]
 # Any 64-bit number of our own: the key of the PostgreSQL advisory lock guarding migrations.
 _PG_LOCK_KEY = 0x617464617461_6C  # "atdata" + "l"
 
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
     def _try_lock(fd: int) -> bool:
