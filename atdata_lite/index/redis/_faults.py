@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ...errors import IndexUnreachableError
 
@@ -110,7 +110,7 @@ def reaching(method: F) -> F:
             except self._server_errors as exc:
                 raise unreachable_error(exc, self.location, self._client) from exc
 
-        return generator  # type: ignore[return-value]
+        return cast(F, generator)  # functools.wraps keeps the signature
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -119,4 +119,4 @@ def reaching(method: F) -> F:
         except self._server_errors as exc:
             raise unreachable_error(exc, self.location, self._client) from exc
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # functools.wraps keeps the signature

@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import msgpack
 
@@ -88,7 +89,7 @@ def semver_tuple(version: str) -> tuple[int, int, int] | None:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-def version_sort_key(version: str) -> tuple:
+def version_sort_key(version: str) -> tuple[int, tuple[int, int, int], str]:
     """Sort semver versions numerically first, then any other version string."""
     sv = semver_tuple(version)
     return (0, sv, "") if sv is not None else (1, (0, 0, 0), version)
@@ -131,7 +132,7 @@ def decode_data_urls(raw: bytes | None, key: str) -> list[str]:
 
 def decode_shards(fields: Mapping[bytes, bytes], urls: list[str]) -> tuple[ShardRecord, ...]:
     """Rebuild shard records from ``data_urls`` plus our optional ``atl_shards`` extra."""
-    extra: list = []
+    extra: list[Any] = []  # decoded JSON, checked item by item below
     raw = fields.get(F_SHARDS)
     if raw:
         try:
@@ -141,7 +142,7 @@ def decode_shards(fields: Mapping[bytes, bytes], urls: list[str]) -> tuple[Shard
         if not isinstance(extra, list) or len(extra) != len(urls):
             # Written by us for other URLs (atdata rewrote data_urls): sizes no longer apply.
             extra = []
-    splits: list = []
+    splits: list[Any] = []  # decoded JSON, checked item by item below
     raw = fields.get(F_SPLITS)
     if raw:
         try:
@@ -222,6 +223,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def pairs_to_dict(flat: list) -> dict[bytes, bytes]:
+def pairs_to_dict(flat: list[bytes]) -> dict[bytes, bytes]:
     """``[k1, v1, k2, v2, ...]`` (a Lua-returned HGETALL) to a dict."""
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}

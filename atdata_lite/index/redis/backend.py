@@ -23,7 +23,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import (
@@ -65,6 +65,8 @@ from ._layout import (
 __all__ = ["RedisBackend"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _SCAN_COUNT = 1000
 _BATCH = 1000
@@ -219,7 +221,7 @@ class RedisBackend(IndexBackend):
         records.sort(key=lambda r: (r.name, r.cid))
         yield from records
 
-    def _transaction(self, keys: Sequence[str], body: Callable[[Any], Any]) -> Any:
+    def _transaction(self, keys: Sequence[str], body: Callable[[Any], _T]) -> _T:
         """Run ``body(pipe)`` under WATCH of ``keys``; retry when a watched key changed.
 
         ``body`` reads through the pipe (immediate mode), may WATCH more keys, then calls
@@ -333,16 +335,14 @@ class RedisBackend(IndexBackend):
         self,
         name: str,
         version: str,
-        raw: bytes | None,
+        raw: bytes,
         stored_hash: bytes | None,
         *,
         cache: bool = True,
-    ):
+    ) -> SchemaRow:
         """The schema row for a stored record; its content hash is computed once and cached
         (``cache=False``: computed but not stored, for writes that must not touch the server
         before they commit, such as a dry run)."""
-        if raw is None:
-            return None
         key = schema_key(name, version)
         try:
             text = raw.decode("utf-8")
@@ -362,6 +362,8 @@ class RedisBackend(IndexBackend):
         pipe.get(schema_key(name, version))
         pipe.hget(SCHEMA_HASHES_KEY, f"{name}@{version}")
         raw, digest = pipe.execute()
+        if raw is None:
+            return None
         try:
             return self._row(name, version, raw, digest)
         except BadRow as exc:

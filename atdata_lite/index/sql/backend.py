@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
 
@@ -148,6 +148,21 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
+_R = TypeVar("_R")
+
+
+@overload
+def _records(
+    rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any]
+) -> Iterator[tuple[int, DatasetRecord]]: ...
+
+
+@overload
+def _records(
+    rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any], make: Callable[..., _R]
+) -> Iterator[tuple[int, _R]]: ...
+
+
 def _records(
     rows: Iterable[Sequence[Any]],
     convert: Callable[[Any], Any],
@@ -160,13 +175,13 @@ def _records(
     (the others repeat its columns); a dataset whose row cannot be converted is skipped with
     a warning naming it.
     """
-    current_id: object = None
+    current_id = -1  # no dataset id is negative
     head: Sequence[Any] = ()
     shards: list[ShardRecord] = []
     for row in rows:
         if row[0] != current_id:
             if head:
-                yield current_id, _record(head, shards, make)  # type: ignore[misc]
+                yield current_id, _record(head, shards, make)
             current_id, shards = row[0], []
             try:
                 head = convert(row)
@@ -179,7 +194,7 @@ def _records(
         if row[8] is not None:
             shards.append(ShardRecord(row[8], row[9], row[10], row[11], row[12]))
     if head:
-        yield current_id, _record(head, shards, make)  # type: ignore[misc]
+        yield current_id, _record(head, shards, make)
 
 
 def _record(
@@ -321,7 +336,7 @@ class SqlBackend(IndexBackend):
         # map/itemgetter rather than a generator: listing is a hot path.
         return map(itemgetter(1), _records(*self._x.read_raw(_LIST_DATASETS)))
 
-    def iter_datasets_as(self, make: Callable[..., Any]) -> Iterator[Any]:
+    def iter_datasets_as(self, make: Callable[..., _R]) -> Iterator[_R]:
         self._check_open()
         rows, convert = self._x.read_raw(_LIST_DATASETS)
         return map(itemgetter(1), _records(rows, convert, make))
@@ -368,9 +383,9 @@ class SqlBackend(IndexBackend):
         # If something did, that attempt is undone and the rules below decide.
         try:
             with w.savepoint():
-                stored = [r.stamped(now, now) for r in records]
-                self._insert_new(w, stored)
-                return stored
+                fresh = [r.stamped(now, now) for r in records]
+                self._insert_new(w, fresh)
+                return fresh
         except IntegrityErrors:
             pass
         by_name, by_cid = self._existing(w, records)
