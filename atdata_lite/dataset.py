@@ -15,7 +15,7 @@ import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import webdataset as wds
 
@@ -30,7 +30,17 @@ from .sources import DataSource, URLSource, open_url
 __all__ = ["Dataset"]
 
 ST = TypeVar("ST")
+VT = TypeVar("VT")
 OnShardError = Literal["raise", "skip"]
+
+if TYPE_CHECKING:
+    _T_co = TypeVar("_T_co", covariant=True)
+
+    # webdataset ships no py.typed, so type checkers see wds.DataPipeline as Any (and
+    # strict mypy refuses to subclass Any). Only for type checkers: what ordered() and
+    # shuffled() return is a plain wds.DataPipeline, whose iteration yields _T_co.
+    class SamplePipeline(wds.DataPipeline, Generic[_T_co]):  # type: ignore[misc]
+        def __iter__(self) -> Iterator[_T_co]: ...
 
 
 # --- pipeline stages (module-level classes: picklable for spawned DataLoader workers) ---
@@ -197,7 +207,7 @@ class _Batch:
         self.size = size
         self.sample_type = sample_type
 
-    def __call__(self, samples: Iterable[Any]) -> Iterator[SampleBatch]:
+    def __call__(self, samples: Iterable[Any]) -> Iterator[SampleBatch[Any]]:
         it = iter(samples)
         while chunk := list(islice(it, self.size)):
             yield SampleBatch[self.sample_type](chunk)  # type: ignore[name-defined]
@@ -209,8 +219,8 @@ class _Read:
     def __init__(
         self,
         source: DataSource,
-        decode_type: type,
-        output_lens: Lens | None,
+        decode_type: type[Any],
+        output_lens: Lens[Any, Any] | None,
         on_shard_error: OnShardError,
         chunk: tuple[int, int] | None = None,
         opener: _Opener | None = None,
@@ -381,7 +391,7 @@ class Dataset(Generic[ST]):
         self.metadata_url = metadata_url
         self.on_shard_error: OnShardError = on_shard_error
         self._metadata: dict[str, Any] | None = None
-        self._output_lens: Lens | None = None
+        self._output_lens: Lens[Any, Any] | None = None
         self._decode_type: type | None = None  # the stored type, when a lens is applied
         self._sample_type_cache: type | None = None
         self._chunk: tuple[int, int] | None = None
@@ -459,7 +469,7 @@ class Dataset(Generic[ST]):
         )
         return self.list_shards()
 
-    def as_type(self, other: type[Any]) -> Dataset[Any]:
+    def as_type(self, other: type[VT]) -> Dataset[VT]:
         """View this dataset as another sample type through the lens network.
 
         The identity lens applies when ``other`` is the current type; lenses compose
@@ -589,6 +599,10 @@ class Dataset(Generic[ST]):
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:
         return [] if batch_size is None else [_Batch(batch_size, self.sample_type)]
 
+    @overload
+    def ordered(self, batch_size: None = None) -> SamplePipeline[ST]: ...
+    @overload
+    def ordered(self, batch_size: int) -> SamplePipeline[SampleBatch[ST]]: ...
     def ordered(self, batch_size: int | None = None) -> wds.DataPipeline:
         """Iterate the samples in shard order.
 
@@ -607,6 +621,31 @@ class Dataset(Generic[ST]):
             *self._tail(batch_size),
         )
 
+    @overload
+    def shuffled(
+        self,
+        buffer_shards: int = 100,
+        buffer_samples: int = 10_000,
+        batch_size: None = None,
+        seed: int | None = None,
+    ) -> SamplePipeline[ST]: ...
+    @overload
+    def shuffled(
+        self,
+        buffer_shards: int = 100,
+        buffer_samples: int = 10_000,
+        *,
+        batch_size: int,
+        seed: int | None = None,
+    ) -> SamplePipeline[SampleBatch[ST]]: ...
+    @overload
+    def shuffled(
+        self,
+        buffer_shards: int,
+        buffer_samples: int,
+        batch_size: int,
+        seed: int | None = None,
+    ) -> SamplePipeline[SampleBatch[ST]]: ...
     def shuffled(
         self,
         buffer_shards: int = 100,

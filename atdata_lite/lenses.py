@@ -19,6 +19,7 @@ __all__ = ["Lens", "LensGetter", "LensNetwork", "LensPutter", "lens"]
 
 S = TypeVar("S")
 V = TypeVar("V")
+W = TypeVar("W")
 
 # atdata spells these with PEP 695 ``type`` statements, which Python 3.11 cannot parse.
 LensGetter: TypeAlias = Callable[[Any], Any]
@@ -96,17 +97,17 @@ class Lens(Generic[S, V]):
         return f"Lens({name} -> {view})"
 
 
-def _compose(first: Lens, second: Lens) -> Lens:
-    def get(s: Any) -> Any:
+def _compose(first: Lens[S, V], second: Lens[V, W]) -> Lens[S, W]:
+    def get(s: S) -> W:
         return second.get(first.get(s))
 
-    def put(w: Any, s: Any) -> Any:
+    def put(w: W, s: S) -> S:
         return first.put(second.put(w, first.get(s)), s)
 
     return Lens(get, put, source_type=first.source_type, view_type=second.view_type)
 
 
-def _identity(source_type: Any) -> Lens:
+def _identity(source_type: Any) -> Lens[Any, Any]:
     return Lens(lambda s: s, lambda v, s: v, source_type=source_type, view_type=source_type)
 
 
@@ -122,13 +123,13 @@ class LensNetwork:
             cls._instance = inst
         return cls._instance
 
-    _registry: dict[tuple[Any, Any], Lens]
+    _registry: dict[tuple[Any, Any], Lens[Any, Any]]
 
-    def register(self, _lens: Lens) -> None:
+    def register(self, _lens: Lens[Any, Any]) -> None:
         """Register (or replace) the lens for its ``(source_type, view_type)`` pair."""
         self._registry[(_lens.source_type, _lens.view_type)] = _lens
 
-    def transform(self, source: Any, view: Any) -> Lens:
+    def transform(self, source: Any, view: Any) -> Lens[Any, Any]:
         """Return a lens from ``source`` to ``view``.
 
         The identity lens when they are the same type; a registered lens; or the
@@ -143,7 +144,7 @@ class LensNetwork:
         if direct is not None:
             return direct
         # Breadth-first search: the shortest chain wins, ties by registration order.
-        previous: dict[Any, tuple[Any, Lens]] = {}
+        previous: dict[Any, tuple[Any, Lens[Any, Any]]] = {}
         queue = deque([source])
         seen = {source}
         while queue:

@@ -90,7 +90,7 @@ class IndexEntry(Protocol):
         ...
 
     @property
-    def metadata(self) -> dict | None:
+    def metadata(self) -> dict[str, Any] | None:
         """Arbitrary metadata dictionary, or None if not set."""
         ...
 
@@ -109,7 +109,7 @@ class AbstractIndex(Protocol):
 
     def insert_dataset(
         self,
-        ds: Dataset,
+        ds: Dataset[Any],
         *,
         name: str,
         schema_ref: str | None = None,
@@ -161,7 +161,7 @@ class AbstractIndex(Protocol):
         """
         ...
 
-    def get_schema(self, ref: str) -> dict:
+    def get_schema(self, ref: str) -> dict[str, Any]:
         """Get a schema record by reference.
 
         Raises:
@@ -170,11 +170,11 @@ class AbstractIndex(Protocol):
         ...
 
     @property
-    def schemas(self) -> Iterator[dict]:
+    def schemas(self) -> Iterator[dict[str, Any]]:
         """Lazily iterate over all schema records."""
         ...
 
-    def list_schemas(self) -> list[dict]:
+    def list_schemas(self) -> list[dict[str, Any]]:
         """All schema records as a list."""
         ...
 
@@ -193,7 +193,7 @@ class AbstractDataStore(Protocol):
 
     def write_shards(
         self,
-        ds: Dataset,
+        ds: Dataset[Any],
         *,
         prefix: str,
         **kwargs: Any,
@@ -232,7 +232,7 @@ class RecordingDataStore(AbstractDataStore, Protocol):
     storage_options: dict[str, Any]
     """fsspec options for opening (and removing) the shards it writes."""
 
-    def write_dataset(self, ds: Dataset, *, prefix: str, **kwargs: Any) -> list[ShardRecord]:
+    def write_dataset(self, ds: Dataset[Any], *, prefix: str, **kwargs: Any) -> list[ShardRecord]:
         """Write ``ds`` as new shards, never overwriting existing ones.
 
         Args:

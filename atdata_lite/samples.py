@@ -141,7 +141,9 @@ def array_to_bytes(arr: np.ndarray, *, allow_pickle: bool = False, where: str = 
     return buf.getvalue()
 
 
-def bytes_to_array(data: bytes, *, allow_pickle: bool = False, where: str = "") -> np.ndarray:
+def bytes_to_array(
+    data: bytes | bytearray | memoryview, *, allow_pickle: bool = False, where: str = ""
+) -> np.ndarray:
     """Read NPY bytes written by :func:`array_to_bytes` (or by atdata).
 
     Raises:
@@ -149,7 +151,8 @@ def bytes_to_array(data: bytes, *, allow_pickle: bool = False, where: str = "") 
             ``allow_pickle`` is false.
     """
     try:
-        return np.load(io.BytesIO(data), allow_pickle=allow_pickle)
+        array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=allow_pickle)
+        return array
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise SampleDecodeError(
@@ -394,7 +397,8 @@ class PackableSample:
         for name, enc in codec.encoders:
             data[name] = enc(data[name])
         try:
-            return msgpack.packb(data, use_bin_type=True, default=_numpy_default)
+            payload: bytes = msgpack.packb(data, use_bin_type=True, default=_numpy_default)
+            return payload
         except (TypeError, ValueError, OverflowError) as exc:
             raise UnsupportedFieldTypeError(
                 f"Cannot serialise a {type(self).__qualname__} sample: {exc}. Field values "
@@ -440,7 +444,8 @@ def _make_packable(cls: type, allow_pickle: bool | None) -> type:
     own_doc = cls.__dict__.get("__doc__")
     if isinstance(cls, type) and issubclass(cls, PackableSample):
         if "__post_init__" in cls.__dict__:
-            cls.__post_init__ = _wrap_post_init(cls.__dict__["__post_init__"])  # type: ignore[attr-defined]
+            # Replacing a method on the user's class is the point here (mypy forbids it).
+            cls.__post_init__ = _wrap_post_init(cls.__dict__["__post_init__"])  # type: ignore[method-assign]
         new_cls = dataclasses.dataclass(cls)
     else:
         base = dataclasses.dataclass(cls)
@@ -457,7 +462,7 @@ def _make_packable(cls: type, allow_pickle: bool | None) -> type:
         new_cls = dataclasses.dataclass(type(cls.__name__, (base, PackableSample), ns))
     new_cls.__doc__ = own_doc  # dataclass() invents a signature docstring; keep the real one
     if allow_pickle is not None:
-        new_cls.__allow_pickle__ = allow_pickle  # type: ignore[attr-defined]
+        new_cls.__allow_pickle__ = allow_pickle
     codec_for(new_cls)  # checks every field type now, at class definition
     _register_dict_lens(new_cls)
     return new_cls
@@ -585,7 +590,8 @@ class DictSample:
             for k, v in self._data.items()
         }
         try:
-            return msgpack.packb(data, use_bin_type=True, default=_numpy_default)
+            payload: bytes = msgpack.packb(data, use_bin_type=True, default=_numpy_default)
+            return payload
         except (TypeError, ValueError, OverflowError) as exc:
             raise UnsupportedFieldTypeError(f"Cannot serialise a DictSample: {exc}.") from exc
 

@@ -640,8 +640,7 @@ class Index:
         from ..protocols import RecordingDataStore
 
         store = self._data_store
-        fresh = isinstance(store, RecordingDataStore)
-        if fresh:
+        if isinstance(store, RecordingDataStore):
             # write_dataset always writes new, uniquely named shards, and describes them.
             shards = list(store.write_dataset(ds, prefix=prefix, **kwargs))
         else:

@@ -145,7 +145,7 @@ def check_splits(name: str, shards: tuple[ShardRecord, ...]) -> None:
             )
 
 
-LocalDatasetEntry.metadata = _StoredMetadata()  # type: ignore[assignment,method-assign]
+LocalDatasetEntry.metadata = _StoredMetadata()  # type: ignore[assignment]  # a descriptor, see above
 
 BasicIndexEntry = LocalDatasetEntry
 
@@ -303,6 +303,8 @@ class SchemaNamespace:
 
     Loading another version of the same name replaces the earlier class, as in atdata.
     """
+
+    _types: dict[str, type]
 
     def __init__(self) -> None:
         object.__setattr__(self, "_types", {})
