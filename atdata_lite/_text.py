@@ -14,9 +14,11 @@ command line prints passes through :func:`escape_control`, which shows them as `
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TypeVar
 
 from .errors import InvalidNameError
+
+_V = TypeVar("_V")
 
 __all__ = ["CONTROL_CHARACTERS", "check_name", "escape_control", "first_control"]
 
@@ -48,7 +50,7 @@ def _escape_one(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def escape_control(text: Any) -> str:
+def escape_control(text: object) -> str:
     """Return ``str(text)`` with every control character shown as an escape (``\\x1b``).
 
     Printable text, including non-ASCII letters, is unchanged; a backslash is left as is.
@@ -69,7 +71,7 @@ def first_control(text: str) -> str | None:
     return match.group() if match else None
 
 
-def check_name(value: Any, what: str = "dataset name") -> str:
+def check_name(value: _V, what: str = "dataset name") -> _V:
     """Refuse a new name (or other identifier) that holds a control character.
 
     Args:

@@ -222,4 +222,4 @@ def ndarray_dtype(tp: Any) -> str | None:
         return None
     if scalar is not dtype.type:  # np.dtype(np.floating) -> float64 would be a guess
         return None
-    return dtype.name
+    return str(dtype.name)  # numpy is imported lazily here, so mypy sees it as Any

@@ -51,7 +51,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 from ._filelock import FileLock
 from .errors import CacheFullError, CorruptShardError, ShardNotCachedError, ShardNotFoundError
@@ -797,7 +797,7 @@ class ShardCache:
                 self._evict(used - self.max_bytes, keep=key)
         return CacheItem(key, self._object(key), size, url or None, sha256, now, now)
 
-    def _open_pinned(self, key: str) -> IO[bytes] | None:
+    def _open_pinned(self, key: str) -> _PinnedFile | None:
         path = self._object(key)
         if not path.is_file():
             return None
@@ -947,7 +947,7 @@ class ShardCache:
         storage_options: dict[str, Any] | None,
         *,
         direct_ok: bool = True,
-    ) -> Any:
+    ) -> _PinnedFile | _Fill | IO[bytes]:
         """A pinned cached file, a :class:`_Fill` (we download), or a direct remote stream."""
         from .sources import url_to_fs
 
@@ -1026,7 +1026,7 @@ class ShardCache:
     @staticmethod
     def _direct(fs: Any, path: str, url: str) -> IO[bytes]:
         try:
-            return fs.open(path, "rb")
+            return cast(IO[bytes], fs.open(path, "rb"))  # fsspec is untyped
         except FileNotFoundError as exc:
             raise ShardNotFoundError(f"Shard not found: {url}.") from exc
 
@@ -1045,9 +1045,9 @@ def _open_remote(fs: Any, path: str) -> IO[bytes]:
     # Requests of _CHUNK bytes: an interrupted download keeps every whole chunk received,
     # so resuming it re-fetches at most the one chunk in flight.
     try:
-        return fs.open(path, "rb", block_size=_CHUNK, cache_type="none")
+        return cast(IO[bytes], fs.open(path, "rb", block_size=_CHUNK, cache_type="none"))
     except TypeError:  # a filesystem without block sizes
-        return fs.open(path, "rb")
+        return cast(IO[bytes], fs.open(path, "rb"))  # fsspec is untyped
 
 
 _warned: set[str] = set()

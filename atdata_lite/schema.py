@@ -332,7 +332,8 @@ def _record_fields(sample_type: type) -> list[dict[str, Any]]:
     if stored is not None:
         # A class decoded from a record describes itself exactly as that record did (so
         # re-publishing it finds the same content, e.g. an atdata "float32" dtype).
-        return json.loads(stored)
+        fields: list[dict[str, Any]] = json.loads(stored)
+        return fields
 
     owner = sample_type.__name__
     hints = _types.field_types(sample_type)
@@ -537,7 +538,7 @@ def _build_type(schema: dict[str, Any]) -> type:
         else:
             after_default = True
             if isinstance(default, list):
-                f = dataclasses.field(default_factory=lambda d=default: list(d))
+                f = dataclasses.field(default_factory=default.copy)  # a new list each time
             else:
                 f = dataclasses.field(default=default)
         specs.append((fname, tp, f))

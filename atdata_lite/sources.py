@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, cast, runtime_checkable
 
 from braceexpand import braceexpand
 
@@ -105,7 +105,7 @@ def url_to_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[
 
     check_url(url)
     try:
-        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+        return cast(tuple[Any, str], fsspec.core.url_to_fs(url, **(storage_options or {})))
     except ImportError as exc:
         raise BackendUnavailableError(
             f"Cannot open {url!r}: {exc}. Install the package that handles this URL scheme."
@@ -164,7 +164,7 @@ def _check_regular_file(url: str, path: str) -> None:
     )
 
 
-def open_url(url: str, mode: str = "rb", storage_options: dict[str, Any] | None = None) -> IO:
+def open_url(url: str, mode: str = "rb", storage_options: dict[str, Any] | None = None) -> IO[Any]:
     """Open ``url`` through fsspec.
 
     Args:
@@ -186,7 +186,7 @@ def open_url(url: str, mode: str = "rb", storage_options: dict[str, Any] | None 
     if "r" in mode and "file" in _protocols(fs):
         _check_regular_file(url, path)
     try:
-        return fs.open(path, mode)
+        return cast(IO[Any], fs.open(path, mode))  # fsspec is untyped
     except FileNotFoundError as exc:
         raise ShardNotFoundError(
             f"Shard not found: {url}. Check the URL (and storage_options for remote "

@@ -98,7 +98,7 @@ def _check(value: Any, path: str, depth: int) -> None:
     )
 
 
-def validate_metadata(metadata: Any) -> dict[str, Any] | None:
+def validate_metadata(metadata: object) -> dict[str, Any] | None:
     """Check that ``metadata`` round-trips through msgpack unchanged.
 
     Args:
@@ -131,7 +131,8 @@ def encode_metadata(metadata: Any) -> bytes | None:
         return None
     import msgpack
 
-    return msgpack.packb(checked, use_bin_type=True)
+    encoded: bytes = msgpack.packb(checked, use_bin_type=True)
+    return encoded
 
 
 def decode_metadata(data: bytes | None) -> dict[str, Any] | None:
@@ -147,4 +148,5 @@ def decode_metadata(data: bytes | None) -> dict[str, Any] | None:
         from msgpack import unpackb
 
         _unpackb = unpackb
-    return _unpackb(data, raw=False, strict_map_key=False)
+    decoded: dict[str, Any] | None = _unpackb(data, raw=False, strict_map_key=False)
+    return decoded

@@ -138,7 +138,7 @@ def _missing_sqlite_file(target: Any) -> bool:
     if scheme == "sqlite":
         from sqlalchemy.engine import make_url
 
-        database = make_url(location).database
+        database = make_url(location).database or ""
         return bool(database) and database != ":memory:" and not os.path.exists(database)
     return False
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 
@@ -261,7 +262,7 @@ def _plan_datasets(
         planned_cids.add(d.cid)
 
 
-def _fields(rec: DatasetRecord) -> dict:
+def _fields(rec: DatasetRecord) -> dict[str, Any]:
     return {n: getattr(rec, n) for n in DatasetRecord.__slots__}
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._records import ShardRecord
 
 __all__ = ["RawCatalog", "RawDataset", "RawSchema"]
 
@@ -33,7 +37,7 @@ class RawDataset:
     name: str = ""
     schema_ref: str = ""
     data_urls: list[str] = field(default_factory=list)
-    shards: tuple = ()
+    shards: tuple[ShardRecord, ...] = ()
     metadata: bytes | None = None
     legacy_uuid: str | None = None
     created_at: datetime | None = None
