@@ -134,14 +134,21 @@ def _sqlite_path(location: str) -> Path | None:
 pass_state = click.make_pass_decorator(AppState)
 
 
+def _state_of(ctx: click.Context) -> AppState:
+    state = ctx.find_object(AppState)
+    if state is None:  # main() sets it up before any option or command runs
+        raise RuntimeError("the command line's state is missing from the click context")
+    return state
+
+
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        ctx.find_object(AppState).json = True
+        _state_of(ctx).json = True
 
 
 def _set_wide(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        ctx.find_object(AppState).wide = True
+        _state_of(ctx).wide = True
 
 
 def wide_option(func: F) -> F:
@@ -296,7 +303,7 @@ class _App(click.Group):
                 # SQLite/SQLAlchemy errors the library did not map: the file or the server,
                 # not our code, is the likely cause. Say so, and where to look.
                 raise CliError(
-                    f"the index {ctx.find_object(AppState).display_location} reported "
+                    f"the index {_state_of(ctx).display_location} reported "
                     f"{type(exc).__name__}: {exc}. Run 'atdata-lite db check' to check the "
                     "index file (--debug shows the traceback)."
                 ) from exc

@@ -140,9 +140,10 @@ def format_time(value: datetime | str | None) -> str:
         return "-"
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             return value
+        value = parsed
     return value.strftime("%Y-%m-%d %H:%M")
 
 

@@ -25,7 +25,7 @@ from ._suggest import did_you_mean
 from .schemas import resolve_schema_ref, short_ref
 
 if TYPE_CHECKING:
-    from ..index.backend import ShardRecord
+    from ..index.backend import OnConflict, ShardRecord
 
 __all__ = ["entry_summary", "entry_to_dict"]
 
@@ -312,7 +312,7 @@ def add(
     patterns: tuple[str, ...],
     schema_ref: str,
     metadata_json: str | None,
-    on_conflict: str,
+    on_conflict: OnConflict,
 ) -> None:
     """Index existing shards as dataset NAME (each shard is counted and hashed).
 
@@ -549,7 +549,7 @@ def _check_one(shard: ShardRecord) -> dict[str, Any]:
     if shard.sample_count is not None and actual.sample_count != shard.sample_count:
         problems.append(f"{actual.sample_count} samples (recorded {shard.sample_count})")
     if shard.sha256 is not None and actual.sha256 != shard.sha256:
-        problems.append(f"sha256 {actual.sha256[:16]}... (recorded {shard.sha256[:16]}...)")
+        problems.append(f"sha256 {(actual.sha256 or '')[:16]}... (recorded {shard.sha256[:16]}...)")
     if problems:
         result.update(status="mismatch", problems=problems)
     elif shard.sha256 is None and shard.size is None and shard.sample_count is None:

@@ -148,7 +148,7 @@ def info(state: AppState) -> None:
             index.update(_revision_status(location))
         except Exception as exc:  # `info` reports a broken index, it does not fail on it
             index["status"] = f"error: {' '.join(str(exc).split())}"
-    document = {
+    document: dict[str, Any] = {  # a JSON document
         "versions": _versions(),
         "index": index,
         "default_store": default_store_url(),

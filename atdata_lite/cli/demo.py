@@ -127,7 +127,8 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
     sample_type = index.decode_schema(entry.schema_ref)
     read = 0
     first: Any = None
-    dataset = Dataset[sample_type](entry.data_urls, storage_options=store.storage_options)
+    # The subscript is a class known only at run time, which type checkers cannot follow.
+    dataset = Dataset[sample_type](entry.data_urls, storage_options=store.storage_options)  # type: ignore[valid-type]
     for sample in dataset.ordered():
         if first is None:
             first = sample
@@ -144,7 +145,7 @@ def demo(state: AppState, name: str, count: int, shard_size: int) -> None:
         ).deleted
 
     size = sum(r.size or 0 for r in records)
-    doc = {
+    doc: dict[str, Any] = {  # a JSON document
         "name": entry.name,
         "cid": entry.cid,
         "schema_ref": entry.schema_ref,

@@ -364,7 +364,7 @@ def schema_publish(
             raise click.BadParameter(str(exc), param_hint="--version") from exc
     record = index.get_schema(ref)
     created = ref not in before
-    doc = {
+    doc: dict[str, Any] = {  # a JSON document
         "ref": ref,
         "name": record.get("name"),
         "version": record.get("version"),

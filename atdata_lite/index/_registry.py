@@ -40,7 +40,8 @@ def _load_factory(scheme: str) -> Callable[..., IndexBackend]:
 
     for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP):
         if ep.name == scheme:
-            return ep.load()
+            factory: Callable[..., IndexBackend] = ep.load()
+            return factory
     known = sorted({ep.name for ep in entry_points(group=BACKEND_ENTRY_POINT_GROUP)})
     raise UnknownBackendError(
         f"No index backend handles {scheme}:// URLs. Known schemes: {', '.join(known)}; "

@@ -160,6 +160,7 @@ def _index_temporaries(path: Path) -> list[Leftover]:
 def _normal(location: str) -> str:
     from fsspec.core import url_to_fs
 
+    inner: str  # fsspec is untyped
     fs, inner = url_to_fs(location)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     if protocol in ("file", "local"):

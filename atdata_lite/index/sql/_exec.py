@@ -295,12 +295,12 @@ class _Compiled:
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         as_utc = None  # one converter for all the row's timestamps: see _as_utc
         for i, col in enumerate(getattr(compiled.statement, "selected_columns", ())):
-            processor = col.type.dialect_impl(dialect).result_processor(dialect, None)
-            if processor is not None:
+            result_proc = col.type.dialect_impl(dialect).result_processor(dialect, None)
+            if result_proc is not None:
                 if isinstance(col.type, sa.DateTime) and col.type.timezone:
-                    as_utc = as_utc or _as_utc(processor)
-                    processor = as_utc
-                self.results.append((i, processor))
+                    as_utc = as_utc or _as_utc(result_proc)
+                    result_proc = as_utc
+                self.results.append((i, result_proc))
 
     def parameters(self, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
         if self.expanding:
@@ -322,9 +322,9 @@ class _Compiled:
                         self.memo[k] = (value, converted)  # one assignment: thread-safe
                 return self.sql, values
         values = []
-        for name, proc, default in self.binds:
+        for name, bind_proc, default in self.binds:
             value = params.get(name, default)
-            values.append(value if proc is None else proc(value))
+            values.append(value if bind_proc is None else bind_proc(value))
         return self.sql, values
 
     def convert(self, row: Row) -> Row:
@@ -464,7 +464,8 @@ class SqliteExecutor(Executor):
             kwargs: dict[str, Any] = {}
             if cache_key[1] is not None:
                 kwargs["column_keys"] = list(cache_key[1])
-            found = _Compiled(stmt.compile(dialect=self.dialect, **kwargs), self.dialect)
+            # SQLAlchemy's Executable type lacks compile(), which every statement has.
+            found = _Compiled(stmt.compile(dialect=self.dialect, **kwargs), self.dialect)  # type: ignore[attr-defined]
             self._cache[cache_key] = found
         return found
 

@@ -268,7 +268,7 @@ def _bounded_connection_class() -> Any:
         class _Timeout(ReplyTimeout, psycopg.OperationalError):
             pass
 
-        class BoundedConnection(psycopg.Connection):  # type: ignore[type-arg]
+        class BoundedConnection(psycopg.Connection[Any]):
             atdata_lite_reply_timeout: float | None = None
 
             def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
@@ -329,7 +329,7 @@ def install_reply_bound(engine: Engine, timeouts: PostgresTimeouts) -> None:
 # --- errors -------------------------------------------------------------------------------
 
 
-def _reason(orig: BaseException) -> str:
+def _reason(orig: BaseException | None) -> str:
     """The driver's message as one sentence (libpq's span several lines)."""
     text = " ".join(str(orig).split()) or type(orig).__name__
     return text if text.endswith((".", "?", "!")) else text + "."

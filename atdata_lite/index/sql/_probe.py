@@ -10,9 +10,9 @@ creating the same new index at that moment is seen either not at all or whole, n
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -107,7 +107,7 @@ def probe_sqlite(path: Path, busy_timeout: float) -> IndexState:
     return IndexState(single_revision(rows, str(path)))
 
 
-def single_revision(rows: list[Any], where: str) -> str | None:
+def single_revision(rows: Sequence[Sequence[str]], where: str) -> str | None:
     """The one revision in the version table's ``rows``, or ``None`` if there is none."""
     if not rows:
         return None

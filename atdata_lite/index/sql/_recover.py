@@ -120,7 +120,7 @@ def _copy_backup(backup: Path, temp: Path) -> None:
         raise IndexOpenError(f"Cannot recover from the backup {backup}: {exc}.") from exc
 
 
-def _read_rows(conn: sqlite3.Connection, table: str, columns: list[str]) -> tuple[list, int]:
+def _read_rows(conn: sqlite3.Connection, table: str, columns: list[str]) -> tuple[list[Any], int]:
     """Every readable row of ``table`` (rowid order) and how many reads failed."""
     select = f"SELECT {', '.join(columns)} FROM {table}"
     try:
