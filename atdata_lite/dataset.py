@@ -15,7 +15,7 @@ import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 import webdataset as wds
 
@@ -34,6 +34,8 @@ VT = TypeVar("VT")
 OnShardError = Literal["raise", "skip"]
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
     _T_co = TypeVar("_T_co", covariant=True)
 
     # webdataset ships no py.typed, so type checkers see wds.DataPipeline as Any (and
@@ -289,7 +291,18 @@ class _Read:
                 close()
 
 
-def _is_entry(source: Any) -> bool:
+class _EntryLike(Protocol):
+    """An index entry as a dataset source (``LocalDatasetEntry`` or alike)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def data_urls(self) -> list[str]: ...
+    @property
+    def shards(self) -> Sequence[ShardRecord]: ...
+
+
+def _is_entry(source: object) -> TypeIs[_EntryLike]:
     # An index entry (LocalDatasetEntry or alike): URLs plus what the index knows of them.
     return (
         not isinstance(source, str | os.PathLike | Sequence)
@@ -344,7 +357,7 @@ class Dataset(Generic[ST]):
 
     def __init__(
         self,
-        source: DataSource | str | os.PathLike[str] | Sequence[str] | None = None,
+        source: DataSource | _EntryLike | str | os.PathLike[str] | Sequence[str] | None = None,
         metadata_url: str | None = None,
         *,
         url: str | None = None,
