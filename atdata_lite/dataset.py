@@ -92,6 +92,7 @@ class _Opener:
             url,
             sha256=fact.sha256 if fact else None,
             size=fact.size if fact else None,
+            # _cache() gives a cache only for a URLSource, which has storage_options.
             storage_options=self.source.storage_options,  # type: ignore[attr-defined]
             offline=self.offline,
         )
@@ -212,6 +213,7 @@ class _Batch:
     def __call__(self, samples: Iterable[Any]) -> Iterator[SampleBatch[Any]]:
         it = iter(samples)
         while chunk := list(islice(it, self.size)):
+            # a sample type known only at run time: type checkers cannot follow the subscript
             yield SampleBatch[self.sample_type](chunk)  # type: ignore[name-defined]
 
 
@@ -456,6 +458,7 @@ class Dataset(Generic[ST]):
     @property
     def batch_type(self) -> Any:
         """``SampleBatch[sample_type]``."""
+        # a sample type known only at run time: type checkers cannot follow the subscript
         return SampleBatch[self.sample_type]  # type: ignore[name-defined]
 
     @property
@@ -492,6 +495,7 @@ class Dataset(Generic[ST]):
             ValueError: No lens leads from the current type to ``other``.
         """
         step = LensNetwork().transform(self.sample_type, other)
+        # a sample type known only at run time: type checkers cannot follow the subscript
         result: Dataset[Any] = Dataset[other](  # type: ignore[valid-type]
             self._source,
             self.metadata_url,
@@ -550,6 +554,7 @@ class Dataset(Generic[ST]):
         return result
 
     def _copy(self) -> Dataset[ST]:
+        # a sample type known only at run time: type checkers cannot follow the subscript
         result: Dataset[Any] = Dataset[self.sample_type](  # type: ignore[name-defined]
             self._source,
             self.metadata_url,

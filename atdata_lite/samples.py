@@ -422,6 +422,7 @@ def _wrap_post_init(user_post_init: Callable[..., None]) -> Callable[..., None]:
         PackableSample.__post_init__(self)
         user_post_init(self, *args)
 
+    # For inspect.unwrap; mypy's function type has no __wrapped__ attribute.
     __post_init__.__wrapped__ = user_post_init  # type: ignore[attr-defined]
     return __post_init__
 
@@ -432,6 +433,7 @@ def _register_dict_lens(cls: type) -> None:
     from .lenses import Lens, LensNetwork
 
     def get(d: DictSample) -> Any:
+        # cls is a @packable class: from_data comes from PackableSample at run time.
         return cls.from_data(d._data)  # type: ignore[attr-defined]
 
     def put(v: Any, d: DictSample) -> DictSample:
@@ -651,6 +653,7 @@ class SampleBatch(Generic[DT]):
         if isinstance(st, type) and issubclass(st, DictSample):
             names: dict[str, None] = {}
             for s in self.samples:
+                # The batch holds DictSamples (checked above), which DT cannot express.
                 names.update(dict.fromkeys(s.keys()))  # type: ignore[attr-defined]
             return list(names)
         return None

@@ -483,6 +483,7 @@ def _python_type(field_type: dict[str, Any], where: str) -> Any:
         items = field_type.get("items")
         if not items:
             return list
+        # The item type is computed at run time: type checkers cannot follow the subscript.
         return list[_python_type(items, where)]  # type: ignore[misc]
     if kind == "ref":
         raise SchemaDecodeError(

@@ -306,6 +306,7 @@ def write_samples(
 
     records: list[ShardRecord] = []
     current: _ShardFile | None = None
+    # mypy does not narrow an Iterable to Sized by hasattr().
     total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
     try:
         with Progress("writing samples", total, progress, unit="sample") as bar:
