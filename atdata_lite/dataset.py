@@ -4,6 +4,12 @@ Iteration is a ``webdataset.DataPipeline`` (a torch ``IterableDataset`` when tor
 installed, without torch being a dependency), re-iterable, so ``ds.ordered()`` can be given
 straight to a ``torch.utils.data.DataLoader`` with several workers: shards are split by node
 (``RANK``/``WORLD_SIZE`` or ``torch.distributed``) and then by worker.
+
+A ``Dataset`` is itself a torch ``IterableDataset`` when torch is installed:
+``DataLoader(ds, batch_size=64, num_workers=2)`` iterates ``ds.ordered()`` in each worker
+(each worker reads its own shards) and collates samples into batches of tensors (see
+:mod:`atdata_lite._torch`). Datasets, their sample types (including types decoded from a
+stored schema) and samples pickle, so the ``spawn`` start method works as well as ``fork``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from itertools import islice
 from typing import Any, Generic, Literal, TypeVar
 
 import webdataset as wds
+from webdataset.pytorch import IterableDataset as _IterableBase
 
 from .errors import CorruptShardError, SampleDecodeError, ShardNotFoundError
 from .lens import Lens, LensNetwork
@@ -40,6 +47,11 @@ class _ShardList:
         self.source = source
 
     def __call__(self) -> Iterator[str]:
+        from ._torch import register_collate
+
+        # The first stage runs in the iterating process (a DataLoader worker too), before
+        # torch collates anything there: teach torch to batch our samples.
+        register_collate()
         return iter(self.source.list_shards())
 
 
@@ -112,6 +124,11 @@ class _Read:
         self.on_shard_error = on_shard_error
 
     def __call__(self, urls: Iterable[str]) -> Iterator[Any]:
+        from ._torch import check_worker_picklable
+
+        check_worker_picklable(self.decode_type)
+        if self.output_lens is not None:
+            check_worker_picklable(getattr(self.output_lens, "view_type", None))
         for url in urls:
             try:
                 yield from self._read_shard(url)
@@ -167,7 +184,7 @@ def _set_key(sample: Any, key: str) -> None:
 # --- Dataset ---------------------------------------------------------------------------
 
 
-class Dataset(Generic[ST]):
+class Dataset(_IterableBase, Generic[ST]):
     """A typed view of WebDataset shards.
 
     Args:
@@ -181,6 +198,11 @@ class Dataset(Generic[ST]):
 
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
+
+    Iterating a dataset (``for s in ds``) is ``ds.ordered()``. ``len(ds)`` is the number
+    of samples when the shards' sample counts are known (a dataset loaded from an index
+    entry that records them, see :func:`atdata_lite.load_dataset`); otherwise it raises
+    ``TypeError`` (counting would mean reading every shard).
 
     Raises:
         TypeError: Neither ``source`` nor ``url`` given.
@@ -222,6 +244,7 @@ class Dataset(Generic[ST]):
         self._output_lens: Lens | None = None
         self._decode_type: type | None = None  # the stored type, when a lens is applied
         self._sample_type_cache: type | None = None
+        self._sample_counts: dict[str, int] | None = None  # per shard URL, when known
 
     # --- types ---------------------------------------------------------------------
 
@@ -283,7 +306,39 @@ class Dataset(Generic[ST]):
         result._decode_type = self._decode_type or self.sample_type
         result._output_lens = step if self._output_lens is None else self._output_lens.then(step)
         result._metadata = self._metadata
+        result._sample_counts = self._sample_counts
         return result
+
+    # --- size ------------------------------------------------------------------------
+
+    def _with_sample_counts(self, counts: dict[str, int | None]) -> Dataset[ST]:
+        """Record the shards' sample counts (from an index entry); unknown ones are left out."""
+        known = {url: n for url, n in counts.items() if n is not None}
+        self._sample_counts = known
+        return self
+
+    def __len__(self) -> int:
+        """The number of samples, from the recorded per-shard sample counts.
+
+        Raises:
+            TypeError: A shard's sample count is not known.
+        """
+        counts = self._sample_counts or {}
+        shards = self.list_shards()
+        missing = [u for u in shards if u not in counts]
+        if missing:
+            raise TypeError(
+                f"len() of this Dataset is unknown: the sample count of {len(missing)} of its "
+                f"{len(shards)} shard(s) is not recorded (e.g. {missing[0]}). Datasets loaded "
+                "by name from an index whose entry records sample counts have a length "
+                "(atdata_lite.load_dataset('@local/NAME')); otherwise count with "
+                "sum(1 for _ in ds)."
+            )
+        return sum(counts[u] for u in shards)
+
+    def __bool__(self) -> bool:
+        # Without this, truth testing would call __len__, which can raise TypeError.
+        return True
 
     # --- metadata --------------------------------------------------------------------
 
@@ -311,6 +366,10 @@ class Dataset(Generic[ST]):
         return self._metadata
 
     # --- iteration -------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[ST]:
+        """Iterate the samples in shard order (``ds.ordered()``; split across workers)."""
+        return iter(self.ordered())
 
     def _reader(self) -> _Read:
         return _Read(

@@ -39,6 +39,12 @@ def check_url(url: str) -> str:
         if match is None:
             continue  # a plain path
         scheme = match.group(1).lower()
+        if scheme == "store":
+            raise UnsafeURLError(
+                f"Cannot open {url!r} directly: store:// URLs are relative to a data store's "
+                "root. Read the dataset through its index (atdata_lite.load_dataset or "
+                "Index.get_dataset(...).data_urls), which resolves them."
+            )
         if scheme == "pipe":
             raise UnsafeURLError(
                 f"Refusing to open {url!r}: 'pipe:' URLs run shell commands. Give the "
