@@ -30,8 +30,6 @@ def check_url(url: str) -> str:
         UnsafeURLError: ``pipe:`` URLs (they run shell commands), and any scheme that no
             installed fsspec implementation handles.
     """
-    from fsspec.registry import known_implementations, registry
-
     if not isinstance(url, str) or not url:
         raise UnsafeURLError(f"Invalid shard URL {url!r}: expected a non-empty string.")
     for part in url.split("::"):
@@ -50,6 +48,8 @@ def check_url(url: str) -> str:
                 f"Refusing to open {url!r}: 'pipe:' URLs run shell commands. Give the "
                 "shard's real location (a path or an fsspec URL such as s3://...)."
             )
+        from fsspec.registry import known_implementations, registry
+
         if scheme not in known_implementations and scheme not in registry:
             raise UnsafeURLError(
                 f"Refusing to open {url!r}: no fsspec filesystem handles {scheme!r} URLs. "

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidPrefixError
-from .shards import ShardRecord, write_samples
+from .index.backend import ShardRecord
 from .sources import check_url
 
 if TYPE_CHECKING:
@@ -128,6 +128,9 @@ class FsspecDataStore:
         Raises:
             InvalidPrefixError: The prefix would escape the root or has odd characters.
         """
+        # Imported here: opening the default index (which has this store) stays light.
+        from .shards import write_samples
+
         pattern = self._pattern(prefix)
         return write_samples(
             samples, pattern, storage_options=self.storage_options, **writer_options

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from _index_helpers import BACKENDS, ImageSample, Point, images, open_index
@@ -87,6 +89,16 @@ def test_index_without_arguments_has_the_default_store(home):
         assert entry.data_urls[0].startswith(str(home / "shards" / "imgs") + "/")
     with Index(home / "other.db") as explicit:
         assert explicit.data_store is None  # an explicit index keeps its explicit store
+    # Opening the default index and reading from it stays light (no numpy, no fsspec).
+    code = (
+        "import sys\n"
+        "from atdata_lite import Index\n"
+        "idx = Index(); idx.get_dataset('imgs'); idx.list_datasets()\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'webdataset', 'fsspec', 'alembic'))\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_insert_dataset_through_the_default_store_records_facts(home, tmp_path):

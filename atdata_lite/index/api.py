@@ -8,7 +8,9 @@ got wrong (reference §8): names are unique and looked up through an index; the 
 an insert without a ref is the published schema whose content matches the sample type
 (published when there is none), and a ref to a missing schema is refused; metadata is
 validated before anything is written; multi-shard sources are indexed with every shard;
-published schema versions are immutable; stubs are ``.pyi`` files written only on request.
+published schema versions are immutable; stubs are ``.pyi`` files written only on request;
+local shard paths are recorded absolute, and shards inside the data store relative to its
+root (``store://``, see :mod:`atdata_lite.index._paths`), whichever method added them.
 
 Opening an index and looking a dataset up (``Index(path).get_dataset(name)``) imports
 neither numpy, webdataset, fsspec nor Alembic: they are imported inside the methods that
@@ -90,6 +92,11 @@ def _prefix_for(name: str) -> str:
     if not segment or not re.match(r"[A-Za-z0-9_]", segment):
         segment = "_" + segment
     return segment
+
+
+def _recorded(shard: ShardRecord, root: str) -> ShardRecord:
+    url = recorded_url(shard.url, root)
+    return shard if url == shard.url else dataclasses.replace(shard, url=url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,12 +434,7 @@ class Index:
     ) -> LocalDatasetEntry:
         # Every route into the index records locations the same way (see index._paths).
         root = self.store_root
-        shards = [
-            dataclasses.replace(s, url=recorded_url(s.url, root))
-            if recorded_url(s.url, root) != s.url
-            else s
-            for s in shards
-        ]
+        shards = [_recorded(s, root) for s in shards]
         entry = LocalDatasetEntry(name, schema_ref, [s.url for s in shards], shards=tuple(shards))
         record = DatasetRecord(
             cid=entry.cid,
