@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import service_unavailable
 from _docs_blocks import ROOT, Block, doc_files, parse_blocks, runnable_blocks
+from conftest import service_unavailable
 
 import atdata_lite
 
