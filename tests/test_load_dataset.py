@@ -216,3 +216,33 @@ def test_remote_glob_through_fsspec():
         assert [p.x for p in found["train"]] == [0, 1]
     finally:
         fs.rm("/ld", recursive=True)
+
+
+# --- named splits ------------------------------------------------------------------------
+
+
+def test_load_dataset_gives_each_named_split_with_its_length(home, tmp_path):
+    import dataclasses
+
+    train = write_samples(_points(25), str(tmp_path / "train-%02d.tar"), maxcount=10)
+    test = write_samples(_points(7), str(tmp_path / "test-%02d.tar"), maxcount=10)
+    shards = [dataclasses.replace(s, split="train") for s in train]
+    shards += [dataclasses.replace(s, split="test") for s in test]
+    with Index() as index:
+        index.add_shards(shards, name="pts", schema_ref=index.publish_schema(Point))
+
+    splits = load_dataset("@local/pts")
+    assert isinstance(splits, DatasetDict) and sorted(splits) == ["test", "train"]
+    assert len(splits["train"]) == 25 and len(splits["test"]) == 7
+    assert sorted(p.x for p in splits["test"].ordered()) == list(range(7))
+    only = load_dataset("@local/pts", split="test")
+    assert [p.x for p in only.ordered()] == [p.x for p in splits["test"].ordered()]
+    with pytest.raises(ValueError, match="train"):
+        load_dataset("@local/pts", split="validation")
+
+    # Chunks of a split partition it, and each chunk's len() counts its own samples.
+    for n in (1, 2, 3, 5):
+        parts = [splits["train"].chunk(i, n) for i in range(n)]
+        seen = sorted(p.x for part in parts for p in part.ordered())
+        assert seen == list(range(25))
+        assert [len(part) for part in parts] == [sum(1 for _ in part.ordered()) for part in parts]
