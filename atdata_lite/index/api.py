@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._text import check_name
 from ..errors import (
+    DatasetExistsError,
     DatasetNotFoundError,
     IndexOpenError,
+    LabelNotFoundError,
     NotPackableError,
     SchemaDecodeError,
     SchemaNotFoundError,
@@ -45,9 +47,11 @@ from ..schema import (
 from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
 from ._registry import open_backend, url_scheme
+from ._versions import BUMPS, check_label_version, check_version, split_ref, version_sort_key
 from .backend import (
     DatasetRecord,
     IndexBackend,
+    LabelRow,
     OnConflict,
     SchemaRow,
     ShardRecord,
@@ -84,6 +88,15 @@ def _check_name(name: Any) -> str:
         raise ValueError(f"A dataset name must be a non-empty string, got {name!r}.")
     # Names are printed by `ls` and friends: no terminal control sequences in new ones.
     return check_name(name, "dataset name")
+
+
+def _version_arg(version: Any) -> str | None:
+    """The backend's form of an insert's ``version=``: ``None``, a bump marker, or a version."""
+    if version is None:
+        return None
+    if isinstance(version, str) and version in BUMPS:
+        return BUMPS[version]
+    return check_version(version)
 
 
 class Index:
@@ -267,19 +280,59 @@ class Index:
     # --- datasets: reading ----------------------------------------------------------------
 
     def get_dataset(self, ref: str) -> LocalDatasetEntry:
-        """Return the entry named ``ref`` (AbstractIndex protocol).
+        """Return the dataset ``ref`` names (AbstractIndex protocol), resolving labels first.
 
-        A CID is accepted too, when no entry has that name.
+        ``ref`` is one of:
+
+        * ``name``: the unversioned label ``name`` if one is set (atdata's
+          ``label(name, cid)``), else the latest version of the dataset ``name`` (its highest
+          ``x.y.z`` version; the most recently created when none is ``x.y.z``), else the
+          latest of the versioned labels called ``name``;
+        * ``name@version``: that version of the dataset, else the label ``(name, version)``;
+        * ``name:label``: the label ``(name, label)`` (a tag such as ``mnist:stable``), else
+          the dataset version called ``label``;
+        * a CID, when nothing else matches.
+
+        A name that itself holds ``@`` or ``:`` (an older index allowed them) is looked up
+        whole first.
 
         Raises:
-            DatasetNotFoundError: (a ``KeyError``) no entry has that name (or CID).
+            DatasetNotFoundError: (a ``KeyError``) nothing matches.
         """
-        record = self._backend.get_dataset(ref)
-        if record is None and isinstance(ref, str) and ref.startswith("b"):
-            record = self._backend.get_dataset_by_cid(ref)
+        record = self._resolve(ref)
         if record is None:
             raise no_entry_named(self._backend, ref)
         return self._entry(record)
+
+    def _resolve(self, ref: str) -> DatasetRecord | None:
+        b = self._backend
+        if not isinstance(ref, str):
+            return None
+        label = b.get_label(ref, "")
+        if label is not None:
+            return b.get_dataset_by_cid(label.cid)
+        record = b.get_dataset(ref)
+        if record is not None:
+            return record
+        labels = b.iter_labels(ref)
+        if labels:
+            top = max(labels, key=lambda r: version_sort_key(r.version, r.updated_at))
+            return b.get_dataset_by_cid(top.cid)
+        name, version, tag = split_ref(ref)
+        if version is not None:
+            record = b.get_dataset_version(name, version)
+            if record is not None:
+                return record
+            label = b.get_label(name, version)
+            return b.get_dataset_by_cid(label.cid) if label is not None else None
+        if tag is not None:
+            label = b.get_label(name, tag)
+            if label is not None:
+                return b.get_dataset_by_cid(label.cid)
+            return b.get_dataset_version(name, tag)
+        if ref.startswith("b"):
+            return b.get_dataset_by_cid(ref)
+        return None
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
         """Return the entry named ``name``.
@@ -346,6 +399,7 @@ class Index:
         metadata_bytes: bytes | None,
         legacy_uuid: str | None = None,
         on_conflict: OnConflict,
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         for shard in shards:
             check_name(shard.url, "shard URL")
@@ -357,6 +411,7 @@ class Index:
             shards=tuple(shards),
             metadata=metadata_bytes,
             legacy_uuid=legacy_uuid,
+            version=version,
         )
         (stored,) = self._backend.insert_datasets([record], on_conflict=on_conflict)
         return self._entry(stored)
@@ -444,6 +499,7 @@ class Index:
         schema_ref: str | None = None,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index a dataset's existing shards under ``name``.
 
@@ -453,8 +509,13 @@ class Index:
             schema_ref: The schema of its samples. ``None`` uses the published schema whose
                 content matches ``ds.sample_type``, publishing it if there is none.
             metadata: A dict with string keys; ``None`` uses ``ds._metadata`` if set.
-            on_conflict: ``"error"``, ``"skip"`` or ``"replace"`` when ``name`` is taken by
-                other content (identical content is never a conflict).
+            on_conflict: ``"error"``, ``"skip"`` or ``"replace"`` when the version slot is
+                taken by other content (identical content is never a conflict).
+            version: Which version of ``name`` this is. ``None``: ``1.0.0`` for a new
+                name; for an existing name, ``on_conflict`` applies to its latest version.
+                ``"next"`` (or ``"patch"``), ``"minor"``, ``"major"``: the next version after
+                the name's highest ``x.y.z`` one (``1.0.0`` for a new name), chosen
+                atomically. Any other string (``"1.2.0"``, ``"2024-06"``) is that version.
 
         Returns:
             The stored entry.
@@ -468,6 +529,7 @@ class Index:
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         metadata_bytes = self._metadata_of(ds, metadata)
         urls = self._dataset_urls(ds)
         ref = self._schema_ref_for(ds, schema_ref)
@@ -477,6 +539,7 @@ class Index:
             shards=[ShardRecord(u) for u in urls],
             metadata_bytes=metadata_bytes,
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def add_shards(
@@ -487,6 +550,7 @@ class Index:
         schema_ref: str,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index shards that already exist (with their sizes, counts and hashes, if known).
 
@@ -496,12 +560,14 @@ class Index:
             schema_ref: A published schema's ref.
             metadata: A dict with string keys, or ``None``.
             on_conflict: As in :meth:`add_entry`.
+            version: As in :meth:`add_entry`.
 
         Raises:
             As :meth:`add_entry`.
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         metadata_bytes = encode_metadata(metadata)
         records = [s if isinstance(s, ShardRecord) else ShardRecord(os.fspath(s)) for s in shards]
         self._require_schema(schema_ref)
@@ -511,6 +577,7 @@ class Index:
             shards=records,
             metadata_bytes=metadata_bytes,
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def add_splits(
@@ -521,6 +588,7 @@ class Index:
         schema_ref: str | None = None,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index one entry made of named splits (train / validation / test ...).
 
@@ -533,6 +601,7 @@ class Index:
                 a typed ``Dataset`` (publishing it if needed).
             metadata: A dict with string keys, or ``None``.
             on_conflict: As in :meth:`add_entry`.
+            version: As in :meth:`add_entry`.
 
         Returns:
             The stored entry; ``entry.splits`` maps each split to its URLs, and
@@ -550,6 +619,7 @@ class Index:
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         items = list(dict(splits).items())
         if not items:
             raise ValueError(f"add_splits({name!r}): give at least one split.")
@@ -584,6 +654,7 @@ class Index:
             shards=shards,
             metadata_bytes=encode_metadata(metadata),
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def insert_dataset(
@@ -597,7 +668,8 @@ class Index:
             name: Unique name of the entry.
             schema_ref: As in :meth:`add_entry`.
             **kwargs: ``metadata`` (as in :meth:`add_entry`), ``on_conflict`` (default
-                ``"error"``), ``prefix`` (store prefix, default ``name``), ``cache_local``
+                ``"error"``), ``version`` (as in :meth:`add_entry`; atdata 0.7's keyword),
+                ``prefix`` (store prefix, default ``name``), ``cache_local``
                 (passed to stores that only have atdata's ``write_shards``); any other keyword
                 (``maxcount``, ``maxsize``, ...) goes to the store's writer.
 
@@ -612,6 +684,8 @@ class Index:
         """
         metadata = kwargs.pop("metadata", None)
         on_conflict = check_on_conflict(kwargs.pop("on_conflict", "error"))
+        version = kwargs.pop("version", None)
+        wanted = _version_arg(version)
         if self._data_store is None:
             for key in ("prefix", "cache_local"):
                 kwargs.pop(key, None)
@@ -621,7 +695,12 @@ class Index:
                     "data_store to write with; pass data_store= to Index()."
                 )
             return self.add_entry(
-                ds, name=name, schema_ref=schema_ref, metadata=metadata, on_conflict=on_conflict
+                ds,
+                name=name,
+                schema_ref=schema_ref,
+                metadata=metadata,
+                on_conflict=on_conflict,
+                version=version,
             )
 
         _check_name(name)
@@ -629,7 +708,12 @@ class Index:
         cache_local = kwargs.pop("cache_local", False)
         metadata_bytes = self._metadata_of(ds, metadata)
         ref = self._schema_ref_for(ds, schema_ref)
-        existing = self._backend.get_dataset(name)
+        if wanted is None:
+            existing = self._backend.get_dataset(name)
+        elif wanted.startswith("+"):
+            existing = None  # a new version: nothing to conflict with
+        else:
+            existing = self._backend.get_dataset_version(name, wanted)
         if existing is not None:
             # Checked before any shard is written; the backend checks again when storing.
             if on_conflict == "error":
@@ -654,6 +738,7 @@ class Index:
                 shards=shards,
                 metadata_bytes=metadata_bytes,
                 on_conflict=on_conflict,
+                version=wanted,
             )
         except BaseException:
             # Only shards known to be new are removed: an atdata-style store's write_shards
@@ -671,19 +756,153 @@ class Index:
         except Exception as exc:  # cleanup is best effort; the original error matters
             log.warning("Could not remove the shards written for a failed insert: %s", exc)
 
-    def delete_dataset(self, name: str) -> LocalDatasetEntry:
-        """Remove the entry named ``name`` from the index (its shards are left alone).
+    def delete_dataset(self, name: str, version: str | None = None) -> LocalDatasetEntry:
+        """Remove a dataset from the index (its shards are left alone; see ``atdata-lite gc``).
+
+        Args:
+            name: The dataset name, or ``name@version`` for one version.
+            version: Remove only this version. ``None`` (and no ``@`` in ``name``) removes
+                every version of the name.
+
+        Labels that point at a removed version are removed with it.
 
         Returns:
-            The removed entry.
+            The removed entry (the latest one, when several versions were removed).
 
         Raises:
-            DatasetNotFoundError: (a ``KeyError``) no entry has that name.
+            DatasetNotFoundError: (a ``KeyError``) nothing has that name (or version).
         """
-        record = self._backend.delete_dataset(name)
+        if version is None and self._backend.get_dataset(name) is None:
+            base, at, _ = split_ref(name)
+            if at is not None:
+                name, version = base, at
+        record = self._backend.delete_dataset(name, version)
         if record is None:
-            raise no_entry_named(self._backend, name)
+            wanted = name if version is None else f"{name}@{version}"
+            raise no_entry_named(self._backend, wanted)
         return self._entry(record)
+
+    # --- versions and labels ----------------------------------------------------------------
+
+    def list_versions(self, name: str) -> list[LocalDatasetEntry]:
+        """Every version of the dataset ``name``, oldest first (the last is the latest).
+
+        Versions that are not ``x.y.z`` come first, by creation time; then the ``x.y.z``
+        versions in numeric order. Empty when nothing has that name.
+        """
+        return [self._entry(r) for r in self._backend.iter_versions(name)]
+
+    def label(
+        self,
+        name: str,
+        cid: str,
+        *,
+        version: str | None = None,
+        description: str | None = None,
+    ) -> LabelRow:
+        """Point the label ``name`` (``name@version``) at a stored dataset (atdata 0.7's API).
+
+        A label gives stored content another name, or pins a name to one version, without
+        copying anything. Calling it again for the same ``(name, version)`` moves the label.
+
+        Args:
+            name: The label's name (a dataset name, or any other name).
+            cid: The CID of a stored dataset (``entry.cid``), or a dataset ref such as
+                ``"mnist@1.2.0"``.
+            version: The label's version (``None``: atdata's unversioned label, which
+                :meth:`get_dataset` resolves first for ``name``).
+            description: Free text.
+
+        Returns:
+            The label as stored.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) ``cid`` names no stored dataset (labels
+                never dangle).
+            DatasetExistsError: (a ``ValueError``) ``name@version`` is a dataset version of
+                other content (dataset versions cannot be re-pointed; delete it first).
+            InvalidVersionError: (a ``ValueError``) ``version`` cannot be used.
+        """
+        _check_name(name)
+        label_version = check_label_version(version)
+        target = self._backend.get_dataset_by_cid(cid)
+        if target is None:
+            target = self._resolve(cid)
+        if target is None:
+            raise DatasetNotFoundError(
+                f"Cannot label {name!r}: no dataset with CID {cid} is in the index. Labels "
+                "point at stored datasets only; insert it first."
+            )
+        if label_version:
+            clash = self._backend.get_dataset_version(name, label_version)
+            if clash is not None and clash.cid != target.cid:
+                raise DatasetExistsError(
+                    f"{name}@{label_version} is a stored dataset version (CID {clash.cid}); "
+                    "a label cannot re-point it. Use another label version, or delete that "
+                    "dataset version first."
+                )
+        return self._backend.set_label(name, label_version, target.cid, description)
+
+    def tag(self, ref: str, label: str, *, description: str | None = None) -> LabelRow:
+        """Set the tag ``name:label`` on the dataset ``ref`` (``"mnist@1.2.0"``).
+
+        A tag is the label ``(name, label)``: ``get_dataset("mnist:stable")`` (or
+        ``"mnist@stable"``) then resolves to that version. Tagging again moves it.
+
+        Raises:
+            DatasetNotFoundError: ``ref`` names nothing.
+        """
+        target = self.get_dataset(ref)
+        return self.label(target.name, target.cid, version=label, description=description)
+
+    def get_label(self, name: str, version: str | None = None) -> LocalDatasetEntry:
+        """The dataset a label resolves to (atdata 0.7's ``get_label``).
+
+        Every dataset version counts as a label ``(name, version)``, as every insert labels
+        it in atdata. ``version=None`` resolves ``name`` as :meth:`get_dataset` does: the
+        unversioned label, else the **highest** version (not the most recently created one).
+
+        Raises:
+            LabelNotFoundError: (a ``KeyError``) no such label or version.
+        """
+        ref = name if version is None else f"{name}@{check_label_version(version)}"
+        if version == "":
+            ref = name
+        record = self._resolve(ref)
+        if record is None:
+            raise LabelNotFoundError(
+                f"Label not found: {ref}. List labels with index.list_labels() or "
+                "`atdata-lite log NAME`."
+            )
+        return self._entry(record)
+
+    def delete_label(self, name: str, version: str | None = None) -> LabelRow:
+        """Remove a label (``version=None``: the unversioned one); the dataset stays.
+
+        Raises:
+            LabelNotFoundError: (a ``KeyError``) no such label. Dataset versions are not
+                labels to remove: use :meth:`delete_dataset`.
+        """
+        row = self._backend.delete_label(name, check_label_version(version))
+        if row is None:
+            raise LabelNotFoundError(f"No label {name}{'@' + version if version else ''}.")
+        return row
+
+    @property
+    def labels(self) -> Iterator[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` for every label and every dataset version (atdata 0.7)."""
+        return iter(self.list_labels())
+
+    def list_labels(self) -> list[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` of every label and every dataset version, by name and
+        version (atdata 0.7 lists one label per insert; dataset versions are those here).
+        An unversioned label has version ``None``."""
+        out: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        for r in self._backend.iter_datasets():
+            out[(r.name, r.version or "")] = (r.name, r.cid, r.version)
+        for lab in self._backend.iter_labels():
+            out[(lab.name, lab.version)] = (lab.name, lab.cid, lab.version or None)
+        return [out[k] for k in sorted(out, key=lambda k: (k[0], version_sort_key(k[1])))]
 
     def rename_dataset(self, old: str, new: str) -> LocalDatasetEntry:
         """Rename an entry (its CID does not change).
