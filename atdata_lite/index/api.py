@@ -914,6 +914,150 @@ class Index:
         _check_name(new)
         return self._entry(self._backend.rename_dataset(old, new))
 
+    # --- lenses ---------------------------------------------------------------------------
+
+    def store_lens(
+        self,
+        lens: Any,
+        *,
+        name: str,
+        version: str | None = None,
+        description: str | None = None,
+        source_schema: Any,
+        view_schema: Any,
+        sample: Any = None,
+    ) -> str:
+        """Store a lens in the index (atdata 0.7's ``store_lens``), so it round-trips.
+
+        A lens whose output is a copy of source fields is stored as a field mapping, but only
+        after running it on ``sample`` (or on a probe built from the source type) and
+        checking that the mapping reproduces its output; any other lens is stored as a
+        ``module:qualname`` reference to its code (see :mod:`atdata_lite.lens_store`).
+
+        Args:
+            lens: A :class:`~atdata_lite.lenses.Lens` (``@lens``-decorated function).
+            name: The lens name.
+            version: ``x.y.z``; ``None`` takes the next patch version (``1.0.0`` first).
+            description: ``None`` uses the getter's docstring.
+            source_schema: The source schema (a ref, a name, or the type).
+            view_schema: The view schema (a ref, a name, or the type).
+            sample: A source sample to check the lens on.
+
+        Returns:
+            ``atdata://local/lens/{name}@{version}``.
+
+        Raises:
+            LensCheckError: (a ``ValueError``) it can be stored neither as a checked mapping
+                nor as importable code (a lambda that transforms values).
+            SchemaConflictError: ``name@version`` is stored with other content.
+        """
+        from ..lens_store import LENS_REF_PREFIX, lens_content_hash, lens_record
+
+        check_name(name, "lens name")
+        if version is not None:
+            parse_semver(version)
+        record = lens_record(
+            lens,
+            name=name,
+            description=description,
+            source_schema=source_schema,
+            view_schema=view_schema,
+            sample=sample,
+        )
+        digest = lens_content_hash(record)
+
+        def render(v: str) -> str:
+            return json.dumps({**record, "version": v})
+
+        row, _ = self._backend.store_lens(
+            name, version, render, digest, record["source_schema"], record["view_schema"]
+        )
+        return f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+
+    def get_lens(self, ref: str) -> dict[str, Any]:
+        """The stored lens record ``ref`` names (``Name@1.0.0``, a lens ref, or ``Name`` for
+        its highest version).
+
+        Raises:
+            LensNotFoundError: (a ``KeyError``) nothing is stored under ``ref``.
+        """
+        from ..errors import LensNotFoundError
+        from ..lens_store import LENS_REF_PREFIX, parse_lens_ref
+
+        name, version = parse_lens_ref(ref)
+        if version is None:
+            rows = [r for r in self._backend.iter_lenses() if r.name == name]
+            row = rows[-1] if rows else None
+        else:
+            row = self._backend.get_lens(name, version)
+        if row is None:
+            raise LensNotFoundError(f"Lens not found: {ref}")
+        record = json.loads(row.record_json)
+        record["$ref"] = f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+        return record
+
+    def load_lens(
+        self,
+        ref: str,
+        *,
+        source_type: type,
+        view_type: type,
+        trusted_modules: Sequence[str] = (),
+    ) -> Any:
+        """Rebuild a stored lens as a working ``Lens`` and register it (atdata 0.7).
+
+        A code lens runs only code from modules already imported in this process, or named
+        in ``trusted_modules`` (see :mod:`atdata_lite.lens_store`).
+
+        Raises:
+            LensNotFoundError: (a ``KeyError``) nothing is stored under ``ref``.
+            UntrustedLensError: (an ``ImportError``) its code's module is not trusted.
+        """
+        from ..lens_store import build_lens
+        from ..lenses import LensNetwork
+
+        built = build_lens(
+            self.get_lens(ref),
+            source_type=source_type,
+            view_type=view_type,
+            trusted_modules=trusted_modules,
+        )
+        LensNetwork().register(built)
+        return built
+
+    @property
+    def lenses(self) -> Iterator[dict[str, Any]]:
+        """Every stored lens record, by name then version."""
+        return iter(self.list_lenses())
+
+    def list_lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record (with ``$ref``), by name then version."""
+        from ..lens_store import LENS_REF_PREFIX
+
+        out = []
+        for row in self._backend.iter_lenses():
+            try:
+                record = json.loads(row.record_json)
+            except ValueError:
+                log.warning("Skipping unreadable lens %s@%s", row.name, row.version)
+                continue
+            record["$ref"] = f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+            out.append(record)
+        return out
+
+    def find_lenses(self, source_schema: Any, view_schema: Any = None) -> list[dict[str, Any]]:
+        """Stored lenses from ``source_schema`` (to ``view_schema``, when given), by schema
+        name (a ref, a name or a type is accepted for each)."""
+        from ..lens_store import schema_name
+
+        src = schema_name(source_schema)
+        view = schema_name(view_schema) if view_schema is not None else None
+        return [
+            r
+            for r in self.list_lenses()
+            if r.get("source_schema") == src and (view is None or r.get("view_schema") == view)
+        ]
+
     # --- schemas --------------------------------------------------------------------------
 
     def publish_schema(
