@@ -173,10 +173,18 @@ def read_atdata_sqlite(path: Path) -> RawCatalog:
         if "labels" in tables:
             _read_labels(conn, catalog)
         if "lenses" in tables:
-            for rowid, name, version, text in conn.execute(
-                "SELECT rowid, name, version, lens_json FROM lenses ORDER BY rowid"
-            ):
-                catalog.lenses.append((f"lenses:rowid={rowid}", str(name), str(version), text))
+            columns = {r[1] for r in conn.execute('PRAGMA table_info("lenses")')}
+            if {"name", "version", "lens_json"} <= columns:
+                for rowid, name, version, text in conn.execute(
+                    "SELECT rowid, name, version, lens_json FROM lenses ORDER BY rowid"
+                ):
+                    key = f"lenses:rowid={rowid}"
+                    catalog.lenses.append((key, str(name), str(version), str(text)))
+            else:
+                for (rowid,) in conn.execute('SELECT rowid FROM "lenses" ORDER BY rowid'):
+                    catalog.ignored.append(
+                        (f"lenses:rowid={rowid}", "not atdata 0.7's lenses table layout")
+                    )
         return catalog
     except sqlite3.DatabaseError as exc:
         raise NotAnIndexError(f"Cannot read {path} as an atdata SQLite index: {exc}") from exc
