@@ -91,7 +91,7 @@ def test_gc_while_another_process_writes_into_the_store(cli: Cli) -> None:
     try:
         while writer.poll() is None:
             deleted += cli.json("gc", "--yes")["deleted"]
-        out, err = writer.communicate(timeout=120)
+        _out, err = writer.communicate(timeout=120)
     finally:
         if writer.poll() is None:
             writer.kill()
