@@ -82,6 +82,7 @@ def test_gc_dry_run_then_yes(cli: Cli) -> None:
 def test_gc_while_another_process_writes_into_the_store(cli: Cli) -> None:
     store = cli.home / "atdata" / "shards"
     old = _orphan(store / "left" / "data-000000.tar", 7200)
+    Index(cli.index).close()  # the index exists before gc first looks
     writer = subprocess.Popen(
         [sys.executable, "-m", "atdata_lite", "--index", str(cli.index), "--json", "demo",
          "--name", "written", "--samples", "400", "--shard-size", "10"],
