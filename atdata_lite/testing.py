@@ -933,7 +933,6 @@ class VersionConformance:
         with pytest.raises(ValueError):
             index.add_shards(["v3.tar"], name="mnist", schema_ref=ref, version="bad version")
 
-
     def test_index_lenses_round_trip(self, index: Any) -> None:
         from .errors import LensCheckError, LensNotFoundError
         from .lenses import Lens
