@@ -32,6 +32,10 @@ __all__ = [
     "InvalidPrefixError",
     "InvalidSampleKeyError",
     "InvalidSchemaRefError",
+    "InvalidVersionError",
+    "LabelNotFoundError",
+    "LensCheckError",
+    "LensNotFoundError",
     "MigrationError",
     "NotAnIndexError",
     "NotPackableError",
@@ -44,6 +48,7 @@ __all__ = [
     "UnknownBackendError",
     "UnsafeURLError",
     "UnsupportedFieldTypeError",
+    "UntrustedLensError",
 ]
 
 
@@ -146,6 +151,30 @@ class DatasetNotFoundError(AtdataLiteError, _PlainKeyError):
 
 class DatasetExistsError(AtdataLiteError, ValueError):
     """A dataset name, or the same content under another name, is already in the index."""
+
+
+class InvalidVersionError(AtdataLiteError, ValueError):
+    """A dataset or label version string cannot be used (empty, ``@``/``:`` in it, ...)."""
+
+
+class LabelNotFoundError(AtdataLiteError, _PlainKeyError):
+    """No label ``name@version`` (or ``name:label``) is in the index."""
+
+
+# --- lenses -------------------------------------------------------------------------
+
+
+class LensNotFoundError(AtdataLiteError, _PlainKeyError):
+    """No stored lens has the given ref (``name@version``)."""
+
+
+class LensCheckError(AtdataLiteError, ValueError):
+    """A lens cannot be stored faithfully: stored as a field mapping it would lose its
+    transform, and its code cannot be stored as an importable reference either."""
+
+
+class UntrustedLensError(AtdataLiteError, ImportError):
+    """A stored lens names code in a module that is not imported (nor declared trusted)."""
 
 
 class InvalidMetadataError(AtdataLiteError, TypeError, ValueError):

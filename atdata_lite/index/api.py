@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._text import check_name
 from ..errors import (
+    DatasetExistsError,
     DatasetNotFoundError,
     IndexOpenError,
+    LabelNotFoundError,
     NotPackableError,
     SchemaDecodeError,
     SchemaNotFoundError,
@@ -50,9 +52,11 @@ from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
 from ._paths import STORE_SCHEME, local_root, rebase, recorded_url, resolve_url
 from ._registry import open_backend, url_scheme
+from ._versions import BUMPS, check_label_version, check_version, split_ref, version_sort_key
 from .backend import (
     DatasetRecord,
     IndexBackend,
+    LabelRow,
     OnConflict,
     SchemaRow,
     ShardRecord,
@@ -120,6 +124,15 @@ class Relocation:
     old_cid: str
     new_cid: str
     urls: tuple[tuple[str, str], ...]
+
+
+def _version_arg(version: Any) -> str | None:
+    """The backend's form of an insert's ``version=``: ``None``, a bump marker, or a version."""
+    if version is None:
+        return None
+    if isinstance(version, str) and version in BUMPS:
+        return BUMPS[version]
+    return check_version(version)
 
 
 class Index:
@@ -368,19 +381,59 @@ class Index:
     # --- datasets: reading ----------------------------------------------------------------
 
     def get_dataset(self, ref: str) -> LocalDatasetEntry:
-        """Return the entry named ``ref`` (AbstractIndex protocol).
+        """Return the dataset ``ref`` names (AbstractIndex protocol), resolving labels first.
 
-        A CID is accepted too, when no entry has that name.
+        ``ref`` is one of:
+
+        * ``name``: the unversioned label ``name`` if one is set (atdata's
+          ``label(name, cid)``), else the latest version of the dataset ``name`` (its highest
+          ``x.y.z`` version; the most recently created when none is ``x.y.z``), else the
+          latest of the versioned labels called ``name``;
+        * ``name@version``: that version of the dataset, else the label ``(name, version)``;
+        * ``name:label``: the label ``(name, label)`` (a tag such as ``mnist:stable``), else
+          the dataset version called ``label``;
+        * a CID, when nothing else matches.
+
+        A name that itself holds ``@`` or ``:`` (an older index allowed them) is looked up
+        whole first.
 
         Raises:
-            DatasetNotFoundError: (a ``KeyError``) no entry has that name (or CID).
+            DatasetNotFoundError: (a ``KeyError``) nothing matches.
         """
-        record = self._backend.get_dataset(ref)
-        if record is None and isinstance(ref, str) and ref.startswith("b"):
-            record = self._backend.get_dataset_by_cid(ref)
+        record = self._resolve(ref)
         if record is None:
             raise no_entry_named(self._backend, ref)
         return self._entry(record)
+
+    def _resolve(self, ref: str) -> DatasetRecord | None:
+        b = self._backend
+        if not isinstance(ref, str):
+            return None
+        label = b.get_label(ref, "")
+        if label is not None:
+            return b.get_dataset_by_cid(label.cid)
+        record = b.get_dataset(ref)
+        if record is not None:
+            return record
+        labels = b.iter_labels(ref)
+        if labels:
+            top = max(labels, key=lambda r: version_sort_key(r.version, r.updated_at))
+            return b.get_dataset_by_cid(top.cid)
+        name, version, tag = split_ref(ref)
+        if version is not None:
+            record = b.get_dataset_version(name, version)
+            if record is not None:
+                return record
+            label = b.get_label(name, version)
+            return b.get_dataset_by_cid(label.cid) if label is not None else None
+        if tag is not None:
+            label = b.get_label(name, tag)
+            if label is not None:
+                return b.get_dataset_by_cid(label.cid)
+            return b.get_dataset_version(name, tag)
+        if ref.startswith("b"):
+            return b.get_dataset_by_cid(ref)
+        return None
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
         """Return the entry named ``name``.
@@ -447,6 +500,7 @@ class Index:
         metadata_bytes: bytes | None,
         legacy_uuid: str | None = None,
         on_conflict: OnConflict,
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         for shard in shards:
             check_name(shard.url, "shard URL")
@@ -461,6 +515,7 @@ class Index:
             shards=tuple(shards),
             metadata=metadata_bytes,
             legacy_uuid=legacy_uuid,
+            version=version,
         )
         (stored,) = self._backend.insert_datasets([record], on_conflict=on_conflict)
         return self._entry(stored)
@@ -548,6 +603,7 @@ class Index:
         schema_ref: str | None = None,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index a dataset's existing shards under ``name``.
 
@@ -557,8 +613,13 @@ class Index:
             schema_ref: The schema of its samples. ``None`` uses the published schema whose
                 content matches ``ds.sample_type``, publishing it if there is none.
             metadata: A dict with string keys; ``None`` uses ``ds._metadata`` if set.
-            on_conflict: ``"error"``, ``"skip"`` or ``"replace"`` when ``name`` is taken by
-                other content (identical content is never a conflict).
+            on_conflict: ``"error"``, ``"skip"`` or ``"replace"`` when the version slot is
+                taken by other content (identical content is never a conflict).
+            version: Which version of ``name`` this is. ``None``: ``1.0.0`` for a new
+                name; for an existing name, ``on_conflict`` applies to its latest version.
+                ``"next"`` (or ``"patch"``), ``"minor"``, ``"major"``: the next version after
+                the name's highest ``x.y.z`` one (``1.0.0`` for a new name), chosen
+                atomically. Any other string (``"1.2.0"``, ``"2024-06"``) is that version.
 
         Returns:
             The stored entry.
@@ -572,6 +633,7 @@ class Index:
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         metadata_bytes = self._metadata_of(ds, metadata)
         urls = self._dataset_urls(ds)
         ref = self._schema_ref_for(ds, schema_ref)
@@ -581,6 +643,7 @@ class Index:
             shards=[ShardRecord(u) for u in urls],
             metadata_bytes=metadata_bytes,
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def add_shards(
@@ -591,6 +654,7 @@ class Index:
         schema_ref: str,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index shards that already exist (with their sizes, counts and hashes, if known).
 
@@ -600,12 +664,14 @@ class Index:
             schema_ref: A published schema's ref.
             metadata: A dict with string keys, or ``None``.
             on_conflict: As in :meth:`add_entry`.
+            version: As in :meth:`add_entry`.
 
         Raises:
             As :meth:`add_entry`.
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         metadata_bytes = encode_metadata(metadata)
         records = [s if isinstance(s, ShardRecord) else ShardRecord(os.fspath(s)) for s in shards]
         self._require_schema(schema_ref)
@@ -615,6 +681,7 @@ class Index:
             shards=records,
             metadata_bytes=metadata_bytes,
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def add_splits(
@@ -625,6 +692,7 @@ class Index:
         schema_ref: str | None = None,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index one entry made of named splits (train / validation / test ...).
 
@@ -637,6 +705,7 @@ class Index:
                 a typed ``Dataset`` (publishing it if needed).
             metadata: A dict with string keys, or ``None``.
             on_conflict: As in :meth:`add_entry`.
+            version: As in :meth:`add_entry`.
 
         Returns:
             The stored entry; ``entry.splits`` maps each split to its URLs, and
@@ -654,6 +723,7 @@ class Index:
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         items = list(dict(splits).items())
         if not items:
             raise ValueError(f"add_splits({name!r}): give at least one split.")
@@ -688,6 +758,7 @@ class Index:
             shards=shards,
             metadata_bytes=encode_metadata(metadata),
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def insert_dataset(
@@ -701,7 +772,8 @@ class Index:
             name: Unique name of the entry.
             schema_ref: As in :meth:`add_entry`.
             **kwargs: ``metadata`` (as in :meth:`add_entry`), ``on_conflict`` (default
-                ``"error"``), ``prefix`` (store prefix, default ``name``), ``cache_local``
+                ``"error"``), ``version`` (as in :meth:`add_entry`; atdata 0.7's keyword),
+                ``prefix`` (store prefix, default ``name``), ``cache_local``
                 (passed to stores that only have atdata's ``write_shards``); any other keyword
                 (``maxcount``, ``maxsize``, ...) goes to the store's writer.
 
@@ -716,6 +788,8 @@ class Index:
         """
         metadata = kwargs.pop("metadata", None)
         on_conflict = check_on_conflict(kwargs.pop("on_conflict", "error"))
+        version = kwargs.pop("version", None)
+        wanted = _version_arg(version)
         if self._data_store is None:
             for key in ("prefix", "cache_local"):
                 kwargs.pop(key, None)
@@ -725,7 +799,12 @@ class Index:
                     "data_store to write with; pass data_store= to Index()."
                 )
             return self.add_entry(
-                ds, name=name, schema_ref=schema_ref, metadata=metadata, on_conflict=on_conflict
+                ds,
+                name=name,
+                schema_ref=schema_ref,
+                metadata=metadata,
+                on_conflict=on_conflict,
+                version=version,
             )
 
         _check_name(name)
@@ -733,7 +812,7 @@ class Index:
         cache_local = kwargs.pop("cache_local", False)
         metadata_bytes = self._metadata_of(ds, metadata)
         ref = self._schema_ref_for(ds, schema_ref)
-        existing = self._existing(name, on_conflict)
+        existing = self._existing(name, on_conflict, wanted)
         if existing is not None:
             return existing
 
@@ -754,6 +833,7 @@ class Index:
                 shards=shards,
                 metadata_bytes=metadata_bytes,
                 on_conflict=on_conflict,
+                version=wanted,
             )
         except BaseException:
             # Only shards known to be new are removed: an atdata-style store's write_shards
@@ -762,9 +842,21 @@ class Index:
                 self._remove_written(store, [s.url for s in shards])
             raise
 
-    def _existing(self, name: str, on_conflict: OnConflict) -> LocalDatasetEntry | None:
-        """Before writing shards: the entry to return for ``skip``, an error, or ``None``."""
-        existing = self._backend.get_dataset(name)
+    def _existing(
+        self, name: str, on_conflict: OnConflict, wanted: str | None = None
+    ) -> LocalDatasetEntry | None:
+        """Before writing shards: the entry to return for ``skip``, an error, or ``None``.
+
+        ``wanted`` is the backend's form of the version asked for (see ``_version_arg``):
+        ``None`` for the name's current version, ``"+..."`` for a new one (nothing can
+        conflict), or an exact version.
+        """
+        if wanted is None:
+            existing = self._backend.get_dataset(name)
+        elif wanted.startswith("+"):
+            return None
+        else:
+            existing = self._backend.get_dataset_version(name, wanted)
         if existing is None or on_conflict == "replace":
             return None
         if on_conflict == "error":
@@ -783,6 +875,7 @@ class Index:
         data_store: Any = None,
         on_conflict: OnConflict = "error",
         progress: bool | None = None,
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Write samples into the data store as new shards and index them, in one call.
 
@@ -809,6 +902,8 @@ class Index:
                 ``name`` is taken.
             progress: ``False`` never shows a progress bar; otherwise one is drawn on
                 stderr when it is a terminal.
+            version: The version to store the entry as, as for :meth:`insert_dataset`
+                (``"1.2.0"``, or ``"next"``/``"patch"``/``"minor"``/``"major"``).
 
         Returns:
             The stored entry (``entry.shards`` carry the recorded facts).
@@ -837,7 +932,8 @@ class Index:
             if schema_ref is not None
             else self.schema_ref_for_type(type(sample))
         )
-        existing = self._existing(name, on_conflict)
+        wanted = _version_arg(version)
+        existing = self._existing(name, on_conflict, wanted)
         if existing is not None:
             return existing
         store = self._writing_store(data_store)
@@ -854,6 +950,7 @@ class Index:
                 shards=shards,
                 metadata_bytes=metadata_bytes,
                 on_conflict=on_conflict,
+                version=wanted,
             )
         except BaseException:
             self._remove_written(store, [s.url for s in shards])
@@ -944,19 +1041,153 @@ class Index:
         except Exception as exc:  # cleanup is best effort; the original error matters
             log.warning("Could not remove the shards written for a failed insert: %s", exc)
 
-    def delete_dataset(self, name: str) -> LocalDatasetEntry:
-        """Remove the entry named ``name`` from the index (its shards are left alone).
+    def delete_dataset(self, name: str, version: str | None = None) -> LocalDatasetEntry:
+        """Remove a dataset from the index (its shards are left alone; see ``atdata-lite gc``).
+
+        Args:
+            name: The dataset name, or ``name@version`` for one version.
+            version: Remove only this version. ``None`` (and no ``@`` in ``name``) removes
+                every version of the name.
+
+        Labels that point at a removed version are removed with it.
 
         Returns:
-            The removed entry.
+            The removed entry (the latest one, when several versions were removed).
 
         Raises:
-            DatasetNotFoundError: (a ``KeyError``) no entry has that name.
+            DatasetNotFoundError: (a ``KeyError``) nothing has that name (or version).
         """
-        record = self._backend.delete_dataset(name)
+        if version is None and self._backend.get_dataset(name) is None:
+            base, at, _ = split_ref(name)
+            if at is not None:
+                name, version = base, at
+        record = self._backend.delete_dataset(name, version)
         if record is None:
-            raise no_entry_named(self._backend, name)
+            wanted = name if version is None else f"{name}@{version}"
+            raise no_entry_named(self._backend, wanted)
         return self._entry(record)
+
+    # --- versions and labels ----------------------------------------------------------------
+
+    def list_versions(self, name: str) -> list[LocalDatasetEntry]:
+        """Every version of the dataset ``name``, oldest first (the last is the latest).
+
+        Versions that are not ``x.y.z`` come first, by creation time; then the ``x.y.z``
+        versions in numeric order. Empty when nothing has that name.
+        """
+        return [self._entry(r) for r in self._backend.iter_versions(name)]
+
+    def label(
+        self,
+        name: str,
+        cid: str,
+        *,
+        version: str | None = None,
+        description: str | None = None,
+    ) -> LabelRow:
+        """Point the label ``name`` (``name@version``) at a stored dataset (atdata 0.7's API).
+
+        A label gives stored content another name, or pins a name to one version, without
+        copying anything. Calling it again for the same ``(name, version)`` moves the label.
+
+        Args:
+            name: The label's name (a dataset name, or any other name).
+            cid: The CID of a stored dataset (``entry.cid``), or a dataset ref such as
+                ``"mnist@1.2.0"``.
+            version: The label's version (``None``: atdata's unversioned label, which
+                :meth:`get_dataset` resolves first for ``name``).
+            description: Free text.
+
+        Returns:
+            The label as stored.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) ``cid`` names no stored dataset (labels
+                never dangle).
+            DatasetExistsError: (a ``ValueError``) ``name@version`` is a dataset version of
+                other content (dataset versions cannot be re-pointed; delete it first).
+            InvalidVersionError: (a ``ValueError``) ``version`` cannot be used.
+        """
+        _check_name(name)
+        label_version = check_label_version(version)
+        target = self._backend.get_dataset_by_cid(cid)
+        if target is None:
+            target = self._resolve(cid)
+        if target is None:
+            raise DatasetNotFoundError(
+                f"Cannot label {name!r}: no dataset with CID {cid} is in the index. Labels "
+                "point at stored datasets only; insert it first."
+            )
+        if label_version:
+            clash = self._backend.get_dataset_version(name, label_version)
+            if clash is not None and clash.cid != target.cid:
+                raise DatasetExistsError(
+                    f"{name}@{label_version} is a stored dataset version (CID {clash.cid}); "
+                    "a label cannot re-point it. Use another label version, or delete that "
+                    "dataset version first."
+                )
+        return self._backend.set_label(name, label_version, target.cid, description)
+
+    def tag(self, ref: str, label: str, *, description: str | None = None) -> LabelRow:
+        """Set the tag ``name:label`` on the dataset ``ref`` (``"mnist@1.2.0"``).
+
+        A tag is the label ``(name, label)``: ``get_dataset("mnist:stable")`` (or
+        ``"mnist@stable"``) then resolves to that version. Tagging again moves it.
+
+        Raises:
+            DatasetNotFoundError: ``ref`` names nothing.
+        """
+        target = self.get_dataset(ref)
+        return self.label(target.name, target.cid, version=label, description=description)
+
+    def get_label(self, name: str, version: str | None = None) -> LocalDatasetEntry:
+        """The dataset a label resolves to (atdata 0.7's ``get_label``).
+
+        Every dataset version counts as a label ``(name, version)``, as every insert labels
+        it in atdata. ``version=None`` resolves ``name`` as :meth:`get_dataset` does: the
+        unversioned label, else the **highest** version (not the most recently created one).
+
+        Raises:
+            LabelNotFoundError: (a ``KeyError``) no such label or version.
+        """
+        ref = name if version is None else f"{name}@{check_label_version(version)}"
+        if version == "":
+            ref = name
+        record = self._resolve(ref)
+        if record is None:
+            raise LabelNotFoundError(
+                f"Label not found: {ref}. List labels with index.list_labels() or "
+                "`atdata-lite log NAME`."
+            )
+        return self._entry(record)
+
+    def delete_label(self, name: str, version: str | None = None) -> LabelRow:
+        """Remove a label (``version=None``: the unversioned one); the dataset stays.
+
+        Raises:
+            LabelNotFoundError: (a ``KeyError``) no such label. Dataset versions are not
+                labels to remove: use :meth:`delete_dataset`.
+        """
+        row = self._backend.delete_label(name, check_label_version(version))
+        if row is None:
+            raise LabelNotFoundError(f"No label {name}{'@' + version if version else ''}.")
+        return row
+
+    @property
+    def labels(self) -> Iterator[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` for every label and every dataset version (atdata 0.7)."""
+        return iter(self.list_labels())
+
+    def list_labels(self) -> list[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` of every label and every dataset version, by name and
+        version (atdata 0.7 lists one label per insert; dataset versions are those here).
+        An unversioned label has version ``None``."""
+        out: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        for r in self._backend.iter_datasets():
+            out[(r.name, r.version or "")] = (r.name, r.cid, r.version)
+        for lab in self._backend.iter_labels():
+            out[(lab.name, lab.version)] = (lab.name, lab.cid, lab.version or None)
+        return [out[k] for k in sorted(out, key=lambda k: (k[0], version_sort_key(k[1])))]
 
     def rename_dataset(self, old: str, new: str) -> LocalDatasetEntry:
         """Rename an entry (its CID does not change).
@@ -967,6 +1198,150 @@ class Index:
         """
         _check_name(new)
         return self._entry(self._backend.rename_dataset(old, new))
+
+    # --- lenses ---------------------------------------------------------------------------
+
+    def store_lens(
+        self,
+        lens: Any,
+        *,
+        name: str,
+        version: str | None = None,
+        description: str | None = None,
+        source_schema: Any,
+        view_schema: Any,
+        sample: Any = None,
+    ) -> str:
+        """Store a lens in the index (atdata 0.7's ``store_lens``), so it round-trips.
+
+        A lens whose output is a copy of source fields is stored as a field mapping, but only
+        after running it on ``sample`` (or on a probe built from the source type) and
+        checking that the mapping reproduces its output; any other lens is stored as a
+        ``module:qualname`` reference to its code (see :mod:`atdata_lite.lens_store`).
+
+        Args:
+            lens: A :class:`~atdata_lite.lenses.Lens` (``@lens``-decorated function).
+            name: The lens name.
+            version: ``x.y.z``; ``None`` takes the next patch version (``1.0.0`` first).
+            description: ``None`` uses the getter's docstring.
+            source_schema: The source schema (a ref, a name, or the type).
+            view_schema: The view schema (a ref, a name, or the type).
+            sample: A source sample to check the lens on.
+
+        Returns:
+            ``atdata://local/lens/{name}@{version}``.
+
+        Raises:
+            LensCheckError: (a ``ValueError``) it can be stored neither as a checked mapping
+                nor as importable code (a lambda that transforms values).
+            SchemaConflictError: ``name@version`` is stored with other content.
+        """
+        from ..lens_store import LENS_REF_PREFIX, lens_content_hash, lens_record
+
+        check_name(name, "lens name")
+        if version is not None:
+            parse_semver(version)
+        record = lens_record(
+            lens,
+            name=name,
+            description=description,
+            source_schema=source_schema,
+            view_schema=view_schema,
+            sample=sample,
+        )
+        digest = lens_content_hash(record)
+
+        def render(v: str) -> str:
+            return json.dumps({**record, "version": v})
+
+        row, _ = self._backend.store_lens(
+            name, version, render, digest, record["source_schema"], record["view_schema"]
+        )
+        return f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+
+    def get_lens(self, ref: str) -> dict[str, Any]:
+        """The stored lens record ``ref`` names (``Name@1.0.0``, a lens ref, or ``Name`` for
+        its highest version).
+
+        Raises:
+            LensNotFoundError: (a ``KeyError``) nothing is stored under ``ref``.
+        """
+        from ..errors import LensNotFoundError
+        from ..lens_store import LENS_REF_PREFIX, parse_lens_ref
+
+        name, version = parse_lens_ref(ref)
+        if version is None:
+            rows = [r for r in self._backend.iter_lenses() if r.name == name]
+            row = rows[-1] if rows else None
+        else:
+            row = self._backend.get_lens(name, version)
+        if row is None:
+            raise LensNotFoundError(f"Lens not found: {ref}")
+        record = json.loads(row.record_json)
+        record["$ref"] = f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+        return record
+
+    def load_lens(
+        self,
+        ref: str,
+        *,
+        source_type: type,
+        view_type: type,
+        trusted_modules: Sequence[str] = (),
+    ) -> Any:
+        """Rebuild a stored lens as a working ``Lens`` and register it (atdata 0.7).
+
+        A code lens runs only code from modules already imported in this process, or named
+        in ``trusted_modules`` (see :mod:`atdata_lite.lens_store`).
+
+        Raises:
+            LensNotFoundError: (a ``KeyError``) nothing is stored under ``ref``.
+            UntrustedLensError: (an ``ImportError``) its code's module is not trusted.
+        """
+        from ..lens_store import build_lens
+        from ..lenses import LensNetwork
+
+        built = build_lens(
+            self.get_lens(ref),
+            source_type=source_type,
+            view_type=view_type,
+            trusted_modules=trusted_modules,
+        )
+        LensNetwork().register(built)
+        return built
+
+    @property
+    def lenses(self) -> Iterator[dict[str, Any]]:
+        """Every stored lens record, by name then version."""
+        return iter(self.list_lenses())
+
+    def list_lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record (with ``$ref``), by name then version."""
+        from ..lens_store import LENS_REF_PREFIX
+
+        out = []
+        for row in self._backend.iter_lenses():
+            try:
+                record = json.loads(row.record_json)
+            except ValueError:
+                log.warning("Skipping unreadable lens %s@%s", row.name, row.version)
+                continue
+            record["$ref"] = f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+            out.append(record)
+        return out
+
+    def find_lenses(self, source_schema: Any, view_schema: Any = None) -> list[dict[str, Any]]:
+        """Stored lenses from ``source_schema`` (to ``view_schema``, when given), by schema
+        name (a ref, a name or a type is accepted for each)."""
+        from ..lens_store import schema_name
+
+        src = schema_name(source_schema)
+        view = schema_name(view_schema) if view_schema is not None else None
+        return [
+            r
+            for r in self.list_lenses()
+            if r.get("source_schema") == src and (view is None or r.get("view_schema") == view)
+        ]
 
     # --- schemas --------------------------------------------------------------------------
 
