@@ -58,7 +58,7 @@ def test_write_samples_conflicts_are_decided_before_writing(tmp_path):
     with Index(tmp_path / "i.db", data_store=store) as index:
         first = index.write_samples(_points(3), name="pts")
         files = sorted(store.rglob("*.tar"))
-        with pytest.raises(DatasetExistsError, match="Pass on_conflict='replace'"):
+        with pytest.raises(DatasetExistsError, match="on_conflict='replace' to replace it"):
             index.write_samples(_points(4), name="pts")
         assert index.write_samples(_points(4), name="pts", on_conflict="skip") == first
         assert sorted(store.rglob("*.tar")) == files  # nothing written for either

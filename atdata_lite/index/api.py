@@ -341,7 +341,7 @@ class Index:
     def _entry(self, record: DatasetRecord) -> LocalDatasetEntry:
         return self._make_entry(
             record.cid, record.name, record.schema_ref, record.shards, record.metadata,
-            record.legacy_uuid, record.created_at, record.updated_at,
+            record.legacy_uuid, record.created_at, record.updated_at, record.version,
         )  # fmt: skip
 
     def _make_entry(
@@ -354,6 +354,7 @@ class Index:
         legacy_uuid: str | None,
         created_at: Any,
         updated_at: Any,
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         # Entries hand out URLs that open: store-relative ones are resolved here, and the
         # recorded form (which the CID is computed over) stays available as recorded_urls.
@@ -362,8 +363,9 @@ class Index:
                 break
         else:
             return entry_from_fields(
-                cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at
-            )
+                cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at,
+                version,
+            )  # fmt: skip
         root = self.store_root
         recorded = [s.url for s in shards]
         shards = tuple(
@@ -373,7 +375,7 @@ class Index:
             for s in shards
         )
         entry = entry_from_fields(
-            cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at
+            cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at, version
         )
         entry.__dict__["_recorded_urls"] = recorded
         return entry
