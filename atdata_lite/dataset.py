@@ -13,13 +13,13 @@ import os
 import random
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, Generic, Literal, TypeVar
 
 import webdataset as wds
 
-from .errors import CorruptShardError, SampleDecodeError, ShardNotFoundError
+from .errors import CorruptShardError, SampleDecodeError, ShardNotFoundError, ShardSkippedWarning
 from .lens import Lens, LensNetwork
 from .protocols import DataSource
 from .samples import KEY_ATTR, DictSample, SampleBatch
@@ -105,11 +105,13 @@ class _Read:
         decode_type: type,
         output_lens: Lens | None,
         on_shard_error: OnShardError,
+        sample_counts: Mapping[str, int] | None = None,
     ) -> None:
         self.source = source
         self.decode_type = decode_type
         self.output_lens = output_lens
         self.on_shard_error = on_shard_error
+        self.sample_counts = dict(sample_counts or {})
 
     def __call__(self, urls: Iterable[str]) -> Iterator[Any]:
         for url in urls:
@@ -118,7 +120,7 @@ class _Read:
             except (ShardNotFoundError, CorruptShardError) as exc:
                 if self.on_shard_error != "skip":
                     raise
-                warnings.warn(f"Skipping shard {url}: {exc}", stacklevel=2)
+                warnings.warn(f"Skipping shard {url}: {exc}", ShardSkippedWarning, stacklevel=2)
 
     def _open(self, url: str) -> Any:
         try:
@@ -133,7 +135,7 @@ class _Read:
         lens = self.output_lens
         stream = self._open(url)
         try:
-            for raw in iter_shard(stream, url):
+            for raw in iter_shard(stream, url, expected_count=self.sample_counts.get(url)):
                 key = raw["__key__"]
                 payload = raw.get("msgpack")
                 if payload is None:
@@ -145,7 +147,11 @@ class _Read:
                 try:
                     sample = decode(payload)
                 except SampleDecodeError as exc:
-                    raise SampleDecodeError(f"Shard {url}, sample {key!r}: {exc}") from exc
+                    # the same class (a SampleMismatchError stays a TypeError), now naming
+                    # the shard and the sample
+                    exc.args = (f"Shard {url}, sample {key!r}: {exc}",)
+                    exc.shard, exc.key = url, key  # type: ignore[attr-defined]
+                    raise
                 _set_key(sample, key)
                 if lens is not None:
                     sample = lens.get(sample)
@@ -172,12 +178,20 @@ class Dataset(Generic[ST]):
 
     Args:
         source: A URL or path, a brace pattern (``data/shard-{000..009}.tar``), a list of
-            them, or a :class:`~atdata_lite.protocols.DataSource`.
+            them, a list of :class:`~atdata_lite.index.backend.ShardRecord` (an index
+            entry's ``shards``: their recorded sample counts are then checked, as with
+            ``sample_counts``), or a :class:`~atdata_lite.protocols.DataSource`.
         metadata_url: Where the dataset's msgpack metadata lives (any fsspec URL).
         url: Deprecated alias of ``source`` (atdata's), used only when ``source`` is None.
         storage_options: fsspec options for opening URLs (not used for DataSource objects).
         on_shard_error: ``"raise"`` (default) raises :class:`ShardNotFoundError` /
-            :class:`CorruptShardError` naming the shard; ``"skip"`` warns and goes on.
+            :class:`CorruptShardError` naming the shard; ``"skip"`` warns
+            (:class:`~atdata_lite.errors.ShardSkippedWarning`, naming the shard) and goes
+            on with the next shard. Samples of a shard read before its problem was found
+            have been yielded already (shards are streamed).
+        sample_counts: ``{shard URL: number of samples}`` the shards must hold (what an
+            index recorded); a shard holding another number is a
+            :class:`CorruptShardError`. Shards not named are not counted.
 
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
@@ -195,9 +209,22 @@ class Dataset(Generic[ST]):
         url: str | None = None,
         storage_options: dict[str, Any] | None = None,
         on_shard_error: OnShardError = "raise",
+        sample_counts: Mapping[str, int] | None = None,
     ) -> None:
         if source is None:
             source = url
+        self.sample_counts: dict[str, int] = dict(sample_counts or {})
+        if (
+            isinstance(source, Sequence)
+            and not isinstance(source, str | bytes)
+            and source
+            and all(hasattr(s, "url") and hasattr(s, "sample_count") for s in source)
+        ):
+            records = list(source)
+            source = [r.url for r in records]
+            for r in records:
+                if r.sample_count is not None:
+                    self.sample_counts.setdefault(r.url, r.sample_count)
         if source is None:
             raise TypeError("Dataset() missing required argument: 'source' or 'url'")
         if on_shard_error not in ("raise", "skip"):
@@ -278,6 +305,7 @@ class Dataset(Generic[ST]):
             self.metadata_url,
             storage_options=self.storage_options,
             on_shard_error=self.on_shard_error,
+            sample_counts=self.sample_counts,
         )
         result.url = self.url
         result._decode_type = self._decode_type or self.sample_type
@@ -318,6 +346,7 @@ class Dataset(Generic[ST]):
             self._decode_type or self.sample_type,
             self._output_lens,
             self.on_shard_error,
+            self.sample_counts,
         )
 
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:
