@@ -204,6 +204,8 @@ def iter_shard(
                     continue
                 parts = _split_member(member.name)
                 if parts is None or _META_MEMBER.match(member.name):
+                    if parts is None and "." in posixpath.basename(member.name):
+                        raise _bad_key_error(url, member.name, "")  # ".msgpack": no key
                     continue
                 key, ext = parts
                 f = tar.extractfile(member)
