@@ -117,6 +117,7 @@ class _Prefixed(io.RawIOBase):
     def __init__(self, head: bytes, raw: Any) -> None:
         self.head = head
         self.raw = raw
+        self._readinto = getattr(raw, "readinto", None)
 
     def readable(self) -> bool:
         return True
@@ -127,6 +128,8 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self.head[:n]
             self.head = self.head[n:]
             return n
+        if self._readinto is not None:  # no intermediate copy
+            return self._readinto(b) or 0
         data = self.raw.read(len(b))
         b[: len(data)] = data
         return len(data)

@@ -8,6 +8,7 @@ counts are compared, and the errors are the types atdata 0.7 code catches.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import random
@@ -20,6 +21,8 @@ import numpy as np
 import pytest
 import webdataset as wds
 from _data_helpers import Row, rows
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from atdata_lite.dataset import Dataset
@@ -255,3 +258,45 @@ def test_plain_webdataset_shards_still_read(tmp_path):
             sink.write({"__key__": f"k{s.idx}", "msgpack": s.packed, "txt": b"x"})
     assert [s.idx for s in Dataset[Row](path).ordered()] == [0, 1, 2, 3]
     assert inspect_shard(path).sample_count == 4
+
+
+# --- damaged bytes never raise anything but our errors ------------------------------------------
+
+_SHARD_CACHE: dict[str, bytes] = {}
+
+
+def _real_shard_bytes() -> bytes:
+    if "small" not in _SHARD_CACHE:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for i, s in enumerate(rows(6)):
+                payload = s.packed
+                info = tarfile.TarInfo(f"k{i}.msgpack")
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+        _SHARD_CACHE["small"] = buf.getvalue()
+    return _SHARD_CACHE["small"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=6),
+    cut=st.none() | st.integers(0, 10**6),
+    prefix=st.binary(max_size=8),
+)
+def test_damaged_shards_raise_only_our_errors(flips, cut, prefix):
+    data = bytearray(_real_shard_bytes())
+    for pos, xor in flips:
+        data[pos % len(data)] ^= xor
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    raw = prefix + bytes(data)
+    from atdata_lite.shards import iter_shard
+
+    try:
+        for sample in iter_shard(io.BytesIO(raw), "fuzz.tar"):
+            if "msgpack" in sample:
+                with contextlib.suppress(AtdataLiteError):
+                    Row.from_bytes(sample["msgpack"])
+    except AtdataLiteError as exc:
+        assert "fuzz.tar" in str(exc)
