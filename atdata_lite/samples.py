@@ -43,6 +43,7 @@ from ._checks import Check, Mismatch, build_check
 from ._types import field_types, is_ndarray_type, strip_annotated, unwrap_optional
 from .errors import (
     FieldTypeError,
+    InvalidSampleKeyError,
     SampleDecodeError,
     SampleMismatchError,
     UnsupportedFieldTypeError,
@@ -55,6 +56,7 @@ __all__ = [
     "array_to_bytes",
     "bytes_to_array",
     "check_key",
+    "is_valid_key",
     "new_key",
     "packable",
     "sample_key",
@@ -104,19 +106,24 @@ def new_key() -> str:
 _BAD_KEY = re.compile(r"[./\\\x00-\x1f\x7f]")
 
 
+def is_valid_key(key: Any) -> bool:
+    """True when ``key`` is a valid sample key (see :func:`check_key`); the one key rule,
+    applied to keys written and to keys read from shards."""
+    return type(key) is str and 0 < len(key) <= 200 and _BAD_KEY.search(key) is None
+
+
 def check_key(key: Any) -> str:
-    """Validate a caller-supplied sample key and return it.
+    """Validate a sample key (given by a caller, or remembered from a read) and return it.
 
     A key becomes the tar member name ``{key}.msgpack``; webdataset groups members by the
     part before the first dot, so a key may not contain ``.``, ``/``, ``\\`` or control
-    characters, and may not be empty.
+    characters, and may not be empty or longer than 200 characters. So no key can become a
+    path (``../x``, ``/etc/x``) when samples are copied into a new shard.
 
     Raises:
         InvalidSampleKeyError: The key is not a non-empty string of allowed characters.
     """
-    from .errors import InvalidSampleKeyError
-
-    if not isinstance(key, str) or not key or _BAD_KEY.search(key) or len(key) > 200:
+    if not is_valid_key(key):
         raise InvalidSampleKeyError(
             f"Invalid sample key {key!r}: a key must be a non-empty string of at most 200 "
             "characters without '.', '/', '\\' or control characters (it names the tar "

@@ -43,7 +43,7 @@ from .errors import (
     UnsupportedFieldTypeError,
 )
 from .index.backend import ShardRecord
-from .samples import check_key
+from .samples import check_key, is_valid_key
 from .sources import open_url, url_to_fs
 
 __all__ = [
@@ -222,7 +222,7 @@ def iter_shard(
                 if current is None or current["__key__"] != key:
                     if current is not None:
                         yield current
-                    if key in seen or not _is_safe_key(key):
+                    if key in seen or not is_valid_key(key):
                         if key in seen:
                             raise CorruptShardError(
                                 f"Corrupt shard {url}: the sample key {key!r} appears twice "
@@ -276,14 +276,6 @@ def iter_shard(
         yield current
     if expected_count is not None and count != expected_count:
         raise _count_error(url, expected_count, str(count))
-
-
-def _is_safe_key(key: str) -> bool:
-    try:
-        check_key(key)
-    except InvalidSampleKeyError:
-        return False
-    return True
 
 
 def _count_error(url: str, expected: int, found: str) -> CorruptShardError:
