@@ -19,7 +19,7 @@ import os
 import random
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, Generic, Literal, TypeVar
 
@@ -28,7 +28,13 @@ from webdataset.pytorch import IterableDataset as _IterableBase
 
 from ._records import ShardRecord
 from .cache import ShardCache, is_remote, offline_enabled
-from .errors import CorruptShardError, SampleDecodeError, ShardNotCachedError, ShardNotFoundError
+from .errors import (
+    CorruptShardError,
+    SampleDecodeError,
+    ShardNotCachedError,
+    ShardNotFoundError,
+    ShardSkippedWarning,
+)
 from .lenses import Lens, LensNetwork
 from .samples import KEY_ATTR, DictSample, SampleBatch
 from .shards import iter_shard
@@ -226,6 +232,7 @@ class _Read:
         on_shard_error: OnShardError,
         chunk: tuple[int, int] | None = None,
         opener: _Opener | None = None,
+        sample_counts: Mapping[str, int] | None = None,
     ) -> None:
         self.source = source
         self.opener = opener
@@ -233,6 +240,7 @@ class _Read:
         self.output_lens = output_lens
         self.on_shard_error = on_shard_error
         self.chunk = chunk
+        self.sample_counts = dict(sample_counts or {})
 
     def _sample_slice(self) -> tuple[int, int]:
         if self.chunk is None:
@@ -253,7 +261,7 @@ class _Read:
             except (ShardNotFoundError, CorruptShardError) as exc:
                 if self.on_shard_error != "skip":
                     raise
-                warnings.warn(f"Skipping shard {url}: {exc}", stacklevel=2)
+                warnings.warn(f"Skipping shard {url}: {exc}", ShardSkippedWarning, stacklevel=2)
 
     def _open(self, url: str) -> Any:
         try:
@@ -270,7 +278,8 @@ class _Read:
         lens = self.output_lens
         stream = self._open(url)
         try:
-            for position, raw in enumerate(iter_shard(stream, url)):
+            expected = self.sample_counts.get(url)
+            for position, raw in enumerate(iter_shard(stream, url, expected_count=expected)):
                 if step != 1 and position % step != offset:
                     continue  # another chunk's sample: skipped before decoding
                 key = raw["__key__"]
@@ -284,7 +293,11 @@ class _Read:
                 try:
                     sample = decode(payload)
                 except SampleDecodeError as exc:
-                    raise SampleDecodeError(f"Shard {url}, sample {key!r}: {exc}") from exc
+                    # the same class (a SampleMismatchError stays a TypeError), now naming
+                    # the shard and the sample
+                    exc.args = (f"Shard {url}, sample {key!r}: {exc}",)
+                    exc.shard, exc.key = url, key  # type: ignore[attr-defined]
+                    raise
                 _set_key(sample, key)
                 if lens is not None:
                     sample = lens.get(sample)
@@ -321,15 +334,21 @@ class Dataset(_IterableBase, Generic[ST]):
 
     Args:
         source: A URL or path, a brace pattern (``data/shard-{000..009}.tar``), a list of
-            them, a :class:`~atdata_lite.protocols.DataSource`, or an index entry
-            (:class:`~atdata_lite.index.entries.LocalDatasetEntry`): its shards are read
-            with what the index knows of them (the SHA-256 checks cached copies), and its
-            name goes into the ``atdata-lite pull`` advice of offline errors.
+            them, a list of :class:`~atdata_lite.index.backend.ShardRecord` (an index
+            entry's ``shards``: their recorded sample counts are then checked, as with
+            ``sample_counts``), a :class:`~atdata_lite.protocols.DataSource`, or an index
+            entry (:class:`~atdata_lite.index.entries.LocalDatasetEntry`): its shards are
+            read with what the index knows of them (the SHA-256 checks cached copies, the
+            sample counts are checked and give ``len()``), and its name goes into the
+            ``atdata-lite pull`` advice of offline errors.
         metadata_url: Where the dataset's msgpack metadata lives (any fsspec URL).
         url: Deprecated alias of ``source`` (atdata's), used only when ``source`` is None.
         storage_options: fsspec options for opening URLs (not used for DataSource objects).
         on_shard_error: ``"raise"`` (default) raises :class:`ShardNotFoundError` /
-            :class:`CorruptShardError` naming the shard; ``"skip"`` warns and goes on.
+            :class:`CorruptShardError` naming the shard; ``"skip"`` warns
+            (:class:`~atdata_lite.errors.ShardSkippedWarning`, naming the shard) and goes
+            on with the next shard. Samples of a shard read before its problem was found
+            have been yielded already (shards are streamed).
         split: With an index entry that has named splits, read only this split.
         cache: Remote shards (not on the local filesystem) are read through the shard
             cache: ``None`` (default) uses the default :class:`~atdata_lite.cache.ShardCache`
@@ -340,6 +359,9 @@ class Dataset(_IterableBase, Generic[ST]):
             ``None`` (default) follows ``$ATDATA_LITE_OFFLINE``. Offline, iteration fails
             before the first sample if a remote shard is not cached, with
             :class:`~atdata_lite.errors.ShardNotCachedError` listing the missing shards.
+        sample_counts: ``{shard URL: number of samples}`` the shards must hold (what an
+            index recorded); a shard holding another number is a
+            :class:`CorruptShardError`. Shards not named are not counted.
 
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
@@ -365,15 +387,27 @@ class Dataset(_IterableBase, Generic[ST]):
         split: str | None = None,
         cache: ShardCache | bool | None = None,
         offline: bool | None = None,
+        sample_counts: Mapping[str, int] | None = None,
     ) -> None:
         if source is None:
             source = url
+        self.sample_counts: dict[str, int] = dict(sample_counts or {})
+        if (
+            isinstance(source, Sequence)
+            and not isinstance(source, str | bytes)
+            and source
+            and all(hasattr(s, "url") and hasattr(s, "sample_count") for s in source)
+        ):
+            records = list(source)
+            source = [r.url for r in records]
+            for r in records:
+                if r.sample_count is not None:
+                    self.sample_counts.setdefault(r.url, r.sample_count)
         if source is None:
             raise TypeError("Dataset() missing required argument: 'source' or 'url'")
         if cache is not None and not isinstance(cache, bool | ShardCache):
             raise TypeError(f"cache must be a ShardCache, True, False or None, not {cache!r}.")
         self._cache_setting: ShardCache | bool | None = cache
-        self._sample_counts: dict[str, int] | None = None  # per shard URL, when known
         self._offline = offline
         self._split = split
         self._entry_name: str | None = None
@@ -442,7 +476,7 @@ class Dataset(_IterableBase, Generic[ST]):
         result._entry_name = self._entry_name
         result._shard_facts = self._shard_facts
         result._chunk = self._chunk
-        result._sample_counts = self._sample_counts
+        result.sample_counts = self.sample_counts
 
     # --- types ---------------------------------------------------------------------
 
@@ -499,6 +533,7 @@ class Dataset(_IterableBase, Generic[ST]):
             self.metadata_url,
             storage_options=self.storage_options,
             on_shard_error=self.on_shard_error,
+            sample_counts=self.sample_counts,
         )
         self._carry_to(result)
         result._decode_type = self._decode_type or self.sample_type
@@ -567,8 +602,7 @@ class Dataset(_IterableBase, Generic[ST]):
 
     def _with_sample_counts(self, counts: dict[str, int | None]) -> Dataset[ST]:
         """Record the shards' sample counts (from an index entry); unknown ones are left out."""
-        known = {url: n for url, n in counts.items() if n is not None}
-        self._sample_counts = known
+        self.sample_counts.update({url: n for url, n in counts.items() if n is not None})
         return self
 
     def __len__(self) -> int:
@@ -577,7 +611,7 @@ class Dataset(_IterableBase, Generic[ST]):
         Raises:
             TypeError: A shard's sample count is not known.
         """
-        counts = self._sample_counts or {}
+        counts = self.sample_counts
         shards = self.list_shards()
         offset, step = 0, 1
         if self._chunk is not None:
@@ -648,6 +682,7 @@ class Dataset(_IterableBase, Generic[ST]):
             self.on_shard_error,
             self._chunk,
             self._opener(),
+            self.sample_counts,
         )
 
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:
