@@ -17,7 +17,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "inspect_shard": "atdata_lite.shards",
     "FsspecDataStore": "atdata_lite.stores",
     "default_store": "atdata_lite.stores",
+    "load_dataset": "atdata_lite.loading",
+    "DatasetDict": "atdata_lite.loading",
     # schemas and CIDs
     "schema_to_type": "atdata_lite.schema",
     "generate_cid": "atdata_lite.cid",
@@ -61,6 +63,7 @@ __all__ = [
     "BasicIndexEntry",
     "DataSource",
     "Dataset",
+    "DatasetDict",
     "DictSample",
     "FsspecDataStore",
     "Index",
@@ -80,6 +83,7 @@ __all__ = [
     "generate_cid",
     "inspect_shard",
     "lens",
+    "load_dataset",
     "packable",
     "schema_to_type",
     "verify_cid",
@@ -97,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SchemaNamespace,
     )
     from .lenses import Lens, LensNetwork, lens
+    from .loading import DatasetDict, load_dataset
     from .protocols import AbstractDataStore, AbstractIndex, DataSource, IndexEntry, Packable
     from .samples import DictSample, PackableSample, SampleBatch, packable
     from .schema import schema_to_type

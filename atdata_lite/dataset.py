@@ -4,6 +4,12 @@ Iteration is a ``webdataset.DataPipeline`` (a torch ``IterableDataset`` when tor
 installed, without torch being a dependency), re-iterable, so ``ds.ordered()`` can be given
 straight to a ``torch.utils.data.DataLoader`` with several workers: shards are split by node
 (``RANK``/``WORLD_SIZE`` or ``torch.distributed``) and then by worker.
+
+A ``Dataset`` is itself a torch ``IterableDataset`` when torch is installed:
+``DataLoader(ds, batch_size=64, num_workers=2)`` iterates ``ds.ordered()`` in each worker
+(each worker reads its own shards) and collates samples into batches of tensors (see
+:mod:`atdata_lite._torch`). Datasets, their sample types (including types decoded from a
+stored schema) and samples pickle, so the ``spawn`` start method works as well as ``fork``.
 """
 
 from __future__ import annotations
@@ -13,15 +19,22 @@ import os
 import random
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 import webdataset as wds
+from webdataset.pytorch import IterableDataset as _IterableBase
 
 from ._records import ShardRecord
 from .cache import ShardCache, is_remote, offline_enabled
-from .errors import CorruptShardError, SampleDecodeError, ShardNotCachedError, ShardNotFoundError
+from .errors import (
+    CorruptShardError,
+    SampleDecodeError,
+    ShardNotCachedError,
+    ShardNotFoundError,
+    ShardSkippedWarning,
+)
 from .lenses import Lens, LensNetwork
 from .samples import KEY_ATTR, DictSample, SampleBatch
 from .shards import iter_shard
@@ -132,6 +145,11 @@ class _ShardList:
         self.opener = opener
 
     def __call__(self) -> Iterator[str]:
+        from ._torch import register_collate
+
+        # The first stage runs in the iterating process (a DataLoader worker too), before
+        # torch collates anything there: teach torch to batch our samples.
+        register_collate()
         urls = self.source.list_shards()
         if self.chunk is not None:
             positions, _, _ = chunk_plan(len(urls), *self.chunk)
@@ -228,6 +246,7 @@ class _Read:
         on_shard_error: OnShardError,
         chunk: tuple[int, int] | None = None,
         opener: _Opener | None = None,
+        sample_counts: Mapping[str, int] | None = None,
     ) -> None:
         self.source = source
         self.opener = opener
@@ -235,6 +254,7 @@ class _Read:
         self.output_lens = output_lens
         self.on_shard_error = on_shard_error
         self.chunk = chunk
+        self.sample_counts = dict(sample_counts or {})
 
     def _sample_slice(self) -> tuple[int, int]:
         if self.chunk is None:
@@ -243,6 +263,11 @@ class _Read:
         return offset, step
 
     def __call__(self, urls: Iterable[str]) -> Iterator[Any]:
+        from ._torch import check_worker_picklable
+
+        check_worker_picklable(self.decode_type)
+        if self.output_lens is not None:
+            check_worker_picklable(getattr(self.output_lens, "view_type", None))
         offset, step = self._sample_slice()
         for url in urls:
             try:
@@ -250,7 +275,7 @@ class _Read:
             except (ShardNotFoundError, CorruptShardError) as exc:
                 if self.on_shard_error != "skip":
                     raise
-                warnings.warn(f"Skipping shard {url}: {exc}", stacklevel=2)
+                warnings.warn(f"Skipping shard {url}: {exc}", ShardSkippedWarning, stacklevel=2)
 
     def _open(self, url: str) -> Any:
         try:
@@ -267,7 +292,8 @@ class _Read:
         lens = self.output_lens
         stream = self._open(url)
         try:
-            for position, raw in enumerate(iter_shard(stream, url)):
+            expected = self.sample_counts.get(url)
+            for position, raw in enumerate(iter_shard(stream, url, expected_count=expected)):
                 if step != 1 and position % step != offset:
                     continue  # another chunk's sample: skipped before decoding
                 key = raw["__key__"]
@@ -281,7 +307,11 @@ class _Read:
                 try:
                     sample = decode(payload)
                 except SampleDecodeError as exc:
-                    raise SampleDecodeError(f"Shard {url}, sample {key!r}: {exc}") from exc
+                    # the same class (a SampleMismatchError stays a TypeError), now naming
+                    # the shard and the sample
+                    exc.args = (f"Shard {url}, sample {key!r}: {exc}",)
+                    exc.shard, exc.key = url, key  # type: ignore[attr-defined]
+                    raise
                 _set_key(sample, key)
                 if lens is not None:
                     sample = lens.get(sample)
@@ -324,20 +354,26 @@ def _set_key(sample: Any, key: str) -> None:
 # --- Dataset ---------------------------------------------------------------------------
 
 
-class Dataset(Generic[ST]):
+class Dataset(_IterableBase, Generic[ST]):
     """A typed view of WebDataset shards.
 
     Args:
         source: A URL or path, a brace pattern (``data/shard-{000..009}.tar``), a list of
-            them, a :class:`~atdata_lite.protocols.DataSource`, or an index entry
-            (:class:`~atdata_lite.index.entries.LocalDatasetEntry`): its shards are read
-            with what the index knows of them (the SHA-256 checks cached copies), and its
-            name goes into the ``atdata-lite pull`` advice of offline errors.
+            them, a list of :class:`~atdata_lite.index.backend.ShardRecord` (an index
+            entry's ``shards``: their recorded sample counts are then checked, as with
+            ``sample_counts``), a :class:`~atdata_lite.protocols.DataSource`, or an index
+            entry (:class:`~atdata_lite.index.entries.LocalDatasetEntry`): its shards are
+            read with what the index knows of them (the SHA-256 checks cached copies, the
+            sample counts are checked and give ``len()``), and its name goes into the
+            ``atdata-lite pull`` advice of offline errors.
         metadata_url: Where the dataset's msgpack metadata lives (any fsspec URL).
         url: Deprecated alias of ``source`` (atdata's), used only when ``source`` is None.
         storage_options: fsspec options for opening URLs (not used for DataSource objects).
         on_shard_error: ``"raise"`` (default) raises :class:`ShardNotFoundError` /
-            :class:`CorruptShardError` naming the shard; ``"skip"`` warns and goes on.
+            :class:`CorruptShardError` naming the shard; ``"skip"`` warns
+            (:class:`~atdata_lite.errors.ShardSkippedWarning`, naming the shard) and goes
+            on with the next shard. Samples of a shard read before its problem was found
+            have been yielded already (shards are streamed).
         split: With an index entry that has named splits, read only this split.
         cache: Remote shards (not on the local filesystem) are read through the shard
             cache: ``None`` (default) uses the default :class:`~atdata_lite.cache.ShardCache`
@@ -348,9 +384,17 @@ class Dataset(Generic[ST]):
             ``None`` (default) follows ``$ATDATA_LITE_OFFLINE``. Offline, iteration fails
             before the first sample if a remote shard is not cached, with
             :class:`~atdata_lite.errors.ShardNotCachedError` listing the missing shards.
+        sample_counts: ``{shard URL: number of samples}`` the shards must hold (what an
+            index recorded); a shard holding another number is a
+            :class:`CorruptShardError`. Shards not named are not counted.
 
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
+
+    Iterating a dataset (``for s in ds``) is ``ds.ordered()``. ``len(ds)`` is the number
+    of samples when the shards' sample counts are known (a dataset loaded from an index
+    entry that records them, see :func:`atdata_lite.load_dataset`); otherwise it raises
+    ``TypeError`` (counting would mean reading every shard).
 
     Raises:
         TypeError: Neither ``source`` nor ``url`` given.
@@ -368,9 +412,22 @@ class Dataset(Generic[ST]):
         split: str | None = None,
         cache: ShardCache | bool | None = None,
         offline: bool | None = None,
+        sample_counts: Mapping[str, int] | None = None,
     ) -> None:
         if source is None:
             source = url
+        self.sample_counts: dict[str, int] = dict(sample_counts or {})
+        if (
+            isinstance(source, Sequence)
+            and not isinstance(source, str | bytes)
+            and source
+            and all(hasattr(s, "url") and hasattr(s, "sample_count") for s in source)
+        ):
+            records = list(source)
+            source = [r.url for r in records]
+            for r in records:
+                if r.sample_count is not None:
+                    self.sample_counts.setdefault(r.url, r.sample_count)
         if source is None:
             raise TypeError("Dataset() missing required argument: 'source' or 'url'")
         if cache is not None and not isinstance(cache, bool | ShardCache):
@@ -422,6 +479,7 @@ class Dataset(Generic[ST]):
             wanted = set(splits[split])
             shards = tuple(s for s in shards if s.url in wanted)
         self._shard_facts = {s.url: s for s in shards}
+        self._with_sample_counts({s.url: s.sample_count for s in shards})
         return [s.url for s in shards]
 
     def _opener(self) -> _Opener:
@@ -443,6 +501,7 @@ class Dataset(Generic[ST]):
         result._entry_name = self._entry_name
         result._shard_facts = self._shard_facts
         result._chunk = self._chunk
+        result.sample_counts = self.sample_counts
 
     # --- types ---------------------------------------------------------------------
 
@@ -501,6 +560,7 @@ class Dataset(Generic[ST]):
             self.metadata_url,
             storage_options=self.storage_options,
             on_shard_error=self.on_shard_error,
+            sample_counts=self.sample_counts,
         )
         self._carry_to(result)
         result._decode_type = self._decode_type or self.sample_type
@@ -566,6 +626,40 @@ class Dataset(Generic[ST]):
         result._output_lens = self._output_lens
         return result
 
+    # --- size ------------------------------------------------------------------------
+
+    def _with_sample_counts(self, counts: dict[str, int | None]) -> Dataset[ST]:
+        """Record the shards' sample counts (from an index entry); unknown ones are left out."""
+        self.sample_counts.update({url: n for url, n in counts.items() if n is not None})
+        return self
+
+    def __len__(self) -> int:
+        """The number of samples, from the recorded per-shard sample counts.
+
+        Raises:
+            TypeError: A shard's sample count is not known.
+        """
+        counts = self.sample_counts
+        shards = self.list_shards()
+        offset, step = 0, 1
+        if self._chunk is not None:
+            positions, offset, step = chunk_plan(len(shards), *self._chunk)
+            shards = [shards[j] for j in positions]
+        missing = [u for u in shards if u not in counts]
+        if missing:
+            raise TypeError(
+                f"len() of this Dataset is unknown: the sample count of {len(missing)} of its "
+                f"{len(shards)} shard(s) is not recorded (e.g. {missing[0]}). Datasets loaded "
+                "by name from an index whose entry records sample counts have a length "
+                "(atdata_lite.load_dataset('@local/NAME')); otherwise count with "
+                "sum(1 for _ in ds)."
+            )
+        return sum(len(range(offset, counts[u], step)) for u in shards)
+
+    def __bool__(self) -> bool:
+        # Without this, truth testing would call __len__, which can raise TypeError.
+        return True
+
     # --- metadata --------------------------------------------------------------------
 
     @property
@@ -604,6 +698,10 @@ class Dataset(Generic[ST]):
 
     # --- iteration -------------------------------------------------------------------
 
+    def __iter__(self) -> Iterator[ST]:
+        """Iterate the samples in shard order (``ds.ordered()``; split across workers)."""
+        return iter(self.ordered())
+
     def _reader(self) -> _Read:
         return _Read(
             self._source,
@@ -612,6 +710,7 @@ class Dataset(Generic[ST]):
             self.on_shard_error,
             self._chunk,
             self._opener(),
+            self.sample_counts,
         )
 
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:

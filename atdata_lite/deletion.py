@@ -126,7 +126,8 @@ def shards_in_use(index: Any, *, excluding: str | None = None) -> dict[str, str]
 
     Args:
         index: An :class:`~atdata_lite.index.Index`.
-        excluding: The name of an entry to leave out (the one being removed).
+        excluding: What to leave out (what is being removed): a dataset name (every
+            version of it) or ``name@version`` (that version only).
 
     Returns:
         ``{url: dataset name}``, URLs as stored (give it to :func:`delete_shards`, which
@@ -134,7 +135,10 @@ def shards_in_use(index: Any, *, excluding: str | None = None) -> dict[str, str]
     """
     used: dict[str, str] = {}
     for entry in index.list_datasets():
-        if entry.name == excluding:
+        if excluding is not None and excluding in (
+            entry.name,
+            f"{entry.name}@{getattr(entry, 'version', None)}",
+        ):
             continue
         for url in entry.data_urls:
             used.setdefault(url, entry.name)

@@ -11,7 +11,7 @@ Messages name the thing that was wrong and say what to do about it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "AtdataLiteError",
@@ -20,6 +20,7 @@ __all__ = [
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetNotFoundError",
+    "FieldTypeError",
     "IndexCorruptError",
     "IndexDiskFullError",
     "IndexLockedError",
@@ -32,18 +33,26 @@ __all__ = [
     "InvalidPrefixError",
     "InvalidSampleKeyError",
     "InvalidSchemaRefError",
+    "InvalidVersionError",
+    "LabelNotFoundError",
+    "LensCheckError",
+    "LensNotFoundError",
     "MigrationError",
     "NotAnIndexError",
     "NotPackableError",
     "SampleDecodeError",
+    "SampleMismatchError",
     "SchemaConflictError",
     "SchemaDecodeError",
     "SchemaNotFoundError",
     "ShardNotCachedError",
     "ShardNotFoundError",
+    "ShardSkippedWarning",
+    "TruncatedShardError",
     "UnknownBackendError",
     "UnsafeURLError",
     "UnsupportedFieldTypeError",
+    "UntrustedLensError",
 ]
 
 
@@ -99,15 +108,24 @@ class NotPackableError(AtdataLiteError, TypeError):
 
 
 class SampleDecodeError(AtdataLiteError, ValueError):
-    """Bytes could not be decoded into a sample (bad msgpack, unknown or missing field)."""
+    """Bytes could not be decoded into a sample (bad msgpack, bad NPY array data, ...)."""
+
+
+class SampleMismatchError(SampleDecodeError, TypeError):
+    """Decoded data does not match the sample type: a missing or unknown field, or a value
+    that is not of its field's declared type.
+
+    Also a ``TypeError``, as atdata raised for a missing or unexpected field. Attributes:
+    ``field`` (the field name, or ``None`` when several fields are involved).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ShardNotFoundError(AtdataLiteError, FileNotFoundError):
     """A shard URL points at nothing."""
-
-
-class CorruptShardError(AtdataLiteError, ValueError):
-    """A shard exists but is not a readable tar of msgpack samples."""
 
 
 class UnsafeURLError(AtdataLiteError, ValueError):
@@ -146,6 +164,30 @@ class DatasetNotFoundError(AtdataLiteError, _PlainKeyError):
 
 class DatasetExistsError(AtdataLiteError, ValueError):
     """A dataset name, or the same content under another name, is already in the index."""
+
+
+class InvalidVersionError(AtdataLiteError, ValueError):
+    """A dataset or label version string cannot be used (empty, ``@``/``:`` in it, ...)."""
+
+
+class LabelNotFoundError(AtdataLiteError, _PlainKeyError):
+    """No label ``name@version`` (or ``name:label``) is in the index."""
+
+
+# --- lenses -------------------------------------------------------------------------
+
+
+class LensNotFoundError(AtdataLiteError, _PlainKeyError):
+    """No stored lens has the given ref (``name@version``)."""
+
+
+class LensCheckError(AtdataLiteError, ValueError):
+    """A lens cannot be stored faithfully: stored as a field mapping it would lose its
+    transform, and its code cannot be stored as an importable reference either."""
+
+
+class UntrustedLensError(AtdataLiteError, ImportError):
+    """A stored lens names code in a module that is not imported (nor declared trusted)."""
 
 
 class InvalidMetadataError(AtdataLiteError, TypeError, ValueError):
@@ -230,3 +272,85 @@ class ShardNotCachedError(AtdataLiteError, FileNotFoundError):
 
 class CacheFullError(AtdataLiteError, OSError):
     """A shard cannot be put in the shard cache (it does not fit in the budget)."""
+
+
+class FieldTypeError(AtdataLiteError, TypeError):
+    """A sample about to be written holds a value that does not match its field's type.
+
+    Attributes: ``field`` (the field name), ``expected`` (what the field's annotation
+    allows, e.g. ``"int"`` or ``"ndarray of dtype uint8"``), ``got`` (a short description of
+    the value) and ``position`` (the sample's 0-based position in the input of
+    ``write_samples``, or ``None`` outside it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        expected: str | None = None,
+        got: str | None = None,
+        position: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.expected = expected
+        self.got = got
+        self.position = position
+
+
+class ShardSkippedWarning(UserWarning):
+    """A shard was skipped because it is missing or corrupt (``on_shard_error="skip"``).
+
+    Turn it into an error with ``warnings.simplefilter("error", ShardSkippedWarning)``, or
+    silence it with ``"ignore"``.
+    """
+
+
+# --- shard errors, defined on first use ---------------------------------------------------
+# CorruptShardError subclasses tarfile.TarError (what atdata 0.7 code catches), but importing
+# tarfile costs ~10 ms, and opening an index or running most CLI commands never needs it:
+# the two classes are created when first looked up (module __getattr__, PEP 562).
+
+
+def _define_shard_errors() -> dict[str, type]:
+    import tarfile
+
+    class CorruptShardError(AtdataLiteError, tarfile.TarError, ValueError):
+        """A shard exists but is not a readable tar of msgpack samples.
+
+        Also a ``tarfile.TarError`` (what atdata 0.7 code catches for a corrupt shard) and a
+        ``ValueError``. Raised for a wrong format, a duplicate or unsafe sample key, a sample
+        without a ``.msgpack`` member, and a sample count that differs from the one the
+        index recorded for the shard.
+        """
+
+    class TruncatedShardError(CorruptShardError, EOFError):
+        """A shard ends early: no end-of-archive marker, or a member cut short.
+
+        Also an ``EOFError`` and, as a :class:`CorruptShardError`, a ``tarfile.TarError``.
+        """
+
+    classes: dict[str, type] = {
+        "CorruptShardError": CorruptShardError,
+        "TruncatedShardError": TruncatedShardError,
+    }
+    for name, cls in classes.items():
+        cls.__module__ = __name__
+        cls.__qualname__ = name
+    return classes
+
+
+if TYPE_CHECKING:
+    import tarfile
+
+    class CorruptShardError(AtdataLiteError, tarfile.TarError, ValueError): ...
+
+    class TruncatedShardError(CorruptShardError, EOFError): ...
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("CorruptShardError", "TruncatedShardError"):
+        globals().update(_define_shard_errors())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,10 @@ Differences from atdata, all deliberate (see ``docs/readme/data.md``):
   reads back;
 * object-dtype arrays (which need pickle) are refused on write and on read unless the class
   opts in with ``__allow_pickle__ = True`` (or ``@packable(allow_pickle=True)``);
-* an unknown or missing field in the data raises :class:`SampleDecodeError` naming it;
+* every field value is checked against its annotation before it is written
+  (:class:`FieldTypeError`) and after it is read (:class:`SampleMismatchError`), by one
+  validator (``atdata_lite._checks``); an unknown or missing field in the data raises
+  :class:`SampleMismatchError` naming it (a ``TypeError``, as in atdata);
 * keys are time-ordered and unique across processes (:func:`new_key`), and a sample read
   from a shard remembers its key so that rewriting it keeps the key.
 """
@@ -36,8 +39,15 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, dataclass_transform
 import msgpack
 import numpy as np
 
+from ._checks import Check, Mismatch, build_check
 from ._types import field_types, is_ndarray_type, strip_annotated, unwrap_optional
-from .errors import SampleDecodeError, UnsupportedFieldTypeError
+from .errors import (
+    FieldTypeError,
+    InvalidSampleKeyError,
+    SampleDecodeError,
+    SampleMismatchError,
+    UnsupportedFieldTypeError,
+)
 
 __all__ = [
     "DictSample",
@@ -46,6 +56,7 @@ __all__ = [
     "array_to_bytes",
     "bytes_to_array",
     "check_key",
+    "is_valid_key",
     "new_key",
     "packable",
     "sample_key",
@@ -95,19 +106,24 @@ def new_key() -> str:
 _BAD_KEY = re.compile(r"[./\\\x00-\x1f\x7f]")
 
 
+def is_valid_key(key: Any) -> bool:
+    """True when ``key`` is a valid sample key (see :func:`check_key`); the one key rule,
+    applied to keys written and to keys read from shards."""
+    return type(key) is str and 0 < len(key) <= 200 and _BAD_KEY.search(key) is None
+
+
 def check_key(key: Any) -> str:
-    """Validate a caller-supplied sample key and return it.
+    """Validate a sample key (given by a caller, or remembered from a read) and return it.
 
     A key becomes the tar member name ``{key}.msgpack``; webdataset groups members by the
     part before the first dot, so a key may not contain ``.``, ``/``, ``\\`` or control
-    characters, and may not be empty.
+    characters, and may not be empty or longer than 200 characters. So no key can become a
+    path (``../x``, ``/etc/x``) when samples are copied into a new shard.
 
     Raises:
         InvalidSampleKeyError: The key is not a non-empty string of allowed characters.
     """
-    from .errors import InvalidSampleKeyError
-
-    if not isinstance(key, str) or not key or _BAD_KEY.search(key) or len(key) > 200:
+    if not is_valid_key(key):
         raise InvalidSampleKeyError(
             f"Invalid sample key {key!r}: a key must be a non-empty string of at most 200 "
             "characters without '.', '/', '\\' or control characters (it names the tar "
@@ -151,6 +167,7 @@ def bytes_to_array(
             ``allow_pickle`` is false.
     """
     try:
+        _check_npy_size(data)
         array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=allow_pickle)
         return array
     except ValueError as exc:
@@ -162,8 +179,29 @@ def bytes_to_array(
                 "@packable(allow_pickle=True))."
             ) from exc
         raise SampleDecodeError(f"{where or 'An array'} is not valid NPY data: {exc}") from exc
-    except Exception as exc:  # EOFError, OSError from a truncated header, ...
+    except Exception as exc:  # EOFError, OSError from a truncated header, MemoryError, ...
         raise SampleDecodeError(f"{where or 'An array'} is not valid NPY data: {exc}") from exc
+
+
+def _check_npy_size(data: bytes) -> None:
+    # np.load allocates the whole array its header describes before reading the data, so a
+    # 100-byte payload claiming a terabyte would exhaust memory: compare first.
+    from numpy.lib import format as npy
+
+    buf = io.BytesIO(data)
+    version = npy.read_magic(buf)
+    if version == (1, 0):
+        shape, _, dtype = npy.read_array_header_1_0(buf)
+    elif version == (2, 0):
+        shape, _, dtype = npy.read_array_header_2_0(buf)
+    else:
+        return  # np.load checks the version and refuses what it cannot read
+    if dtype.hasobject:
+        return  # pickled: its size is not known from the header
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = len(data) - buf.tell()
+    if need > have:
+        raise ValueError(f"the header describes {need} bytes of data, the payload holds {have}")
 
 
 # --- per-class codec --------------------------------------------------------------------
@@ -215,12 +253,8 @@ def _encoder(tp: Any, where: str, allow_pickle: bool) -> Conv | None:
     tp, _ = unwrap_optional(tp)
     if is_ndarray_type(tp):
 
-        def enc_array(v: Any) -> Any:
-            if v is None or isinstance(v, bytes):
-                return v
-            if not isinstance(v, np.ndarray):
-                v = np.asarray(v)
-            return array_to_bytes(v, allow_pickle=allow_pickle, where=where)
+        def enc_array(v: Any) -> Any:  # v has passed the field's check: an array or None
+            return v if v is None else array_to_bytes(v, allow_pickle=allow_pickle, where=where)
 
         return enc_array
     if typing.get_origin(tp) is list and _has_array(tp):
@@ -261,6 +295,8 @@ class _Codec:
     names: tuple[str, ...]
     name_set: frozenset[str]
     required: frozenset[str]
+    checks: tuple[tuple[str, Check], ...]  # every field, in order: the one validator
+    not_init: frozenset[str]  # fields set after construction (dataclass field(init=False))
     encoders: tuple[tuple[str, Conv], ...]
     decoders: tuple[tuple[str, Conv], ...]
 
@@ -291,13 +327,19 @@ def codec_for(cls: type) -> _Codec:
     allow_pickle = bool(getattr(cls, "__allow_pickle__", False))
     encoders = []
     decoders = []
+    checks = []
     required = set()
+    not_init = set()
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         where = f"Field {f.name!r} of {cls.__qualname__}"
         _check_type(tp, where)
         enc = _encoder(tp, where, allow_pickle)
         dec = _decoder(tp, where, allow_pickle)
+        load = _array_loader(allow_pickle, where)
+        checks.append((f.name, build_check(tp, load)))
+        if not f.init:
+            not_init.add(f.name)
         if enc is not None:
             encoders.append((f.name, enc))
         if dec is not None:
@@ -309,11 +351,24 @@ def codec_for(cls: type) -> _Codec:
         names=names,
         name_set=frozenset(names),
         required=frozenset(required),
+        checks=tuple(checks),
+        not_init=frozenset(not_init),
         encoders=tuple(encoders),
         decoders=tuple(decoders),
     )
     _CODECS[cls] = codec
     return codec
+
+
+def _array_loader(allow_pickle: bool, where: str) -> Callable[[bytes], np.ndarray]:
+    def load(data: bytes) -> np.ndarray:
+        return bytes_to_array(data, allow_pickle=allow_pickle, where=where)
+
+    return load
+
+
+def _mismatch_text(cls: type, name: str, exc: Mismatch) -> str:
+    return f"field {name + exc.path!r} of {cls.__qualname__} expects {exc.expected}, got {exc.got}"
 
 
 def _unpack(data: bytes, what: str) -> Any:
@@ -353,9 +408,16 @@ class PackableSample:
     def from_data(cls, data: dict[str, Any]) -> Self:
         """Build a sample from a decoded msgpack map.
 
+        Every value is checked against its field's annotation (the same check as on write;
+        see :func:`~atdata_lite.samples.PackableSample.packed`); an ``int`` in a ``float``
+        field becomes a float.
+
         Raises:
-            SampleDecodeError: ``data`` is not a map, names a field the class does not
-                have, or lacks a required field.
+            SampleDecodeError: ``data`` is not a map, or an array field holds bytes that are
+                not NPY data.
+            SampleMismatchError: ``data`` names a field the class does not have, lacks a
+                required field, or holds a value that does not match its field's type (also
+                a ``TypeError``).
         """
         if not isinstance(data, dict):
             raise SampleDecodeError(
@@ -367,18 +429,38 @@ class PackableSample:
         if not (keys <= codec.name_set and codec.required <= keys):
             unknown = [k for k in keys if k not in codec.name_set]
             if unknown:
-                raise SampleDecodeError(
+                raise SampleMismatchError(
                     f"Unknown field(s) {unknown} in data for {cls.__qualname__} (fields: "
                     f"{list(codec.names)}). The data was written with another sample type: "
-                    "read it with that type, or as DictSample."
+                    "read it with that type, or as DictSample.",
+                    field=str(unknown[0]) if len(unknown) == 1 else None,
                 )
             missing = sorted(codec.required - keys)
-            raise SampleDecodeError(
+            raise SampleMismatchError(
                 f"Missing required field(s) {missing} in data for {cls.__qualname__}. The "
                 "data was written with another sample type: read it with that type, or as "
-                "DictSample."
+                "DictSample.",
+                field=missing[0] if len(missing) == 1 else None,
             )
-        return cls(**data)
+        kwargs = {}
+        for name, check in codec.checks:
+            if name in data:
+                try:
+                    kwargs[name] = check(data[name])
+                except Mismatch as exc:
+                    text = _mismatch_text(cls, name, exc)
+                    raise SampleMismatchError(
+                        f"{text[0].upper()}{text[1:]}. The data was written with another "
+                        "sample type: read it with that type, or as DictSample.",
+                        field=name,
+                    ) from None
+        if codec.not_init:
+            late = {k: kwargs.pop(k) for k in codec.not_init if k in kwargs}
+            sample = cls(**kwargs)
+            for k, v in late.items():
+                object.__setattr__(sample, k, v)
+            return sample
+        return cls(**kwargs)
 
     @classmethod
     def from_bytes(cls, bs: bytes) -> Self:
@@ -391,9 +473,41 @@ class PackableSample:
 
     @property
     def packed(self) -> bytes:
-        """The msgpack payload of this sample (atdata's wire format)."""
-        codec = codec_for(type(self))
-        data = {name: getattr(self, name) for name in codec.names}
+        """The msgpack payload of this sample (atdata's wire format).
+
+        Every field value is checked against its annotation first. Accepted as they are:
+        values of the declared type; numpy scalars (stored as the equal Python value); an
+        ``int`` in a ``float`` field when it converts exactly (stored as a float). Refused:
+        everything else, e.g. ``True`` or ``3.0`` in an ``int`` field, ``"3"`` anywhere but
+        a ``str`` field, a list or an array of another dtype (or shape, where the annotation
+        declares one) in an array field, ``None`` in a field that is not ``Optional``, a
+        tuple in a list field. Convert explicitly (``int(x)``, ``np.asarray(x, dtype=...)``,
+        ``arr.astype(np.uint8)``).
+
+        Raises:
+            FieldTypeError: A field value does not match its annotation (a ``TypeError``).
+            UnsupportedFieldTypeError: An object-dtype array without ``__allow_pickle__``.
+        """
+        cls = type(self)
+        codec = codec_for(cls)
+        data = {}
+        try:
+            for name, check in codec.checks:
+                data[name] = check(getattr(self, name))
+        except Mismatch as exc:
+            if exc.hint:
+                fix = f"Convert the value explicitly ({exc.hint}), or fix the annotation."
+            elif exc.got == "None" and not exc.path:
+                fix = "Declare the field Optional (T | None) to allow None."
+            else:
+                fix = "Convert the value explicitly, or fix the field's annotation."
+            raise FieldTypeError(
+                f"Cannot write a {cls.__qualname__} sample: {_mismatch_text(cls, name, exc)}. "
+                + fix,
+                field=name,
+                expected=exc.expected,
+                got=exc.got,
+            ) from None
         for name, enc in codec.encoders:
             data[name] = enc(data[name])
         try:
@@ -618,7 +732,12 @@ class SampleBatch(Generic[DT]):
     ``SampleBatch[T](samples)`` or ``SampleBatch(samples)`` (the sample type is then taken
     from the first sample). ``batch.<field>`` returns a stacked array (new leading batch
     dimension) when the values are arrays of one shape and dtype, otherwise a list. Works for
-    inherited fields and for :class:`DictSample` batches.
+    inherited fields and for :class:`DictSample` batches. ``batch["field"]`` is the same as
+    ``batch.field``; ``batch[i]`` is the i-th sample.
+
+    A ``torch.utils.data.DataLoader`` builds column-wise batches instead (see
+    :mod:`atdata_lite._torch`): their fields are tensors, and ``samples`` is rebuilt from the
+    columns on first use.
     """
 
     def __init__(self, samples: Iterable[DT]) -> None:
@@ -626,8 +745,56 @@ class SampleBatch(Generic[DT]):
         self._aggregates: dict[str, Any] = {}
         self._sample_type: type | None = None
 
+    @classmethod
+    def _from_columns(cls, sample_type: type, length: int, columns: dict[str, Any]) -> SampleBatch:
+        """A batch holding only its columns (``samples`` is rebuilt from them when read)."""
+        self = cls.__new__(cls)
+        self._aggregates = dict(columns)
+        self._sample_type = sample_type
+        self._length = length
+        return self
+
+    def _rebuild_samples(self) -> list[Any]:
+        st = self._sample_type
+        columns = self._aggregates
+        rows = [{k: col[i] for k, col in columns.items()} for i in range(self._length)]
+        if st is not None and issubclass(st, DictSample):
+            return [DictSample(row) for row in rows]
+        return [st(**row) for row in rows]  # type: ignore[misc]
+
     def __len__(self) -> int:
+        if "samples" not in self.__dict__:
+            return self._length
         return len(self.samples)
+
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            try:
+                return getattr(self, key)
+            except AttributeError as exc:
+                raise KeyError(key) from exc
+        return self.samples[key]
+
+    def _map_columns(self, fn: Callable[[Any], Any]) -> SampleBatch:
+        names = self._field_names() or list(self._aggregates)
+        columns = {}
+        for name in names:
+            col = getattr(self, name)
+            if isinstance(col, list):
+                columns[name] = [fn(v) if hasattr(v, "pin_memory") else v for v in col]
+            else:
+                columns[name] = fn(col) if hasattr(col, "pin_memory") else col
+        return SampleBatch._from_columns(self.sample_type, len(self), columns)  # type: ignore[arg-type]
+
+    def pin_memory(self, device: Any = None) -> SampleBatch:
+        """A batch whose tensor columns are in pinned memory (``DataLoader(pin_memory=True)``)."""
+        return self._map_columns(
+            lambda t: t.pin_memory() if device is None else t.pin_memory(device)
+        )
+
+    def to(self, *args: Any, **kwargs: Any) -> SampleBatch:
+        """A batch whose tensor columns are moved with ``tensor.to(*args, **kwargs)``."""
+        return self._map_columns(lambda t: t.to(*args, **kwargs))
 
     def __iter__(self) -> typing.Iterator[DT]:
         return iter(self.samples)
@@ -663,6 +830,10 @@ class SampleBatch(Generic[DT]):
         # __orig_class__ lookups from recursing.
         if name.startswith("_"):
             raise AttributeError(name)
+        if name == "samples":  # a column-wise batch: rebuild the samples once
+            samples = self._rebuild_samples()
+            self.__dict__["samples"] = samples
+            return samples
         if name in self._aggregates:
             return self._aggregates[name]
         names = self._field_names()

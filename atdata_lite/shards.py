@@ -36,8 +36,14 @@ from typing import IO, Any
 
 from ._progress import Progress
 from ._records import ShardRecord
-from .errors import CorruptShardError
-from .samples import check_key
+from .errors import (
+    CorruptShardError,
+    FieldTypeError,
+    InvalidSampleKeyError,
+    TruncatedShardError,
+    UnsupportedFieldTypeError,
+)
+from .samples import check_key, is_valid_key
 from .sources import open_url, url_to_fs
 
 __all__ = [
@@ -52,6 +58,8 @@ __all__ = [
 # printf-style integer conversions, as webdataset's ShardWriter uses: %d, %06d, %5i ...
 _CONVERSION = re.compile(r"%(?:%|[-+ #0]*\d*[di])")
 _TAR_BLOCK = 512
+# What tarfile's stream mode says when the data simply stops.
+_TARFILE_EOF_MESSAGES = {"unexpected end of data", "truncated header", "empty file"}
 # webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
 _META_MEMBER = re.compile(r"__[^/]*__($|/)")
 
@@ -68,43 +76,213 @@ def _split_member(name: str) -> tuple[str, str] | None:
     return name[:dot], name[dot + 1 :]
 
 
-def iter_shard(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
+class _EndTracker(io.RawIOBase):
+    """Reads from ``raw`` while counting bytes and noting where the last non-zero byte ends.
+
+    After tarfile stops, every byte from its stopping point to the end must be zero (two
+    zero blocks and record padding): anything else is a cut or a damaged header.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._readinto = getattr(raw, "readinto", None)
+        self.pos = 0
+        self.data_end = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._readinto is not None:
+            n = self._readinto(b) or 0
+        else:
+            data = self.raw.read(len(b))
+            n = len(data)
+            b[:n] = data
+        if n:
+            view = memoryview(b)[:n]
+            if view[n - 1]:
+                self.data_end = self.pos + n
+            else:
+                stripped = len(bytes(view).rstrip(b"\0"))
+                if stripped:
+                    self.data_end = self.pos + stripped
+            self.pos += n
+        return n
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` (bytes already read from ``raw``), then the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: Any) -> None:
+        self.head = head
+        self.raw = raw
+        self._readinto = getattr(raw, "readinto", None)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        if self._readinto is not None:  # no intermediate copy
+            return self._readinto(b) or 0
+        data = self.raw.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _decompressed(stream: IO[bytes]) -> tuple[Any, tuple[type[BaseException], ...]]:
+    """The tar stream inside ``stream`` (gzip, bzip2 and xz are recognised by their magic
+    bytes, as tarfile's ``r|*`` does), and the errors its decompressor raises."""
+    head = stream.read(6) or b""
+    raw = io.BufferedReader(_Prefixed(head, stream), 1 << 16)
+    if head.startswith(b"\x1f\x8b"):
+        import gzip
+        import zlib
+
+        return gzip.GzipFile(fileobj=raw, mode="rb"), (zlib.error,)
+    if head.startswith(b"BZh"):
+        import bz2
+
+        return bz2.BZ2File(raw, "rb"), ()
+    if head.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+
+        return lzma.LZMAFile(raw, "rb"), (lzma.LZMAError,)
+    return raw, ()
+
+
+def _bad_key_error(url: str, name: str, key: str) -> CorruptShardError:
+    return CorruptShardError(
+        f"Corrupt shard {url}: member {name!r} has the sample key {key!r}, which is not a "
+        "safe key (keys may not be empty or contain '/', '\\', '.', or control characters; "
+        "it could otherwise become an odd file name when the sample is copied). The shard "
+        "was not written by atdata or atdata-lite."
+    )
+
+
+def iter_shard(
+    stream: IO[bytes], url: str, *, expected_count: int | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield the samples of one shard as webdataset dicts (``__key__``, ``__url__``, exts).
 
     Members are grouped by key as webdataset's ``group_by_keys`` does (consecutive members
-    with the same key form one sample).
+    with the same key form one sample). The shard is checked as it is read:
+
+    * it must end with a proper end-of-archive (two zero blocks), so a shard cut short at a
+      member boundary is an error, not fewer samples;
+    * every sample key must be a safe key (:func:`~atdata_lite.samples.check_key`);
+    * a key may appear only once (two ``{key}.msgpack`` members, or a key that comes back
+      after another one, would otherwise merge or duplicate samples);
+    * with ``expected_count``, the number of samples must be exactly that.
+
+    Errors come after the samples read before the problem was found (reading streams).
+
+    Args:
+        stream: The shard's bytes (a tar, or a gzip/bzip2/xz-compressed tar).
+        url: The shard's URL, for ``__url__`` and error messages.
+        expected_count: The number of samples the shard must hold (e.g. the count an
+            index recorded), or ``None`` to accept any.
 
     Raises:
-        CorruptShardError: The stream is not a readable tar (wrong format, truncated).
+        TruncatedShardError: The shard ends early (also an ``EOFError``).
+        CorruptShardError: Not a readable tar, an unsafe or duplicate key, or a sample count
+            other than ``expected_count`` (also a ``tarfile.TarError``).
     """
     current: dict[str, Any] | None = None
+    seen: set[str] = set()
+    count = 0
+    decompress_errors: tuple[type[BaseException], ...] = ()
     try:
-        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+        inner, decompress_errors = _decompressed(stream)
+        tracker = _EndTracker(inner)
+        buffered = io.BufferedReader(tracker, 1 << 20)
+        with tarfile.open(fileobj=buffered, mode="r|") as tar:
             for member in tar:
                 if not member.isreg():
                     continue
                 parts = _split_member(member.name)
                 if parts is None or _META_MEMBER.match(member.name):
+                    if parts is None and "." in posixpath.basename(member.name):
+                        raise _bad_key_error(url, member.name, "")  # ".msgpack": no key
                     continue
                 key, ext = parts
                 f = tar.extractfile(member)
                 data = f.read() if f is not None else b""
                 if len(data) != member.size:
-                    raise tarfile.ReadError("unexpected end of data")
+                    raise TruncatedShardError(
+                        f"Truncated shard {url}: member {member.name!r} is cut short "
+                        f"({len(data)} of {member.size} bytes). Re-create the shard."
+                    )
+                ext = ext.lower()
                 if current is None or current["__key__"] != key:
                     if current is not None:
                         yield current
+                    if key in seen or not is_valid_key(key):
+                        if key in seen:
+                            raise CorruptShardError(
+                                f"Corrupt shard {url}: the sample key {key!r} appears twice "
+                                f"(member {member.name!r}). Each sample needs its own key; "
+                                "re-create the shard."
+                            )
+                        raise _bad_key_error(url, member.name, key)
+                    seen.add(key)
+                    count += 1
+                    if expected_count is not None and count > expected_count:
+                        raise _count_error(url, expected_count, f"more than {expected_count}")
                     current = {"__key__": key, "__url__": url}
-                current[ext.lower()] = data
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, FileNotFoundError | CorruptShardError):
-            raise  # a missing shard, or the shard cache's verification naming it
+                elif ext in current:
+                    raise CorruptShardError(
+                        f"Corrupt shard {url}: the sample key {key!r} appears twice "
+                        f"(two {member.name!r} members). Each sample needs its own key; "
+                        "re-create the shard."
+                    )
+                current[ext] = data
+            end = tar.offset
+        _read_rest(buffered, url)  # the rest: zero blocks and record padding, bounded
+    except CorruptShardError:
+        raise
+    except (tarfile.TarError, OSError, ValueError, EOFError, *decompress_errors) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        if isinstance(exc, EOFError) or str(exc) in _TARFILE_EOF_MESSAGES:
+            raise TruncatedShardError(
+                f"Truncated shard {url}: the data ends early ({exc}). Re-create it, or read "
+                "with on_shard_error='skip' to skip it."
+            ) from exc
         raise CorruptShardError(
             f"Corrupt shard {url}: not a readable tar ({exc}). Re-create it, or read with "
             "on_shard_error='skip' to skip it."
         ) from exc
+    size = tracker.pos
+    if tracker.data_end > end and size - end >= _TAR_BLOCK:
+        raise CorruptShardError(
+            f"Corrupt shard {url}: unreadable member header at byte {end} (data follows "
+            "where the archive should end). Re-create it, or read with "
+            "on_shard_error='skip' to skip it."
+        )
+    if tracker.data_end > end or size - end < 2 * _TAR_BLOCK or size % _TAR_BLOCK:
+        raise TruncatedShardError(
+            f"Truncated shard {url}: no end-of-archive marker ({size} bytes; the samples "
+            f"after byte {end} are missing). Re-create it, or read with "
+            "on_shard_error='skip' to skip it."
+        )
     if current is not None:
         yield current
+    if expected_count is not None and count != expected_count:
+        raise _count_error(url, expected_count, str(count))
+
+
+def _count_error(url: str, expected: int, found: str) -> CorruptShardError:
+    return CorruptShardError(
+        f"Corrupt shard {url}: it holds {found} samples, but the index recorded {expected}. "
+        "The file changed after it was indexed: re-create it (or re-add the dataset), or "
+        "read with on_shard_error='skip' to skip it."
+    )
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -246,18 +424,25 @@ def shard_urls_for_pattern(pattern: str) -> bool:
 
 
 def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
-    for item in samples:
-        if isinstance(item, tuple):
-            if len(item) != 2:
-                raise TypeError(
-                    "write_samples takes samples or (key, sample) pairs; got a tuple of "
-                    f"length {len(item)}."
-                )
-            key, sample = item
-            yield check_key(key), sample.packed
-        else:
-            wds = item.as_wds
-            yield wds["__key__"], wds["msgpack"]
+    for position, item in enumerate(samples):
+        try:
+            if isinstance(item, tuple):
+                if len(item) != 2:
+                    raise TypeError(
+                        "write_samples takes samples or (key, sample) pairs; got a tuple of "
+                        f"length {len(item)} at position {position}."
+                    )
+                key, sample = item
+                yield check_key(key), sample.packed
+            else:
+                wds = item.as_wds
+                # a key remembered from a read, or set by hand, is checked like a given one
+                yield check_key(wds["__key__"]), wds["msgpack"]
+        except (FieldTypeError, UnsupportedFieldTypeError, InvalidSampleKeyError) as exc:
+            if isinstance(exc, FieldTypeError):
+                exc.position = position
+            exc.args = (f"Sample at position {position} of the input (counting from 0): {exc}",)
+            raise
 
 
 def write_samples(
@@ -275,6 +460,8 @@ def write_samples(
         samples: Packable samples, or ``(key, sample)`` pairs to choose the keys (a key is
             a string without ``.``, ``/``, ``\\`` or control characters). Samples read from
             a dataset keep their key; others get a new time-ordered key (:func:`new_key`).
+            Keys must be unique within a shard. Every sample is checked against its
+            type's field annotations before it is written (see ``PackableSample.packed``).
         url_or_pattern: Where to write: a printf pattern numbering the shards from 0, as
             webdataset's ShardWriter (``out/shard-%06d.tar``, ``s3://b/p/data-%04d.tar``),
             or a single URL without a conversion, which must then fit in one shard.
@@ -292,7 +479,11 @@ def write_samples(
         ValueError: Bad pattern or limits, or a single-URL target that would need a
             second shard.
         UnsafeURLError: The URL is refused (``pipe:``, unknown scheme).
-        InvalidSampleKeyError: A given key cannot name a tar member.
+        InvalidSampleKeyError: A key cannot name a tar member, or appears twice in one
+            shard.
+        FieldTypeError: A sample's field value does not match its annotation (a
+            ``TypeError``); the message names the field, the sample's position in the input
+            and what was expected. Nothing is left behind.
     """
     pattern = os.fspath(url_or_pattern)
     numbered = shard_urls_for_pattern(pattern)
@@ -306,8 +497,11 @@ def write_samples(
 
     records: list[ShardRecord] = []
     current: _ShardFile | None = None
-    # mypy does not narrow an Iterable to Sized by hasattr().
-    total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
+    try:
+        # Any iterable is accepted; len() tells whether it has a length (mypy cannot).
+        total = len(samples)  # type: ignore[arg-type]
+    except TypeError:  # an iterator, or a Dataset whose size is not recorded
+        total = None
     try:
         with Progress("writing samples", total, progress, unit="sample") as bar:
             for key, payload in _items(samples):
@@ -325,6 +519,14 @@ def write_samples(
                     current = None
                 if current is None:
                     current = open_shard(len(records))
+                    keys: set[str] = set()
+                if key in keys:
+                    raise InvalidSampleKeyError(
+                        f"The sample key {key!r} appears twice in {current.url}: each sample "
+                        "of a shard needs its own key (a sample read from a dataset keeps its "
+                        "key; pass (key, sample) pairs to choose new ones)."
+                    )
+                keys.add(key)
                 current.add(key, payload)
                 bar.update()
             if current is not None:
@@ -343,13 +545,12 @@ def write_samples(
 
 
 class _HashingReader(io.RawIOBase):
-    """Reads from ``raw`` while hashing, counting, and keeping the last 1 KiB."""
+    """Reads from ``raw`` while hashing and counting."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
-        self.tail = b""
 
     def readable(self) -> bool:
         return True
@@ -360,7 +561,6 @@ class _HashingReader(io.RawIOBase):
         b[:n] = data
         self.sha.update(data)
         self.size += n
-        self.tail = (self.tail + data)[-1024:]
         return n
 
 
@@ -399,9 +599,11 @@ def inspect_shard(
 
     Raises:
         ShardNotFoundError: Nothing exists at ``url``.
-        CorruptShardError: Not a tar, truncated, a sample without a ``msgpack`` member,
-            more than 4 MiB after the end-of-archive marker, or a local path that is not a
-            regular file (a FIFO or a device is refused before it is opened).
+        CorruptShardError: Not a tar, a sample without a ``msgpack`` member, an unsafe
+            or duplicate key, more than 4 MiB after the end-of-archive marker, or a local
+            path that is not a regular file (a FIFO or a device is refused before it is
+            opened).
+        TruncatedShardError: The shard ends early (a ``CorruptShardError`` too).
         UnsafeURLError: The URL is refused, or its filesystem needs more than the URL.
     """
     url = os.fspath(url)
@@ -416,14 +618,7 @@ def inspect_shard(
                     f"member (members: {sorted(k for k in sample if not k.startswith('__'))})."
                 )
             count += 1
-        _read_rest(stream, url)  # end-of-archive blocks and padding are hashed too
-    # tarfile accepts an archive cut at a member boundary; a complete one ends with two
-    # zero blocks and is a whole number of blocks long.
-    if reader.size % _TAR_BLOCK or reader.tail != bytes(len(reader.tail)) or reader.size < 1024:
-        raise CorruptShardError(
-            f"Corrupt shard {url}: truncated (no end-of-archive marker; {reader.size} bytes). "
-            "Re-create it."
-        )
+        _read_rest(stream, url)  # iter_shard read to the end-of-archive; the rest, bounded
     return ShardRecord(url=url, size=reader.size, sample_count=count, sha256=reader.sha.hexdigest())
 
 

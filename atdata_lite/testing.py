@@ -28,6 +28,7 @@ Requires pytest (this module is only imported by test suites).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -48,7 +49,13 @@ from .errors import (
 from .index._registry import open_backend
 from .index.backend import DatasetRecord, IndexBackend, OnConflict, SchemaRow, ShardRecord
 
-__all__ = ["BackendConformance", "IndexConformance", "make_record", "make_schema_row"]
+__all__ = [
+    "BackendConformance",
+    "IndexConformance",
+    "VersionConformance",
+    "make_record",
+    "make_schema_row",
+]
 
 REF = "atdata://local/sampleSchema/Sample@1.0.0"
 
@@ -697,9 +704,10 @@ class IndexConformance:
             index.add_shards(["b.tar"], name="d", schema_ref=ref)
         with pytest.raises(DatasetExistsError):  # same shards under another name
             index.add_shards(["a.tar"], name="e", schema_ref=ref)
+        # The index records local paths absolute.
         assert index.add_shards(
             ["b.tar"], name="d", schema_ref=ref, on_conflict="skip"
-        ).data_urls == ["a.tar"]
+        ).data_urls == [os.path.abspath("a.tar")]
         with pytest.raises(KeyError):
             index.delete_dataset("nope")
         assert index.delete_dataset("d").name == "d"
@@ -746,7 +754,248 @@ class IndexConformance:
             _ = entries[0].metadata
 
 
-class BackendConformance(_BackendTests, IndexConformance):
+from .samples import packable as _packable  # noqa: E402 -- the lens types below need it
+
+
+@_packable
+class LensSource:
+    """Source type of the stored-lens conformance tests."""
+
+    name: str
+    n: int
+
+
+@_packable
+class LensView:
+    """View type of the stored-lens conformance tests."""
+
+    name: str
+
+
+def copy_name(s: LensSource) -> LensView:
+    """A lens that copies a field (storable as a field mapping)."""
+    return LensView(name=s.name)
+
+
+def upper_name(s: LensSource) -> LensView:
+    """A lens that transforms a field (stored as a code reference, never as a mapping)."""
+    return LensView(name=s.name.upper())
+
+
+def _versioned(name: str, version: str | None, tag: str = "") -> DatasetRecord:
+    rec = make_record(name, [f"file:///data/{name}/{version}{tag}.tar"])
+    return rec.stamped(None, None, version)
+
+
+class VersionConformance:
+    """Dataset versions and labels, on the backend and through the Index.
+
+    Mixed into :class:`BackendConformance`; uses the same ``location`` fixture and
+    ``open_backend`` hook.
+    """
+
+    def test_latest_is_the_highest_version_not_the_newest(self, backend: IndexBackend) -> None:
+        # atdata 0.7 returned the most recently created label: 0.9.0 here.
+        for version in ("1.0.0", "2.0.0", "0.9.0"):
+            backend.insert_datasets([_versioned("mnist", version)])
+        assert backend.get_dataset("mnist").version == "2.0.0"
+        assert [r.version for r in backend.iter_versions("mnist")] == ["0.9.0", "1.0.0", "2.0.0"]
+        assert backend.get_dataset_version("mnist", "0.9.0").data_urls == [
+            "file:///data/mnist/0.9.0.tar"
+        ]
+        assert backend.get_dataset_version("mnist", "3.0.0") is None
+        assert sorted(r.version for r in backend.iter_datasets()) == ["0.9.0", "1.0.0", "2.0.0"]
+
+    def test_non_semver_versions_count_only_without_semver(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([_versioned("d", "2024-06")])
+        backend.insert_datasets([_versioned("d", "2024-07")])
+        assert backend.get_dataset("d").version == "2024-07"  # the newest of non-semver
+        backend.insert_datasets([_versioned("d", "0.1.0")])
+        assert backend.get_dataset("d").version == "0.1.0"
+
+    def test_unversioned_insert_is_1_0_0_and_conflicts_with_the_latest(
+        self, backend: IndexBackend
+    ) -> None:
+        (first,) = backend.insert_datasets([make_record("plain")])
+        assert first.version == "1.0.0"
+        backend.insert_datasets([_versioned("plain", "1.5.0")])
+        with pytest.raises(DatasetExistsError):
+            backend.insert_datasets([make_record("plain", ["file:///other.tar"])])
+        (replaced,) = backend.insert_datasets(
+            [make_record("plain", ["file:///other.tar"])], on_conflict="replace"
+        )
+        assert replaced.version == "1.5.0"
+        assert backend.get_dataset_version("plain", "1.0.0").cid == first.cid
+
+    def test_bumps(self, backend: IndexBackend) -> None:
+        got = [
+            backend.insert_datasets([_versioned("b", bump, str(i))])[0].version
+            for i, bump in enumerate(["+patch", "+patch", "+minor", "+major", "+patch"])
+        ]
+        assert got == ["1.0.0", "1.0.1", "1.1.0", "2.0.0", "2.0.1"]
+        # The same content again under "next" is the stored version, not a new one.
+        again = _versioned("b", "+patch", "4")
+        assert backend.insert_datasets([again])[0].version == "2.0.1"
+
+    def test_same_content_is_stored_once(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([_versioned("c", "1.0.0")])
+        with pytest.raises(DatasetExistsError, match=r"c@1\.0\.0"):
+            backend.insert_datasets([_versioned("c", "1.0.0").stamped(None, None, "2.0.0")])
+
+    def test_concurrent_next_versions_are_distinct(
+        self, backend: IndexBackend, location: str
+    ) -> None:
+        n = 16
+        barrier = threading.Barrier(n)
+        got: list[str] = []
+        errors: list[BaseException] = []
+
+        def insert(i: int) -> None:
+            other = self.open_backend(location)  # type: ignore[attr-defined]
+            try:
+                barrier.wait()
+                (stored,) = other.insert_datasets([_versioned("race", "+patch", f"-{i}")])
+                got.append(stored.version)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                other.close()
+
+        threads = [threading.Thread(target=insert, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert sorted(got) == sorted(f"1.0.{i}" for i in range(n))
+        assert len(backend.iter_versions("race")) == n
+        assert backend.get_dataset("race").version == f"1.0.{n - 1}"
+
+    def test_labels_point_at_stored_content_only(self, backend: IndexBackend) -> None:
+        (a,) = backend.insert_datasets([_versioned("m", "1.0.0")])
+        (b,) = backend.insert_datasets([_versioned("m", "2.0.0")])
+        # atdata 0.7 accepted a label on a CID nobody stored.
+        with pytest.raises(DatasetNotFoundError):
+            backend.set_label("m", "stable", "bafy-missing", None)
+        label = backend.set_label("m", "stable", a.cid, "the good one")
+        assert (label.cid, label.description) == (a.cid, "the good one")
+        assert backend.get_label("m", "stable").cid == a.cid
+        moved = backend.set_label("m", "stable", b.cid, None)
+        assert moved.cid == b.cid and moved.created_at == label.created_at
+        backend.set_label("alias", "", a.cid, None)  # a second name, no second row
+        assert [(r.name, r.version) for r in backend.iter_labels()] == [
+            ("alias", ""),
+            ("m", "stable"),
+        ]
+        assert [r.version for r in backend.iter_labels("m")] == ["stable"]
+        assert len(list(backend.iter_datasets())) == 2
+        assert backend.delete_label("m", "stable").cid == b.cid
+        assert backend.get_label("m", "stable") is None
+        assert backend.delete_label("m", "stable") is None
+        # Removing a version removes the labels on it: none dangles.
+        backend.delete_dataset("m", "1.0.0")
+        assert backend.get_label("alias", "") is None
+        assert backend.iter_labels() == []
+        assert backend.get_dataset("m").version == "2.0.0"
+        assert backend.delete_dataset("m").version == "2.0.0"
+        assert backend.get_dataset("m") is None and backend.iter_versions("m") == []
+
+    def test_replaced_version_keeps_its_labels(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([_versioned("r", "1.0.0")])
+        old = backend.get_dataset("r")
+        backend.set_label("r", "stable", old.cid, None)
+        new = _versioned("r", "1.0.0", "-fixed")
+        backend.insert_datasets([new], on_conflict="replace")
+        assert backend.get_label("r", "stable").cid == new.cid
+
+    def test_label_lookups_are_never_patterns(self, backend: IndexBackend) -> None:
+        (rec,) = backend.insert_datasets([_versioned("mnist-train", "1.0.0")])
+        backend.set_label("mnist-train", "", rec.cid, None)
+        for pattern in ("*", "mnist*", "mnist?train", "mnist-t[er]*"):
+            assert backend.get_label(pattern, "") is None
+            assert backend.iter_labels(pattern) == []
+
+    def test_rename_moves_every_version(self, backend: IndexBackend) -> None:
+        backend.insert_datasets([_versioned("old", "1.0.0")])
+        backend.insert_datasets([_versioned("old", "1.1.0")])
+        assert backend.rename_dataset("old", "new").version == "1.1.0"
+        assert [r.version for r in backend.iter_versions("new")] == ["1.0.0", "1.1.0"]
+        assert backend.iter_versions("old") == []
+
+    def test_index_refs_resolve(self, index: Any) -> None:
+        ref = index.publish_schema(_sample_type())
+        v1 = index.add_shards(["v1.tar"], name="mnist", schema_ref=ref, version="1.2.0")
+        v2 = index.add_shards(["v2.tar"], name="mnist", schema_ref=ref, version="next")
+        assert (v1.version, v2.version) == ("1.2.0", "1.2.1")
+        assert index.get_dataset("mnist").cid == v2.cid
+        assert index.get_dataset("mnist@1.2.0").cid == v1.cid
+        index.tag("mnist@1.2.0", "stable")
+        assert index.get_dataset("mnist:stable").cid == v1.cid
+        assert index.get_dataset("mnist@stable").cid == v1.cid
+        assert index.get_label("mnist").cid == v2.cid
+        assert index.get_label("mnist", "1.2.0").cid == v1.cid
+        index.label("digits", v1.cid, description="same content, another name")
+        assert index.get_dataset("digits").cid == v1.cid
+        assert ("digits", v1.cid, None) in index.list_labels()
+        assert ("mnist", v2.cid, "1.2.1") in index.list_labels()
+        # atdata's unversioned label on a dataset's own name pins it, and resolves first.
+        index.label("mnist", v1.cid)
+        assert index.get_dataset("mnist").cid == v1.cid
+        index.delete_label("mnist")
+        assert index.get_dataset("mnist").cid == v2.cid
+        with pytest.raises(DatasetExistsError):
+            index.label("mnist", v2.cid, version="1.2.0")  # a version is not re-pointable
+        with pytest.raises(KeyError):
+            index.get_dataset("*")
+        with pytest.raises(KeyError):
+            index.get_label("mnist", "9.9.9")
+        assert [e.version for e in index.list_versions("mnist")] == ["1.2.0", "1.2.1"]
+        assert index.delete_dataset("mnist@1.2.0").version == "1.2.0"
+        with pytest.raises(KeyError):
+            index.get_dataset("mnist:stable")
+        with pytest.raises(ValueError):
+            index.add_shards(["v3.tar"], name="mnist", schema_ref=ref, version="bad version")
+
+    def test_index_lenses_round_trip(self, index: Any) -> None:
+        from .errors import LensCheckError, LensNotFoundError
+        from .lenses import Lens
+
+        src = LensSource(name="abc", n=3)
+        copy_ref = index.store_lens(
+            Lens(copy_name), name="copy", source_schema=LensSource, view_schema=LensView
+        )
+        assert copy_ref == "atdata://local/lens/copy@1.0.0"
+        assert index.get_lens(copy_ref)["kind"] == "field_mapping"
+        # atdata 0.7 stored this one as an identity mapping and lost the upper-casing.
+        upper_ref = index.store_lens(
+            Lens(upper_name), name="upper", source_schema=LensSource, view_schema=LensView
+        )
+        record = index.get_lens(upper_ref)
+        assert record["kind"] == "code" and record["code"]["qualname"] == "upper_name"
+        loaded = index.load_lens(upper_ref, source_type=LensSource, view_type=LensView)
+        assert loaded(src) == LensView(name="ABC")
+        assert index.load_lens(copy_ref, source_type=LensSource, view_type=LensView)(
+            src
+        ) == LensView(name="abc")
+        with pytest.raises(LensCheckError):
+            index.store_lens(
+                Lens(lambda s: LensView(name=s.name.upper()), source_type=LensSource,
+                     view_type=LensView),
+                name="lost", source_schema=LensSource, view_schema=LensView,
+            )  # fmt: skip
+        again = index.store_lens(
+            Lens(upper_name), name="upper", source_schema=LensSource, view_schema=LensView,
+            description="v2",
+        )  # fmt: skip
+        assert again.endswith("@1.0.1")
+        assert [r["name"] for r in index.find_lenses("LensSource")] == ["copy", "upper", "upper"]
+        assert index.find_lenses("LensSource", "Nope") == []
+        assert [r["$ref"] for r in index.list_lenses()][-1] == again
+        with pytest.raises(LensNotFoundError):
+            index.get_lens("missing@1.0.0")
+
+
+class BackendConformance(_BackendTests, IndexConformance, VersionConformance):
     """The whole suite: the backend contract and the Index on top of it.
 
     Subclass it and override the ``location`` fixture (see the module docstring).

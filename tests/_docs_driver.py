@@ -30,7 +30,7 @@ def _needs_shell(command: str) -> bool:
 
 def run_command(command: str) -> int:
     """Run one shell line; return its exit code."""
-    argv = shlex.split(command)
+    argv = shlex.split(command, comments=True)  # a trailing "# ..." explains the line
     if argv and argv[0] == "atdata-lite" and not _needs_shell(command):
         from atdata_lite.cli import main
 

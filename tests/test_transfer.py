@@ -224,7 +224,7 @@ def test_name_taken_in_the_target_is_renamed(client, redis_url, target):
 
 # --- atdata 0.7 SQLite -------------------------------------------------------------------
 
-# atdata 0.7's providers/_sqlite.py tables; `lenses` is assumed (not in the published code).
+# atdata 0.7's providers/_sqlite.py tables (reference section 2.1).
 ATDATA_07_SCHEMA = """
 CREATE TABLE dataset_entries (
     cid TEXT PRIMARY KEY, name TEXT NOT NULL, schema_ref TEXT NOT NULL,
@@ -237,7 +237,9 @@ CREATE TABLE schemas (
 CREATE TABLE labels (
     name TEXT NOT NULL, cid TEXT NOT NULL, version TEXT NOT NULL DEFAULT '',
     description TEXT, created_at TEXT DEFAULT (datetime('now')), PRIMARY KEY (name, version));
-CREATE TABLE lenses (name TEXT PRIMARY KEY, source_schema TEXT, view_schema TEXT);
+CREATE TABLE lenses (
+    name TEXT NOT NULL, version TEXT NOT NULL, lens_json TEXT NOT NULL,
+    created_at TEXT DEFAULT (datetime('now')), PRIMARY KEY (name, version));
 """
 
 
@@ -269,14 +271,21 @@ def test_atdata_07_sqlite_file_imports(tmp_path, target):
             ),
         )
     conn.execute("INSERT INTO labels (name, cid) VALUES ('latest', ?)", (recs[0].cid,))
-    conn.execute("INSERT INTO lenses VALUES ('a', 'x', 'y')")
+    conn.execute("INSERT INTO labels (name, cid) VALUES ('gone', 'bafy-missing')")
+    lens = '{"name": "a", "source_schema": "Img", "view_schema": "Img", "kind": "field_mapping"'
+    conn.execute("INSERT INTO lenses (name, version, lens_json) VALUES ('a', '1.0.0', ?)",
+                 (lens + ', "field_mapping": {"x": "x"}}',))  # fmt: skip
     conn.commit()
     conn.close()
     raw_before = path.read_bytes()
 
     report = import_catalog(path, target)
-    assert len(report.imported) == 3
-    assert {i.kind for i in report.skipped} == {"labels", "lenses"}
+    assert len(report.imported) == 5  # a schema, two datasets, a label, a lens
+    assert [(i.kind, i.name) for i in report.skipped] == [("label", "gone")]
+    backend = open_backend(target)
+    assert backend.get_label("latest", "").cid == recs[0].cid
+    assert backend.get_lens("a", "1.0.0").source_schema == "Img"
+    backend.close()
     schemas, datasets = _snapshot(target)
     assert schemas == [row]
     by_name = {d.name: d for d in datasets}

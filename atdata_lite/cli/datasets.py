@@ -392,12 +392,14 @@ def configured_stores(index: Any, extra: tuple[str, ...] = ()) -> list[Any]:
 @json_option
 @pass_state
 def rm(state: AppState, name: str, delete_shards: bool, stores: tuple[str, ...], yes: bool) -> None:
-    """Remove dataset NAME from the index (its shards stay unless --delete-shards).
+    """Remove dataset NAME (every version) or NAME@VERSION from the index (its shards stay
+    unless --delete-shards).
 
     Example:
 
     \b
         atdata-lite rm old-photos
+        atdata-lite rm mnist@1.0.0
         atdata-lite rm old-photos --delete-shards --yes
     """
     from ..deletion import delete_shards as delete_files
@@ -405,12 +407,20 @@ def rm(state: AppState, name: str, delete_shards: bool, stores: tuple[str, ...],
 
     index = state.index()
     entry = get_entry(state, name)
+    if index.backend.get_dataset(name) is None:
+        # A ref (NAME@VERSION, NAME:LABEL): that one version goes.
+        name = f"{entry.name}@{entry.version}"
+        removed = [entry]
+    else:
+        removed = index.list_versions(name) or [entry]
     roots = configured_stores(index, stores) if delete_shards else []
     to_delete: list[Any] = []
     planned_kept: list[tuple[str, str]] = []
     if delete_shards:
         to_delete, planned_kept = plan_deletion(
-            _shards(entry), stores=roots, in_use=shards_in_use(index, excluding=name)
+            [s for e in removed for s in _shards(e)],
+            stores=roots,
+            in_use=shards_in_use(index, excluding=name),
         )
     if to_delete and not yes:
         shown = escape_control(name)
@@ -431,7 +441,10 @@ def rm(state: AppState, name: str, delete_shards: bool, stores: tuple[str, ...],
         click.confirm("Remove the dataset and delete these files?", abort=True, err=True)
     # The entry goes first: if deleting a file fails afterwards, what is left is an orphan
     # file, never an entry pointing at missing shards.
-    index.delete_dataset(name)
+    if "@" in name and index.backend.get_dataset(name) is None:
+        index.delete_dataset(entry.name, entry.version)
+    else:
+        index.delete_dataset(name)
     kept = list(planned_kept)
     deleted: list[str] = []
     missing: list[str] = []

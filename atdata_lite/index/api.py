@@ -8,7 +8,9 @@ got wrong: names are unique and looked up through an index; the schema of
 an insert without a ref is the published schema whose content matches the sample type
 (published when there is none), and a ref to a missing schema is refused; metadata is
 validated before anything is written; multi-shard sources are indexed with every shard;
-published schema versions are immutable; stubs are ``.pyi`` files written only on request.
+published schema versions are immutable; stubs are ``.pyi`` files written only on request;
+local shard paths are recorded absolute, and shards inside the data store relative to its
+root (``store://``, see :mod:`atdata_lite.index._paths`), whichever method added them.
 
 Opening an index and looking a dataset up (``Index(path).get_dataset(name)``) imports
 neither numpy, webdataset, fsspec nor Alembic: they are imported inside the methods that
@@ -17,18 +19,22 @@ need them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._text import check_name
 from ..errors import (
+    DatasetExistsError,
     DatasetNotFoundError,
     IndexOpenError,
+    LabelNotFoundError,
     NotPackableError,
     SchemaDecodeError,
     SchemaNotFoundError,
@@ -44,10 +50,13 @@ from ..schema import (
 )
 from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
+from ._paths import STORE_SCHEME, local_root, rebase, recorded_url, resolve_url
 from ._registry import open_backend, url_scheme
+from ._versions import BUMPS, check_label_version, check_version, split_ref, version_sort_key
 from .backend import (
     DatasetRecord,
     IndexBackend,
+    LabelRow,
     OnConflict,
     SchemaRow,
     ShardRecord,
@@ -59,7 +68,6 @@ from .entries import (
     LocalSchemaRecord,
     SchemaNamespace,
     entry_from_fields,
-    entry_from_record,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,11 +76,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..protocols import AbstractDataStore, RecordingDataStore
     from .stubs import StubManager
 
-__all__ = ["Index", "LocalIndex"]
+__all__ = ["Index", "LocalIndex", "Relocation"]
 
 log = logging.getLogger("atdata_lite.index")
 
 T = TypeVar("T")
+
+_NOTHING = object()
 
 
 def _looks_like_redis_client(obj: Any) -> bool:
@@ -84,6 +94,45 @@ def _check_name(name: Any) -> str:
         raise ValueError(f"A dataset name must be a non-empty string, got {name!r}.")
     # Names are printed by `ls` and friends: no terminal control sequences in new ones.
     return check_name(name, "dataset name")
+
+
+def _prefix_for(name: str) -> str:
+    """A store prefix (one path segment) made from a dataset name."""
+    segment = re.sub(r"[^A-Za-z0-9_.=+\-@]+", "_", name).strip(".")
+    if not segment or not re.match(r"[A-Za-z0-9_]", segment):
+        segment = "_" + segment
+    return segment
+
+
+def _recorded(shard: ShardRecord, root: str) -> ShardRecord:
+    url = recorded_url(shard.url, root)
+    return shard if url == shard.url else dataclasses.replace(shard, url=url)
+
+
+@dataclasses.dataclass(frozen=True)
+class Relocation:
+    """What :meth:`Index.relocate` changed (or would change) in one entry.
+
+    Attributes:
+        name: The entry's name.
+        old_cid: Its CID before.
+        new_cid: Its CID after (computed over the new URLs, as atdata computes CIDs).
+        urls: ``(old, new)`` recorded URL pairs, for the shards that moved.
+    """
+
+    name: str
+    old_cid: str
+    new_cid: str
+    urls: tuple[tuple[str, str], ...]
+
+
+def _version_arg(version: Any) -> str | None:
+    """The backend's form of an insert's ``version=``: ``None``, a bump marker, or a version."""
+    if version is None:
+        return None
+    if isinstance(version, str) and version in BUMPS:
+        return BUMPS[version]
+    return check_version(version)
 
 
 class Index:
@@ -98,6 +147,11 @@ class Index:
         data_store: Where :meth:`insert_dataset` writes shards before indexing them (an
             ``AbstractDataStore`` such as ``FsspecDataStore``, or a root URL/path for one).
             Without it, ``insert_dataset`` indexes the dataset's existing URLs.
+            ``Index()`` with no arguments at all opens the default index with the default
+            store (:func:`atdata_lite.config.default_store_url`). Shards inside the store
+            are recorded relative to its root (``store://...``) and resolved against the
+            root of this store (the default store when there is none) when read, so open
+            an index with the store it was written with.
         auto_stubs: Write ``.pyi`` type stubs of schemas for IDEs (see
             :mod:`atdata_lite.index.stubs`).
         stub_dir: Where to write the stubs; giving it turns stubs on, as in atdata.
@@ -128,6 +182,11 @@ class Index:
         read_only: bool = False,
         **backend_options: Any,
     ) -> None:
+        if url is None and redis is None and data_store is None and not backend_options:
+            # The default index comes with the default store, as `atdata-lite info` shows.
+            from ..stores import default_store
+
+            data_store = default_store()
         if url is not None and not isinstance(url, (str, os.PathLike)):
             if redis is not None or not _looks_like_redis_client(url):
                 raise TypeError(
@@ -205,6 +264,7 @@ class Index:
 
             data_store = FsspecDataStore(os.fspath(data_store))
         self._data_store: AbstractDataStore | None = data_store
+        self._root: str | None = None
         self._stubs: StubManager | None = None
         if auto_stubs or stub_dir is not None:
             from .stubs import StubManager
@@ -251,6 +311,22 @@ class Index:
         return self._data_store
 
     @property
+    def store_root(self) -> str:
+        """The root that ``store://`` URLs are relative to.
+
+        The data store's ``root_url`` (local paths made absolute), or the default store's
+        root when the index has no data store (or one without a root).
+        """
+        if self._root is None:
+            root = getattr(self._data_store, "root_url", None)
+            if root is None:
+                from ..config import default_store_url
+
+                root = default_store_url()
+            self._root = local_root(root)
+        return self._root
+
+    @property
     def stub_dir(self) -> Path | None:
         """The stub directory, or ``None`` when stubs are off."""
         return self._stubs.stub_dir if self._stubs is not None else None
@@ -262,24 +338,104 @@ class Index:
 
     # --- records <-> entries --------------------------------------------------------------
 
-    _entry = staticmethod(entry_from_record)
+    def _entry(self, record: DatasetRecord) -> LocalDatasetEntry:
+        return self._make_entry(
+            record.cid, record.name, record.schema_ref, record.shards, record.metadata,
+            record.legacy_uuid, record.created_at, record.updated_at, record.version,
+        )  # fmt: skip
+
+    def _make_entry(
+        self,
+        cid: str,
+        name: str,
+        schema_ref: str,
+        shards: tuple[ShardRecord, ...],
+        metadata: bytes | None,
+        legacy_uuid: str | None,
+        created_at: Any,
+        updated_at: Any,
+        version: str | None = None,
+    ) -> LocalDatasetEntry:
+        # Entries hand out URLs that open: store-relative ones are resolved here, and the
+        # recorded form (which the CID is computed over) stays available as recorded_urls.
+        for shard in shards:
+            if shard.url.startswith(STORE_SCHEME):
+                break
+        else:
+            return entry_from_fields(
+                cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at,
+                version,
+            )  # fmt: skip
+        root = self.store_root
+        recorded = [s.url for s in shards]
+        shards = tuple(
+            ShardRecord(resolve_url(s.url, root), s.size, s.sample_count, s.sha256, s.split)
+            if s.url.startswith(STORE_SCHEME)
+            else s
+            for s in shards
+        )
+        entry = entry_from_fields(
+            cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at, version
+        )
+        entry.__dict__["_recorded_urls"] = recorded
+        return entry
 
     # --- datasets: reading ----------------------------------------------------------------
 
     def get_dataset(self, ref: str) -> LocalDatasetEntry:
-        """Return the entry named ``ref`` (AbstractIndex protocol).
+        """Return the dataset ``ref`` names (AbstractIndex protocol), resolving labels first.
 
-        A CID is accepted too, when no entry has that name.
+        ``ref`` is one of:
+
+        * ``name``: the unversioned label ``name`` if one is set (atdata's
+          ``label(name, cid)``), else the latest version of the dataset ``name`` (its highest
+          ``x.y.z`` version; the most recently created when none is ``x.y.z``), else the
+          latest of the versioned labels called ``name``;
+        * ``name@version``: that version of the dataset, else the label ``(name, version)``;
+        * ``name:label``: the label ``(name, label)`` (a tag such as ``mnist:stable``), else
+          the dataset version called ``label``;
+        * a CID, when nothing else matches.
+
+        A name that itself holds ``@`` or ``:`` (an older index allowed them) is looked up
+        whole first.
 
         Raises:
-            DatasetNotFoundError: (a ``KeyError``) no entry has that name (or CID).
+            DatasetNotFoundError: (a ``KeyError``) nothing matches.
         """
-        record = self._backend.get_dataset(ref)
-        if record is None and isinstance(ref, str) and ref.startswith("b"):
-            record = self._backend.get_dataset_by_cid(ref)
+        record = self._resolve(ref)
         if record is None:
             raise no_entry_named(self._backend, ref)
         return self._entry(record)
+
+    def _resolve(self, ref: str) -> DatasetRecord | None:
+        b = self._backend
+        if not isinstance(ref, str):
+            return None
+        label = b.get_label(ref, "")
+        if label is not None:
+            return b.get_dataset_by_cid(label.cid)
+        record = b.get_dataset(ref)
+        if record is not None:
+            return record
+        labels = b.iter_labels(ref)
+        if labels:
+            top = max(labels, key=lambda r: version_sort_key(r.version, r.updated_at))
+            return b.get_dataset_by_cid(top.cid)
+        name, version, tag = split_ref(ref)
+        if version is not None:
+            record = b.get_dataset_version(name, version)
+            if record is not None:
+                return record
+            label = b.get_label(name, version)
+            return b.get_dataset_by_cid(label.cid) if label is not None else None
+        if tag is not None:
+            label = b.get_label(name, tag)
+            if label is not None:
+                return b.get_dataset_by_cid(label.cid)
+            return b.get_dataset_version(name, tag)
+        if ref.startswith("b"):
+            return b.get_dataset_by_cid(ref)
+        return None
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
         """Return the entry named ``name``.
@@ -308,7 +464,7 @@ class Index:
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
         """Every entry, ordered by name (see :meth:`list_entries` for unreadable rows)."""
-        return self._backend.iter_datasets_as(entry_from_fields)
+        return self._backend.iter_datasets_as(self._make_entry)
 
     def list_entries(self) -> list[LocalDatasetEntry]:
         """Every entry, as a list.
@@ -319,7 +475,7 @@ class Index:
         first use, which keeps listing cheap).
         """
         # The backend builds the entries straight from its rows: listing is a hot path.
-        return list(self._backend.iter_datasets_as(entry_from_fields))
+        return list(self._backend.iter_datasets_as(self._make_entry))
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:
@@ -346,9 +502,13 @@ class Index:
         metadata_bytes: bytes | None,
         legacy_uuid: str | None = None,
         on_conflict: OnConflict,
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         for shard in shards:
             check_name(shard.url, "shard URL")
+        # Every route into the index records locations the same way (see index._paths).
+        root = self.store_root
+        shards = [_recorded(s, root) for s in shards]
         entry = LocalDatasetEntry(name, schema_ref, [s.url for s in shards], shards=tuple(shards))
         record = DatasetRecord(
             cid=entry.cid,
@@ -357,6 +517,7 @@ class Index:
             shards=tuple(shards),
             metadata=metadata_bytes,
             legacy_uuid=legacy_uuid,
+            version=version,
         )
         (stored,) = self._backend.insert_datasets([record], on_conflict=on_conflict)
         return self._entry(stored)
@@ -444,6 +605,7 @@ class Index:
         schema_ref: str | None = None,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index a dataset's existing shards under ``name``.
 
@@ -453,8 +615,13 @@ class Index:
             schema_ref: The schema of its samples. ``None`` uses the published schema whose
                 content matches ``ds.sample_type``, publishing it if there is none.
             metadata: A dict with string keys; ``None`` uses ``ds._metadata`` if set.
-            on_conflict: ``"error"``, ``"skip"`` or ``"replace"`` when ``name`` is taken by
-                other content (identical content is never a conflict).
+            on_conflict: ``"error"``, ``"skip"`` or ``"replace"`` when the version slot is
+                taken by other content (identical content is never a conflict).
+            version: Which version of ``name`` this is. ``None``: ``1.0.0`` for a new
+                name; for an existing name, ``on_conflict`` applies to its latest version.
+                ``"next"`` (or ``"patch"``), ``"minor"``, ``"major"``: the next version after
+                the name's highest ``x.y.z`` one (``1.0.0`` for a new name), chosen
+                atomically. Any other string (``"1.2.0"``, ``"2024-06"``) is that version.
 
         Returns:
             The stored entry.
@@ -468,6 +635,7 @@ class Index:
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         metadata_bytes = self._metadata_of(ds, metadata)
         urls = self._dataset_urls(ds)
         ref = self._schema_ref_for(ds, schema_ref)
@@ -477,6 +645,7 @@ class Index:
             shards=[ShardRecord(u) for u in urls],
             metadata_bytes=metadata_bytes,
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def add_shards(
@@ -487,6 +656,7 @@ class Index:
         schema_ref: str,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index shards that already exist (with their sizes, counts and hashes, if known).
 
@@ -496,12 +666,14 @@ class Index:
             schema_ref: A published schema's ref.
             metadata: A dict with string keys, or ``None``.
             on_conflict: As in :meth:`add_entry`.
+            version: As in :meth:`add_entry`.
 
         Raises:
             As :meth:`add_entry`.
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         metadata_bytes = encode_metadata(metadata)
         records = [s if isinstance(s, ShardRecord) else ShardRecord(os.fspath(s)) for s in shards]
         self._require_schema(schema_ref)
@@ -511,6 +683,7 @@ class Index:
             shards=records,
             metadata_bytes=metadata_bytes,
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def add_splits(
@@ -521,6 +694,7 @@ class Index:
         schema_ref: str | None = None,
         metadata: dict[str, Any] | None = None,
         on_conflict: OnConflict = "error",
+        version: str | None = None,
     ) -> LocalDatasetEntry:
         """Index one entry made of named splits (train / validation / test ...).
 
@@ -533,6 +707,7 @@ class Index:
                 a typed ``Dataset`` (publishing it if needed).
             metadata: A dict with string keys, or ``None``.
             on_conflict: As in :meth:`add_entry`.
+            version: As in :meth:`add_entry`.
 
         Returns:
             The stored entry; ``entry.splits`` maps each split to its URLs, and
@@ -550,6 +725,7 @@ class Index:
         """
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
+        wanted = _version_arg(version)
         items = list(dict(splits).items())
         if not items:
             raise ValueError(f"add_splits({name!r}): give at least one split.")
@@ -584,6 +760,7 @@ class Index:
             shards=shards,
             metadata_bytes=encode_metadata(metadata),
             on_conflict=on_conflict,
+            version=wanted,
         )
 
     def insert_dataset(
@@ -597,7 +774,8 @@ class Index:
             name: Unique name of the entry.
             schema_ref: As in :meth:`add_entry`.
             **kwargs: ``metadata`` (as in :meth:`add_entry`), ``on_conflict`` (default
-                ``"error"``), ``prefix`` (store prefix, default ``name``), ``cache_local``
+                ``"error"``), ``version`` (as in :meth:`add_entry`; atdata 0.7's keyword),
+                ``prefix`` (store prefix, default ``name``), ``cache_local``
                 (passed to stores that only have atdata's ``write_shards``); any other keyword
                 (``maxcount``, ``maxsize``, ...) goes to the store's writer.
 
@@ -612,6 +790,8 @@ class Index:
         """
         metadata = kwargs.pop("metadata", None)
         on_conflict = check_on_conflict(kwargs.pop("on_conflict", "error"))
+        version = kwargs.pop("version", None)
+        wanted = _version_arg(version)
         if self._data_store is None:
             for key in ("prefix", "cache_local"):
                 kwargs.pop(key, None)
@@ -621,21 +801,22 @@ class Index:
                     "data_store to write with; pass data_store= to Index()."
                 )
             return self.add_entry(
-                ds, name=name, schema_ref=schema_ref, metadata=metadata, on_conflict=on_conflict
+                ds,
+                name=name,
+                schema_ref=schema_ref,
+                metadata=metadata,
+                on_conflict=on_conflict,
+                version=version,
             )
 
         _check_name(name)
-        prefix = kwargs.pop("prefix", None) or name
+        prefix = kwargs.pop("prefix", None) or _prefix_for(name)
         cache_local = kwargs.pop("cache_local", False)
         metadata_bytes = self._metadata_of(ds, metadata)
         ref = self._schema_ref_for(ds, schema_ref)
-        existing = self._backend.get_dataset(name)
+        existing = self._existing(name, on_conflict, wanted)
         if existing is not None:
-            # Checked before any shard is written; the backend checks again when storing.
-            if on_conflict == "error":
-                raise name_taken_error(name, existing.cid)
-            if on_conflict == "skip":
-                return self._entry(existing)
+            return existing
 
         from ..protocols import RecordingDataStore
 
@@ -653,6 +834,7 @@ class Index:
                 shards=shards,
                 metadata_bytes=metadata_bytes,
                 on_conflict=on_conflict,
+                version=wanted,
             )
         except BaseException:
             # Only shards known to be new are removed: an atdata-style store's write_shards
@@ -660,6 +842,196 @@ class Index:
             if isinstance(store, RecordingDataStore):
                 self._remove_written(store, [s.url for s in shards])
             raise
+
+    def _existing(
+        self, name: str, on_conflict: OnConflict, wanted: str | None = None
+    ) -> LocalDatasetEntry | None:
+        """Before writing shards: the entry to return for ``skip``, an error, or ``None``.
+
+        ``wanted`` is the backend's form of the version asked for (see ``_version_arg``):
+        ``None`` for the name's current version, ``"+..."`` for a new one (nothing can
+        conflict), or an exact version.
+        """
+        if wanted is None:
+            existing = self._backend.get_dataset(name)
+        elif wanted.startswith("+"):
+            return None
+        else:
+            existing = self._backend.get_dataset_version(name, wanted)
+        if existing is None or on_conflict == "replace":
+            return None
+        if on_conflict == "error":
+            raise name_taken_error(name, existing.cid)
+        return self._entry(existing)
+
+    def write_samples(
+        self,
+        samples: Iterable[Any],
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        maxcount: int = 10_000,
+        maxsize: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        data_store: Any = None,
+        on_conflict: OnConflict = "error",
+        progress: bool | None = None,
+        version: str | None = None,
+    ) -> LocalDatasetEntry:
+        """Write samples into the data store as new shards and index them, in one call.
+
+        The schema of the samples' type is published, or an identical published one is
+        reused; the shards are written atomically, each with its size, sample count and
+        SHA-256 recorded; then the entry is stored. If storing the entry fails, the new
+        shards are removed again.
+
+        Args:
+            samples: Packable samples of one type (any iterable, read once), or
+                ``(key, sample)`` pairs.
+            name: Unique name of the entry (also the shards' directory in the store, with
+                characters other than letters, digits and ``_.=+-@`` replaced by ``_``).
+            schema_ref: The schema of the samples; ``None`` uses the published schema whose
+                content matches the first sample's type (publishing it if there is none).
+                Required for ``DictSample`` samples.
+            maxcount: Most samples per shard.
+            maxsize: Most bytes per shard (``None``: 3 GB).
+            metadata: A dict with string keys, or ``None``.
+            data_store: Where to write; ``None`` uses the index's data store, or the
+                default store (:func:`atdata_lite.stores.default_store`) when it has none.
+                A path or URL is taken as the root of an ``FsspecDataStore``.
+            on_conflict: ``"error"``, ``"skip"`` (nothing is written) or ``"replace"`` when
+                ``name`` is taken.
+            progress: ``False`` never shows a progress bar; otherwise one is drawn on
+                stderr when it is a terminal.
+            version: The version to store the entry as, as for :meth:`insert_dataset`
+                (``"1.2.0"``, or ``"next"``/``"patch"``/``"minor"``/``"major"``).
+
+        Returns:
+            The stored entry (``entry.shards`` carry the recorded facts).
+
+        Raises:
+            ValueError: ``samples`` is empty, or a bad ``maxcount``/``maxsize``.
+            NotPackableError: DictSample samples without ``schema_ref``.
+            SchemaNotFoundError: ``schema_ref`` names no published schema.
+            InvalidMetadataError: The metadata would not read back equal.
+            DatasetExistsError: ``name`` is taken (``on_conflict="error"``).
+        """
+        import itertools
+
+        _check_name(name)
+        on_conflict = check_on_conflict(on_conflict)
+        metadata_bytes = encode_metadata(metadata)
+        it = iter(samples)
+        first = next(it, _NOTHING)
+        if first is _NOTHING:
+            raise ValueError(
+                f"write_samples() got no samples for {name!r}; a dataset needs at least one."
+            )
+        sample = first[1] if isinstance(first, tuple) and len(first) == 2 else first
+        ref = (
+            self._require_schema(schema_ref)
+            if schema_ref is not None
+            else self.schema_ref_for_type(type(sample))
+        )
+        wanted = _version_arg(version)
+        existing = self._existing(name, on_conflict, wanted)
+        if existing is not None:
+            return existing
+        store = self._writing_store(data_store)
+        options: dict[str, Any] = {"maxcount": maxcount, "progress": progress}
+        if maxsize is not None:
+            options["maxsize"] = maxsize
+        shards = store.write_samples(
+            itertools.chain([first], it), prefix=_prefix_for(name), **options
+        )
+        try:
+            return self._store(
+                name=name,
+                schema_ref=ref,
+                shards=shards,
+                metadata_bytes=metadata_bytes,
+                on_conflict=on_conflict,
+                version=wanted,
+            )
+        except BaseException:
+            self._remove_written(store, [s.url for s in shards])
+            raise
+
+    write = write_samples
+
+    def _writing_store(self, data_store: Any) -> Any:
+        if data_store is None:
+            data_store = self._data_store
+        if data_store is None:
+            from ..stores import default_store
+
+            data_store = default_store()
+        elif isinstance(data_store, (str, os.PathLike)):
+            from ..stores import FsspecDataStore
+
+            data_store = FsspecDataStore(os.fspath(data_store))
+        if not callable(getattr(data_store, "write_samples", None)):
+            raise TypeError(
+                f"write_samples() needs a data store that can write samples (such as "
+                f"FsspecDataStore); {type(data_store).__name__} cannot. Pass "
+                "data_store='/path/or/url' instead."
+            )
+        return data_store
+
+    def relocate(
+        self, old_prefix: str, new_prefix: str, *, dry_run: bool = False
+    ) -> list[Relocation]:
+        """Rewrite the recorded shard locations that start with ``old_prefix``.
+
+        Use it after moving shards that live outside the data store (shards inside it are
+        recorded relative to its root and need no rewriting). Prefixes match whole path
+        segments; local paths are made absolute; ``store://`` stands for the store root.
+        The new locations are recorded by the usual rules, so a path that now lies inside
+        the store is recorded relative to it.
+
+        Each changed entry gets a new CID, computed over its new URLs as atdata computes
+        CIDs (an entry's CID identifies its schema and shard locations). Names, metadata,
+        shard facts and creation times are kept. All entries change in one atomic step.
+
+        Args:
+            old_prefix: The prefix to replace (``/mnt/old``, ``s3://old-bucket/data``).
+            new_prefix: What to put instead.
+            dry_run: Report what would change and change nothing.
+
+        Returns:
+            One :class:`Relocation` per entry that changes (or would change).
+
+        Raises:
+            DatasetExistsError: After the rewrite two entries would be the same (same CID).
+        """
+        from ..cid import dataset_cid
+
+        root = self.store_root
+        changes: list[Relocation] = []
+        records: list[DatasetRecord] = []
+        for record in self._backend.iter_datasets():
+            moved: list[tuple[str, str]] = []
+            shards = []
+            for shard in record.shards:
+                new = rebase(shard.url, old_prefix, new_prefix)
+                if new is not None:
+                    new = recorded_url(new, root)
+                if new is None or new == shard.url:
+                    shards.append(shard)
+                    continue
+                moved.append((shard.url, new))
+                shards.append(dataclasses.replace(shard, url=new))
+            if not moved:
+                continue
+            cid = dataset_cid(record.schema_ref, [s.url for s in shards])
+            changes.append(Relocation(record.name, record.cid, cid, tuple(moved)))
+            records.append(
+                DatasetRecord(cid, record.name, record.schema_ref, tuple(shards),
+                              record.metadata, record.legacy_uuid)
+            )  # fmt: skip
+        if records and not dry_run:
+            self._backend.insert_datasets(records, on_conflict="replace")
+        return changes
 
     @staticmethod
     def _remove_written(store: RecordingDataStore, urls: list[str]) -> None:
@@ -670,19 +1042,153 @@ class Index:
         except Exception as exc:  # cleanup is best effort; the original error matters
             log.warning("Could not remove the shards written for a failed insert: %s", exc)
 
-    def delete_dataset(self, name: str) -> LocalDatasetEntry:
-        """Remove the entry named ``name`` from the index (its shards are left alone).
+    def delete_dataset(self, name: str, version: str | None = None) -> LocalDatasetEntry:
+        """Remove a dataset from the index (its shards are left alone; see ``atdata-lite gc``).
+
+        Args:
+            name: The dataset name, or ``name@version`` for one version.
+            version: Remove only this version. ``None`` (and no ``@`` in ``name``) removes
+                every version of the name.
+
+        Labels that point at a removed version are removed with it.
 
         Returns:
-            The removed entry.
+            The removed entry (the latest one, when several versions were removed).
 
         Raises:
-            DatasetNotFoundError: (a ``KeyError``) no entry has that name.
+            DatasetNotFoundError: (a ``KeyError``) nothing has that name (or version).
         """
-        record = self._backend.delete_dataset(name)
+        if version is None and self._backend.get_dataset(name) is None:
+            base, at, _ = split_ref(name)
+            if at is not None:
+                name, version = base, at
+        record = self._backend.delete_dataset(name, version)
         if record is None:
-            raise no_entry_named(self._backend, name)
+            wanted = name if version is None else f"{name}@{version}"
+            raise no_entry_named(self._backend, wanted)
         return self._entry(record)
+
+    # --- versions and labels ----------------------------------------------------------------
+
+    def list_versions(self, name: str) -> list[LocalDatasetEntry]:
+        """Every version of the dataset ``name``, oldest first (the last is the latest).
+
+        Versions that are not ``x.y.z`` come first, by creation time; then the ``x.y.z``
+        versions in numeric order. Empty when nothing has that name.
+        """
+        return [self._entry(r) for r in self._backend.iter_versions(name)]
+
+    def label(
+        self,
+        name: str,
+        cid: str,
+        *,
+        version: str | None = None,
+        description: str | None = None,
+    ) -> LabelRow:
+        """Point the label ``name`` (``name@version``) at a stored dataset (atdata 0.7's API).
+
+        A label gives stored content another name, or pins a name to one version, without
+        copying anything. Calling it again for the same ``(name, version)`` moves the label.
+
+        Args:
+            name: The label's name (a dataset name, or any other name).
+            cid: The CID of a stored dataset (``entry.cid``), or a dataset ref such as
+                ``"mnist@1.2.0"``.
+            version: The label's version (``None``: atdata's unversioned label, which
+                :meth:`get_dataset` resolves first for ``name``).
+            description: Free text.
+
+        Returns:
+            The label as stored.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) ``cid`` names no stored dataset (labels
+                never dangle).
+            DatasetExistsError: (a ``ValueError``) ``name@version`` is a dataset version of
+                other content (dataset versions cannot be re-pointed; delete it first).
+            InvalidVersionError: (a ``ValueError``) ``version`` cannot be used.
+        """
+        _check_name(name)
+        label_version = check_label_version(version)
+        target = self._backend.get_dataset_by_cid(cid)
+        if target is None:
+            target = self._resolve(cid)
+        if target is None:
+            raise DatasetNotFoundError(
+                f"Cannot label {name!r}: no dataset with CID {cid} is in the index. Labels "
+                "point at stored datasets only; insert it first."
+            )
+        if label_version:
+            clash = self._backend.get_dataset_version(name, label_version)
+            if clash is not None and clash.cid != target.cid:
+                raise DatasetExistsError(
+                    f"{name}@{label_version} is a stored dataset version (CID {clash.cid}); "
+                    "a label cannot re-point it. Use another label version, or delete that "
+                    "dataset version first."
+                )
+        return self._backend.set_label(name, label_version, target.cid, description)
+
+    def tag(self, ref: str, label: str, *, description: str | None = None) -> LabelRow:
+        """Set the tag ``name:label`` on the dataset ``ref`` (``"mnist@1.2.0"``).
+
+        A tag is the label ``(name, label)``: ``get_dataset("mnist:stable")`` (or
+        ``"mnist@stable"``) then resolves to that version. Tagging again moves it.
+
+        Raises:
+            DatasetNotFoundError: ``ref`` names nothing.
+        """
+        target = self.get_dataset(ref)
+        return self.label(target.name, target.cid, version=label, description=description)
+
+    def get_label(self, name: str, version: str | None = None) -> LocalDatasetEntry:
+        """The dataset a label resolves to (atdata 0.7's ``get_label``).
+
+        Every dataset version counts as a label ``(name, version)``, as every insert labels
+        it in atdata. ``version=None`` resolves ``name`` as :meth:`get_dataset` does: the
+        unversioned label, else the **highest** version (not the most recently created one).
+
+        Raises:
+            LabelNotFoundError: (a ``KeyError``) no such label or version.
+        """
+        ref = name if version is None else f"{name}@{check_label_version(version)}"
+        if version == "":
+            ref = name
+        record = self._resolve(ref)
+        if record is None:
+            raise LabelNotFoundError(
+                f"Label not found: {ref}. List labels with index.list_labels() or "
+                "`atdata-lite log NAME`."
+            )
+        return self._entry(record)
+
+    def delete_label(self, name: str, version: str | None = None) -> LabelRow:
+        """Remove a label (``version=None``: the unversioned one); the dataset stays.
+
+        Raises:
+            LabelNotFoundError: (a ``KeyError``) no such label. Dataset versions are not
+                labels to remove: use :meth:`delete_dataset`.
+        """
+        row = self._backend.delete_label(name, check_label_version(version))
+        if row is None:
+            raise LabelNotFoundError(f"No label {name}{'@' + version if version else ''}.")
+        return row
+
+    @property
+    def labels(self) -> Iterator[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` for every label and every dataset version (atdata 0.7)."""
+        return iter(self.list_labels())
+
+    def list_labels(self) -> list[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` of every label and every dataset version, by name and
+        version (atdata 0.7 lists one label per insert; dataset versions are those here).
+        An unversioned label has version ``None``."""
+        out: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        for r in self._backend.iter_datasets():
+            out[(r.name, r.version or "")] = (r.name, r.cid, r.version)
+        for lab in self._backend.iter_labels():
+            out[(lab.name, lab.version)] = (lab.name, lab.cid, lab.version or None)
+        return [out[k] for k in sorted(out, key=lambda k: (k[0], version_sort_key(k[1])))]
 
     def rename_dataset(self, old: str, new: str) -> LocalDatasetEntry:
         """Rename an entry (its CID does not change).
@@ -693,6 +1199,150 @@ class Index:
         """
         _check_name(new)
         return self._entry(self._backend.rename_dataset(old, new))
+
+    # --- lenses ---------------------------------------------------------------------------
+
+    def store_lens(
+        self,
+        lens: Any,
+        *,
+        name: str,
+        version: str | None = None,
+        description: str | None = None,
+        source_schema: Any,
+        view_schema: Any,
+        sample: Any = None,
+    ) -> str:
+        """Store a lens in the index (atdata 0.7's ``store_lens``), so it round-trips.
+
+        A lens whose output is a copy of source fields is stored as a field mapping, but only
+        after running it on ``sample`` (or on a probe built from the source type) and
+        checking that the mapping reproduces its output; any other lens is stored as a
+        ``module:qualname`` reference to its code (see :mod:`atdata_lite.lens_store`).
+
+        Args:
+            lens: A :class:`~atdata_lite.lenses.Lens` (``@lens``-decorated function).
+            name: The lens name.
+            version: ``x.y.z``; ``None`` takes the next patch version (``1.0.0`` first).
+            description: ``None`` uses the getter's docstring.
+            source_schema: The source schema (a ref, a name, or the type).
+            view_schema: The view schema (a ref, a name, or the type).
+            sample: A source sample to check the lens on.
+
+        Returns:
+            ``atdata://local/lens/{name}@{version}``.
+
+        Raises:
+            LensCheckError: (a ``ValueError``) it can be stored neither as a checked mapping
+                nor as importable code (a lambda that transforms values).
+            SchemaConflictError: ``name@version`` is stored with other content.
+        """
+        from ..lens_store import LENS_REF_PREFIX, lens_content_hash, lens_record
+
+        check_name(name, "lens name")
+        if version is not None:
+            parse_semver(version)
+        record = lens_record(
+            lens,
+            name=name,
+            description=description,
+            source_schema=source_schema,
+            view_schema=view_schema,
+            sample=sample,
+        )
+        digest = lens_content_hash(record)
+
+        def render(v: str) -> str:
+            return json.dumps({**record, "version": v})
+
+        row, _ = self._backend.store_lens(
+            name, version, render, digest, record["source_schema"], record["view_schema"]
+        )
+        return f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+
+    def get_lens(self, ref: str) -> dict[str, Any]:
+        """The stored lens record ``ref`` names (``Name@1.0.0``, a lens ref, or ``Name`` for
+        its highest version).
+
+        Raises:
+            LensNotFoundError: (a ``KeyError``) nothing is stored under ``ref``.
+        """
+        from ..errors import LensNotFoundError
+        from ..lens_store import LENS_REF_PREFIX, parse_lens_ref
+
+        name, version = parse_lens_ref(ref)
+        if version is None:
+            rows = [r for r in self._backend.iter_lenses() if r.name == name]
+            row = rows[-1] if rows else None
+        else:
+            row = self._backend.get_lens(name, version)
+        if row is None:
+            raise LensNotFoundError(f"Lens not found: {ref}")
+        record = json.loads(row.record_json)
+        record["$ref"] = f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+        return record
+
+    def load_lens(
+        self,
+        ref: str,
+        *,
+        source_type: type,
+        view_type: type,
+        trusted_modules: Sequence[str] = (),
+    ) -> Any:
+        """Rebuild a stored lens as a working ``Lens`` and register it (atdata 0.7).
+
+        A code lens runs only code from modules already imported in this process, or named
+        in ``trusted_modules`` (see :mod:`atdata_lite.lens_store`).
+
+        Raises:
+            LensNotFoundError: (a ``KeyError``) nothing is stored under ``ref``.
+            UntrustedLensError: (an ``ImportError``) its code's module is not trusted.
+        """
+        from ..lens_store import build_lens
+        from ..lenses import LensNetwork
+
+        built = build_lens(
+            self.get_lens(ref),
+            source_type=source_type,
+            view_type=view_type,
+            trusted_modules=trusted_modules,
+        )
+        LensNetwork().register(built)
+        return built
+
+    @property
+    def lenses(self) -> Iterator[dict[str, Any]]:
+        """Every stored lens record, by name then version."""
+        return iter(self.list_lenses())
+
+    def list_lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record (with ``$ref``), by name then version."""
+        from ..lens_store import LENS_REF_PREFIX
+
+        out = []
+        for row in self._backend.iter_lenses():
+            try:
+                record = json.loads(row.record_json)
+            except ValueError:
+                log.warning("Skipping unreadable lens %s@%s", row.name, row.version)
+                continue
+            record["$ref"] = f"{LENS_REF_PREFIX}{row.name}@{row.version}"
+            out.append(record)
+        return out
+
+    def find_lenses(self, source_schema: Any, view_schema: Any = None) -> list[dict[str, Any]]:
+        """Stored lenses from ``source_schema`` (to ``view_schema``, when given), by schema
+        name (a ref, a name or a type is accepted for each)."""
+        from ..lens_store import schema_name
+
+        src = schema_name(source_schema)
+        view = schema_name(view_schema) if view_schema is not None else None
+        return [
+            r
+            for r in self.list_lenses()
+            if r.get("source_schema") == src and (view is None or r.get("view_schema") == view)
+        ]
 
     # --- schemas --------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ __all__ = [
     "CatalogWriteResult",
     "DatasetRecord",
     "IndexBackend",
+    "LabelRow",
+    "LensRow",
     "OnConflict",
     "SchemaRow",
     "ShardRecord",
@@ -38,6 +40,8 @@ __all__ = [
     "checked_insert",
     "insert_conflict",
     "name_taken_error",
+    "same_content_bump",
+    "version_slot",
 ]
 
 BACKEND_ENTRY_POINT_GROUP = "atdata_lite.backends"
@@ -72,6 +76,12 @@ class DatasetRecord:
         legacy_uuid: atdata's optional ``legacy_uuid`` field, carried through imports.
         created_at: When the entry was first stored (set by the backend, UTC).
         updated_at: When the entry was last replaced or renamed (set by the backend, UTC).
+        version: Which version of ``name`` this entry is. Stored records always have one.
+            In a record passed to :meth:`IndexBackend.insert_datasets`, ``None`` means
+            "unversioned": ``1.0.0`` for a new name, else the name's latest version is the
+            one the ``on_conflict`` policy applies to; ``"+patch"``, ``"+minor"`` and
+            ``"+major"`` mean the next version after the name's highest ``x.y.z`` one,
+            chosen atomically.
     """
 
     cid: str
@@ -82,18 +92,30 @@ class DatasetRecord:
     legacy_uuid: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    version: str | None = None
 
     @property
     def data_urls(self) -> list[str]:
         """The shard URLs in order."""
         return [s.url for s in self.shards]
 
-    def stamped(self, created_at: datetime | None, updated_at: datetime | None) -> DatasetRecord:
-        """This record with the given timestamps (what a backend stores and returns)."""
+    def stamped(
+        self,
+        created_at: datetime | None,
+        updated_at: datetime | None,
+        version: str | None = None,
+    ) -> DatasetRecord:
+        """This record with the given timestamps (and version, when given)."""
         # Positional and direct: dataclasses.replace() costs several times this, and bulk
         # inserts call it once per record.
         return DatasetRecord(self.cid, self.name, self.schema_ref, self.shards, self.metadata,
-                             self.legacy_uuid, created_at, updated_at)  # fmt: skip
+                             self.legacy_uuid, created_at, updated_at,
+                             version if version is not None else self.version)  # fmt: skip
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
 
     def same_content(self, other: DatasetRecord) -> bool:
         """True when ``other`` describes this entry: the same name, CID, ref, URLs, metadata.
@@ -136,6 +158,48 @@ class SchemaRow:
     name: str
     version: str
     record_json: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRow:
+    """A label: ``name`` (and ``version``, ``""`` for none) pointing at a stored dataset.
+
+    Attributes:
+        name: The label's name (atdata's label name; often a dataset name).
+        version: The label's version string; ``""`` for atdata's unversioned label.
+        cid: The CID of the dataset version it points at (always a stored one).
+        description: Free text, or ``None``.
+        created_at: When the label was first set.
+        updated_at: When it was last moved.
+    """
+
+    name: str
+    version: str
+    cid: str
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LensRow:
+    """A stored lens version (atdata 0.7's ``lenses`` row).
+
+    Attributes:
+        name: The lens name.
+        version: Its version (``x.y.z`` when numbered by the index).
+        record_json: The JSON record as stored.
+        source_schema: The name of the schema it reads.
+        view_schema: The name of the schema it produces.
+        content_hash: Hex SHA-256 of the record without its version and timestamp.
+    """
+
+    name: str
+    version: str
+    record_json: str
+    source_schema: str
+    view_schema: str
     content_hash: str
 
 
@@ -214,13 +278,16 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def get_dataset(self, name: str) -> DatasetRecord | None:
-        """Look an entry up by name. Must not scan all entries: it is every load's first call.
+        """Look the latest version of a name up. Must not scan all entries: it is every
+        load's first call.
 
         Args:
             name: The entry's name, exactly (no normalisation).
 
         Returns:
-            The entry, or ``None`` when no entry has that name.
+            The entry with the highest ``x.y.z`` version of that name (the most recently
+            created one when none of its versions is ``x.y.z``), or ``None`` when no entry
+            has that name.
 
         Raises:
             Exception: Only the driver's own errors (storage unreachable, backend closed).
@@ -257,8 +324,8 @@ class IndexBackend(abc.ABC):
 
     def iter_datasets_as(self, make: Callable[..., _T]) -> Iterator[_T]:
         """Yield ``make(cid, name, schema_ref, shards, metadata, legacy_uuid, created_at,
-        updated_at)`` for every entry, ordered by name (the fields of :class:`DatasetRecord`,
-        in its order).
+        updated_at, version)`` for every entry, ordered by name (the fields of
+        :class:`DatasetRecord`, in its order).
 
         The same listing as :meth:`iter_datasets`, without a :class:`DatasetRecord` in
         between: :class:`~atdata_lite.index.api.Index` builds its entries this way, because
@@ -267,7 +334,7 @@ class IndexBackend(abc.ABC):
         ``None`` are yielded as ``None`` (the caller filters them).
 
         Args:
-            make: Builds one item from the eight fields, positionally.
+            make: Builds one item from the nine fields, positionally.
 
         Returns:
             An iterator over ``make``'s results, in name order.
@@ -275,7 +342,7 @@ class IndexBackend(abc.ABC):
         for r in self.iter_datasets():
             yield make(
                 r.cid, r.name, r.schema_ref, r.shards, r.metadata, r.legacy_uuid,
-                r.created_at, r.updated_at,
+                r.created_at, r.updated_at, r.version,
             )  # fmt: skip
 
     @abc.abstractmethod
@@ -301,15 +368,16 @@ class IndexBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def delete_dataset(self, name: str) -> DatasetRecord | None:
-        """Remove the entry named ``name`` atomically (its shards are not touched).
+    def delete_dataset(self, name: str, version: str | None = None) -> DatasetRecord | None:
+        """Remove a dataset atomically (its shards are not touched), with its labels.
 
         Args:
             name: The entry's name.
+            version: Remove only this version; ``None`` removes every version of ``name``.
 
         Returns:
-            The entry as it was before removal, or ``None`` when no entry has that name
-            (nothing is changed).
+            The removed entry (the latest one removed, for all versions), or ``None`` when
+            there was nothing to remove (nothing is changed).
 
         Raises:
             Exception: Only the driver's own errors (storage unreachable, backend closed).
@@ -317,7 +385,8 @@ class IndexBackend(abc.ABC):
 
     @abc.abstractmethod
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
-        """Rename an entry atomically; its CID, shards and metadata do not change.
+        """Rename a dataset (every version of it) atomically; CIDs, shards and metadata do
+        not change.
 
         Args:
             old: The entry's current name.
@@ -330,6 +399,115 @@ class IndexBackend(abc.ABC):
             DatasetNotFoundError: No entry is named ``old``.
             DatasetExistsError: ``new`` is taken.
         """
+
+    # --- versions and labels -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_dataset_version(self, name: str, version: str) -> DatasetRecord | None:
+        """Look one version of a name up.
+
+        Args:
+            name: The dataset name, exactly.
+            version: The version string, exactly.
+
+        Returns:
+            The entry, or ``None``.
+        """
+
+    @abc.abstractmethod
+    def iter_versions(self, name: str) -> list[DatasetRecord]:
+        """Every version of ``name``, oldest first (the last one is :meth:`get_dataset`'s).
+
+        Order: versions that are not ``x.y.z`` by creation time, then ``x.y.z`` versions by
+        number (see :mod:`atdata_lite.index._versions`).
+
+        Args:
+            name: The dataset name, exactly.
+
+        Returns:
+            The entries (empty when the name has none).
+        """
+
+    @abc.abstractmethod
+    def set_label(self, name: str, version: str, cid: str, description: str | None) -> LabelRow:
+        """Create or move the label ``(name, version)`` to the stored dataset ``cid``.
+
+        Atomic; a moved label keeps its ``created_at``.
+
+        Args:
+            name: The label name.
+            version: The label version (``""``: none).
+            cid: The CID of a stored dataset.
+            description: Free text, or ``None``.
+
+        Returns:
+            The label as stored.
+
+        Raises:
+            DatasetNotFoundError: No stored dataset has that CID (labels never dangle).
+        """
+
+    @abc.abstractmethod
+    def get_label(self, name: str, version: str) -> LabelRow | None:
+        """Look a label up by exact name and version (never a pattern).
+
+        Returns:
+            The label, or ``None``; a label whose dataset is gone is ``None`` too.
+        """
+
+    @abc.abstractmethod
+    def iter_labels(self, name: str | None = None) -> list[LabelRow]:
+        """Every label (of ``name`` only, when given), ordered by name then version.
+
+        Returns:
+            The labels.
+        """
+
+    @abc.abstractmethod
+    def delete_label(self, name: str, version: str) -> LabelRow | None:
+        """Remove a label atomically (the dataset it points at stays).
+
+        Returns:
+            The label as it was, or ``None`` when there was none.
+        """
+
+    # --- lenses -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def store_lens(
+        self,
+        name: str,
+        version: str | None,
+        render: Callable[[str], str],
+        content_hash: str,
+        source_schema: str,
+        view_schema: str,
+    ) -> tuple[LensRow, bool]:
+        """Store a lens version atomically, as :meth:`publish_schema` stores a schema.
+
+        Args:
+            name: The lens name.
+            version: ``x.y.z``, or ``None`` for the next patch version (``1.0.0`` first).
+            render: Builds the record JSON for the version finally chosen.
+            content_hash: Hash of the record without version and timestamp.
+            source_schema: Name of the schema the lens reads.
+            view_schema: Name of the schema it produces.
+
+        Returns:
+            ``(row, created)``; an explicit version stored with the same content hash
+            returns the stored row and ``False``.
+
+        Raises:
+            SchemaConflictError: ``name@version`` is stored with other content.
+        """
+
+    @abc.abstractmethod
+    def get_lens(self, name: str, version: str) -> LensRow | None:
+        """Look a stored lens up; ``None`` when missing."""
+
+    @abc.abstractmethod
+    def iter_lenses(self) -> list[LensRow]:
+        """Every stored lens, by name then version."""
 
     # --- schemas --------------------------------------------------------------------
 
@@ -467,7 +645,8 @@ def name_taken_error(name: str, stored_cid: str) -> DatasetExistsError:
     """The error for a name already held by other content (``on_conflict="error"``)."""
     return DatasetExistsError(
         f"A dataset named {name!r} already exists with other content (CID {stored_cid}). "
-        "Pass on_conflict='replace' to replace it, on_conflict='skip' to keep it, or choose "
+        "Pass version='next' (or an explicit version such as '2.0.0') to add a new version, "
+        "on_conflict='replace' to replace it, on_conflict='skip' to keep it, or choose "
         "another name."
     )
 
@@ -482,7 +661,8 @@ def insert_conflict(
 
     Args:
         record: The record to store.
-        named: The stored entry named ``record.name``, or ``None``.
+        named: The stored entry in ``record``'s slot: its exact version when the record
+            names one, else the latest version of ``record.name``; or ``None``.
         holder: The stored entry whose CID is ``record.cid``, or ``None``.
         on_conflict: The policy (see :data:`OnConflict`).
 
@@ -493,17 +673,20 @@ def insert_conflict(
 
     Raises:
         DatasetExistsError: The name is taken by other content under ``"error"``, or the
-            content is stored under another name (unless ``"skip"``).
+            content is stored under another name or version (unless ``"skip"``).
     """
     if named is not None and named.same_content(record):
         return named
-    if holder is not None and holder.name != record.name:
+    if holder is not None and (named is None or holder.cid != named.cid):
+        # The content is stored already, under another name or another version of this one:
+        # content is stored once; more names for it are labels.
         if on_conflict == "skip":
             return holder
         raise DatasetExistsError(
             f"Cannot store dataset {record.name!r}: the same content (CID {record.cid}) is "
-            f"already in the index as {holder.name!r}. Use that entry, rename it "
-            "(rename_dataset), or delete it first."
+            f"already in the index as {holder.name}@{holder.version}. Give it another name "
+            f"with index.label({record.name!r}, {holder.cid!r}), rename it, or delete it "
+            "first."
         )
     if named is not None:
         if on_conflict == "error":
@@ -511,6 +694,52 @@ def insert_conflict(
         if on_conflict == "skip":
             return named
     return None
+
+
+def version_slot(
+    record: DatasetRecord, versions: Sequence[DatasetRecord]
+) -> tuple[str, DatasetRecord | None]:
+    """Which version ``record`` is stored as, and the stored entry in that slot (if any).
+
+    Shared by every backend, so versions are chosen alike everywhere.
+
+    Args:
+        record: The record to insert (its ``version`` as :class:`DatasetRecord` describes).
+        versions: Every stored version of ``record.name``.
+
+    Returns:
+        ``(version, named)``: for ``version=None`` the latest stored version (``1.0.0`` for
+        a new name) and that entry; for a bump the next version and ``None``; for an
+        explicit version, that version and the entry stored as it, if any.
+    """
+    from ._versions import bump, is_bump, semver_parts, version_sort_key
+
+    if record.version is None:
+        if not versions:
+            return "1.0.0", None
+        latest = max(versions, key=lambda v: version_sort_key(v.version or "", v.created_at))
+        return latest.version or "1.0.0", latest
+    if is_bump(record.version):
+        semver = [v.version for v in versions if v.version and semver_parts(v.version)]
+        top = max(semver, key=version_sort_key) if semver else None
+        return bump(top, record.version), None
+    for v in versions:
+        if v.version == record.version:
+            return record.version, v
+    return record.version, None
+
+
+def same_content_bump(record: DatasetRecord, holder: DatasetRecord | None) -> bool:
+    """True when a ``"next"`` insert repeats content already stored under the same name
+    (the stored version is then the answer, so re-running a script adds no version)."""
+    from ._versions import is_bump
+
+    return (
+        is_bump(record.version)
+        and holder is not None
+        and holder.name == record.name
+        and holder.same_content(record)
+    )
 
 
 def checked_insert(records: Sequence[DatasetRecord], on_conflict: str) -> list[DatasetRecord]:
@@ -547,14 +776,16 @@ def checked_catalog(schemas: Sequence[SchemaRow], datasets: Sequence[DatasetReco
         if (s.name, s.version) in seen:
             raise SchemaConflictError(f"Schema {s.name}@{s.version} appears twice in the catalog.")
         seen.add((s.name, s.version))
-    names: set[str] = set()
+    names: set[tuple[str, str | None]] = set()
     cids: dict[str, str] = {}
     for d in datasets:
-        if d.name in names:
-            raise DatasetExistsError(f"Dataset name {d.name!r} appears twice in the catalog.")
+        if (d.name, d.version) in names:
+            raise DatasetExistsError(
+                f"Dataset {d.name!r} (version {d.version}) appears twice in the catalog."
+            )
         if d.cid in cids:
             raise DatasetExistsError(
                 f"Datasets {cids[d.cid]!r} and {d.name!r} have the same CID {d.cid}."
             )
-        names.add(d.name)
+        names.add((d.name, d.version))
         cids[d.cid] = d.name

@@ -34,6 +34,8 @@ class LocalDatasetEntry:
             URLs are ``data_urls``. Built from ``data_urls`` when not given.
         created_at: When the entry was first stored (set by the index).
         updated_at: When the entry was last replaced or renamed (set by the index).
+        version: Which version of ``name`` the entry is (set by the index; ``name@version``
+            reaches it).
     """
 
     name: str
@@ -45,6 +47,7 @@ class LocalDatasetEntry:
     shards: tuple[ShardRecord, ...] = dataclasses.field(default=(), kw_only=True, repr=False)
     created_at: datetime | None = dataclasses.field(default=None, kw_only=True, repr=False)
     updated_at: datetime | None = dataclasses.field(default=None, kw_only=True, repr=False)
+    version: str | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         self.data_urls = list(self.data_urls)
@@ -80,6 +83,16 @@ class LocalDatasetEntry:
             if shard.split is not None:
                 out.setdefault(shard.split, []).append(shard.url)
         return out
+
+    @property
+    def recorded_urls(self) -> list[str]:
+        """The shard URLs as the index records them, which the CID is computed over.
+
+        They differ from :attr:`data_urls` for shards inside the data store: those are
+        recorded relative to the store root (``store://name/data--...tar``) and
+        ``data_urls`` holds them resolved against the root of the index's store.
+        """
+        return list(self.__dict__.get("_recorded_urls") or self.data_urls)
 
     @property
     def wds_url(self) -> str:
@@ -159,6 +172,7 @@ def entry_from_fields(
     legacy_uuid: str | None,
     created_at: datetime | None,
     updated_at: datetime | None,
+    version: str | None = None,
 ) -> LocalDatasetEntry:
     """Build the entry for a stored dataset (the index's read path).
 
@@ -180,6 +194,7 @@ def entry_from_fields(
         "shards": shards,
         "created_at": created_at,
         "updated_at": updated_at,
+        "version": version,
     }
     return self
 
@@ -188,7 +203,7 @@ def entry_from_record(record: DatasetRecord) -> LocalDatasetEntry:
     """Build the entry for a stored record (see :func:`entry_from_fields`)."""
     return entry_from_fields(
         record.cid, record.name, record.schema_ref, record.shards, record.metadata,
-        record.legacy_uuid, record.created_at, record.updated_at,
+        record.legacy_uuid, record.created_at, record.updated_at, record.version,
     )  # fmt: skip
 
 

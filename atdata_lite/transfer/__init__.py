@@ -189,6 +189,10 @@ def import_catalog(
     try:
         plan = plan_import(catalog, backend, progress)
         backend.write_catalog(plan.schemas, plan.datasets, dry_run=dry_run)
+        if catalog.labels or catalog.lenses:
+            from ._extras import import_labels_and_lenses
+
+            import_labels_and_lenses(catalog, backend, plan, dry_run=dry_run)
         return ImportReport(
             source=_source_label(source),
             target=label,

@@ -184,14 +184,21 @@ def _plan_datasets(
             readable.append(d)
     # Smallest CID first within a name: it keeps the name (as the Redis backend resolves it).
     readable.sort(key=lambda d: (d.name, d.cid))
-    planned_names: set[str] = set()
+    planned_names: set[tuple[str, str | None]] = set()
     planned_cids: set[str] = set()
+    version: str | None = None
 
     def name_taken(n: str) -> bool:
-        return n in planned_names or target.get_dataset(n) is not None
+        # A versioned row takes only its own (name, version) slot; an unversioned one the name.
+        if version is not None:
+            return (n, version) in planned_names or (
+                target.get_dataset_version(n, version) is not None
+            )
+        return any(p[0] == n for p in planned_names) or target.get_dataset(n) is not None
 
     for d in readable:
         tick()
+        version = d.version
         remarks: list[str] = []
         try:
             meta_remark = _metadata_remark(d.metadata)
@@ -214,6 +221,7 @@ def _plan_datasets(
             legacy_uuid=d.legacy_uuid,
             created_at=d.created_at,
             updated_at=d.updated_at,
+            version=d.version,
         )
         existing = target.get_dataset_by_cid(d.cid)
         if existing is not None:
@@ -232,7 +240,7 @@ def _plan_datasets(
                     )
                 )
             planned_cids.add(d.cid)
-            planned_names.add(existing.name)
+            planned_names.add((existing.name, existing.version))
             continue
         if d.key_cid is not None:
             remarks.append(f"key names CID {d.key_cid} but its cid field is {d.cid}; kept {d.cid}")
@@ -258,7 +266,7 @@ def _plan_datasets(
         else:
             plan.imported.append(ReportItem("dataset", d.key, name, "; ".join(remarks)))
         plan.datasets.append(record)
-        planned_names.add(name)
+        planned_names.add((name, version))
         planned_cids.add(d.cid)
 
 

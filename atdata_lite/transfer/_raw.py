@@ -44,6 +44,7 @@ class RawDataset:
     updated_at: datetime | None = None
     key_cid: str | None = None  # the CID the key names, when it differs from the cid field
     error: str | None = None
+    version: str | None = None  # the dataset version (atdata 0.7: from its versioned label)
 
 
 @dataclass
@@ -53,5 +54,9 @@ class RawCatalog:
     kind: str
     schemas: list[RawSchema] = field(default_factory=list)
     datasets: list[RawDataset] = field(default_factory=list)
-    # Rows of kinds atdata-lite does not keep (labels, lenses): (key, reason).
+    # Rows of kinds atdata-lite does not keep: (key, reason).
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    # atdata 0.7 labels not used as dataset versions: (key, name, version, cid, description).
+    labels: list[tuple[str, str, str, str, str | None]] = field(default_factory=list)
+    # atdata 0.7 stored lenses: (key, name, version, lens_json).
+    lenses: list[tuple[str, str, str, str]] = field(default_factory=list)

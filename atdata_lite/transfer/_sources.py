@@ -134,8 +134,10 @@ def read_atdata_sqlite(path: Path) -> RawCatalog:
 
     Tables used: ``schemas(name, version, schema_json, created_at)`` and
     ``dataset_entries(cid, name, schema_ref, data_urls BLOB msgpack, metadata BLOB msgpack,
-    legacy_uuid, created_at)``. Rows of ``labels`` and ``lenses`` are reported as not
-    imported: atdata-lite's catalog has no labels or lenses.
+    legacy_uuid, created_at)``, ``labels(name, cid, version, description)`` and
+    ``lenses(name, version, lens_json)``. A label ``(name, version)`` on an entry of the same
+    name becomes that entry's dataset version (atdata labelled every insert so); the other
+    labels and the lenses are imported as labels and stored lenses.
     """
     uri = f"{path.resolve().as_uri()}?mode=ro"
     conn = sqlite3.connect(uri, uri=True)
@@ -168,17 +170,55 @@ def read_atdata_sqlite(path: Path) -> RawCatalog:
             catalog.datasets.append(
                 _sqlite_dataset(cid, name, schema_ref, urls_blob, meta_blob, legacy_uuid, created)
             )
-        for table in ("labels", "lenses"):
-            if table in tables:
-                for (rowid,) in conn.execute(f'SELECT rowid FROM "{table}" ORDER BY rowid'):
+        if "labels" in tables:
+            _read_labels(conn, catalog)
+        if "lenses" in tables:
+            columns = {r[1] for r in conn.execute('PRAGMA table_info("lenses")')}
+            if {"name", "version", "lens_json"} <= columns:
+                for rowid, name, version, text in conn.execute(
+                    "SELECT rowid, name, version, lens_json FROM lenses ORDER BY rowid"
+                ):
+                    key = f"lenses:rowid={rowid}"
+                    catalog.lenses.append((key, str(name), str(version), str(text)))
+            else:
+                for (rowid,) in conn.execute('SELECT rowid FROM "lenses" ORDER BY rowid'):
                     catalog.ignored.append(
-                        (f"{table}:rowid={rowid}", f"atdata-lite's catalog has no {table}")
+                        (f"lenses:rowid={rowid}", "not atdata 0.7's lenses table layout")
                     )
         return catalog
     except sqlite3.DatabaseError as exc:
         raise NotAnIndexError(f"Cannot read {path} as an atdata SQLite index: {exc}") from exc
     finally:
         conn.close()
+
+
+def _read_labels(conn: sqlite3.Connection, catalog: RawCatalog) -> None:
+    from ..errors import InvalidVersionError
+    from ..index._versions import check_version, version_sort_key
+
+    by_cid = {d.cid: d for d in catalog.datasets if not d.error}
+    rows = conn.execute(
+        "SELECT rowid, name, cid, version, description FROM labels ORDER BY rowid"
+    ).fetchall()
+    # A versioned label on an entry of its own name is that entry's version (the highest,
+    # when atdata labelled one entry with several versions).
+    versions: dict[str, list[str]] = {}
+    for _, name, cid, version, _ in rows:
+        entry = by_cid.get(str(cid))
+        if entry is not None and version and entry.name == name:
+            try:
+                versions.setdefault(entry.cid, []).append(check_version(str(version)))
+            except InvalidVersionError:
+                continue
+    for cid, found in versions.items():
+        by_cid[cid].version = max(found, key=version_sort_key)
+    for rowid, name, cid, version, description in rows:
+        entry = by_cid.get(str(cid))
+        if entry is not None and entry.name == name and entry.version == (version or None):
+            continue  # became the entry's version
+        catalog.labels.append(
+            (f"labels:rowid={rowid}", str(name), str(version or ""), str(cid), description)
+        )
 
 
 def _sqlite_dataset(

@@ -15,7 +15,24 @@ under the ``atdata_lite:`` prefix, which atdata never scans:
 * ``atl_shards``: JSON ``[[size, sample_count, sha256], ...]``, one per URL of ``data_urls``;
 * ``atl_splits``: JSON ``[split, ...]``, the named split of each URL of ``data_urls`` (only
   for entries with splits). atdata reads such an entry as one dataset of all its shards;
-* ``atl_created_at`` / ``atl_updated_at``: ISO timestamps.
+* ``atl_created_at`` / ``atl_updated_at``: ISO timestamps;
+* ``atl_version``: which version of its name the entry is (absent: ``1.0.0``, which is what
+  every entry atdata wrote, or an older atdata-lite wrote, is).
+
+Versions, labels and lenses (see ``docs/versions.md``):
+
+* ``atdata_lite:versions:{name}`` (hash version -> cid): every version of a name;
+  ``atdata_lite:dataset_names`` maps the name to its latest version's CID;
+* ``Label:{name}@{version}`` (hash ``name``, ``cid``, ``version``, ``description``,
+  ``atl_created_at``, ``atl_updated_at``): atdata 0.7's label key, version ``""`` for none;
+  ``atdata_lite:label_versions:{name}`` (set of versions) finds a name's labels, and
+  ``atdata_lite:label_refs:{cid}`` (set of label keys) the labels pointing at a CID, so that
+  removing or replacing a dataset version moves or removes them: labels never dangle;
+* ``LocalLens:{name}@{version}`` (string, the JSON record): atdata 0.7's lens key;
+  ``atdata_lite:lens_versions:{name}`` (set) and ``atdata_lite:lens_hashes`` (hash
+  ``name@version`` -> content hash) serve auto-versioning and immutability.
+
+Every lookup uses exact keys; no name is ever put into a ``SCAN MATCH`` pattern unescaped.
 """
 
 from __future__ import annotations
@@ -32,6 +49,10 @@ from ..backend import DatasetRecord, ShardRecord
 
 ENTRY_PREFIX = "LocalDatasetEntry:"
 SCHEMA_PREFIX = "LocalSchema:"
+LABEL_PREFIX = "Label:"
+LENS_PREFIX = "LocalLens:"
+#: hash "name@version" -> content hash of the stored lens record.
+LENS_HASHES_KEY = "atdata_lite:lens_hashes"
 
 #: hash name -> cid: the name lookup atdata lacks (it scans every entry).
 NAMES_KEY = "atdata_lite:dataset_names"
@@ -42,6 +63,7 @@ F_SHARDS = b"atl_shards"
 F_SPLITS = b"atl_splits"
 F_CREATED = b"atl_created_at"
 F_UPDATED = b"atl_updated_at"
+F_VERSION = b"atl_version"
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
@@ -58,6 +80,36 @@ def entry_key(cid: str) -> str:
 def schema_key(name: str, version: str) -> str:
     """Key of the string holding schema ``name@version``."""
     return f"{SCHEMA_PREFIX}{name}@{version}"
+
+
+def versions_key(name: str) -> str:
+    """Key of the hash ``version -> cid`` of every version of ``name``."""
+    return "atdata_lite:versions:" + name
+
+
+def label_key(name: str, version: str) -> str:
+    """atdata 0.7's key of the label ``(name, version)``."""
+    return f"{LABEL_PREFIX}{name}@{version}"
+
+
+def label_versions_key(name: str) -> str:
+    """Key of the set of label versions of ``name``."""
+    return "atdata_lite:label_versions:" + name
+
+
+def label_refs_key(cid: str) -> str:
+    """Key of the set of label keys pointing at ``cid``."""
+    return "atdata_lite:label_refs:" + cid
+
+
+def lens_key(name: str, version: str) -> str:
+    """atdata 0.7's key of the stored lens ``name@version``."""
+    return f"{LENS_PREFIX}{name}@{version}"
+
+
+def lens_versions_key(name: str) -> str:
+    """Key of the set of stored versions of the lens ``name``."""
+    return "atdata_lite:lens_versions:" + name
 
 
 def glob_escape(text: str) -> str:
@@ -190,6 +242,7 @@ def decode_entry(key: str, fields: Mapping[bytes, bytes]) -> DatasetRecord:
         legacy_uuid=_text(fields, b"legacy_uuid", key, required=False),
         created_at=_timestamp(fields, F_CREATED),
         updated_at=_timestamp(fields, F_UPDATED),
+        version=_text(fields, F_VERSION, key, required=False) or "1.0.0",
     )
 
 
@@ -215,6 +268,8 @@ def encode_entry(record: DatasetRecord) -> dict[bytes, bytes]:
         fields[F_CREATED] = record.created_at.isoformat().encode()
     if record.updated_at is not None:
         fields[F_UPDATED] = record.updated_at.isoformat().encode()
+    if record.version is not None:
+        fields[F_VERSION] = record.version.encode("utf-8")
     return fields
 
 

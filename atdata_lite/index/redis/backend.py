@@ -28,24 +28,34 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import (
     DatasetExistsError,
+    DatasetNotFoundError,
     IndexOpenError,
     SchemaConflictError,
 )
 from .._hints import no_entry_named
+from .._versions import latest_of
+from .._versions import version_sort_key as vkey
 from ..backend import (
     CatalogWriteResult,
     DatasetRecord,
     IndexBackend,
+    LabelRow,
+    LensRow,
     OnConflict,
     SchemaRow,
     checked_catalog,
     checked_insert,
     insert_conflict,
+    same_content_bump,
+    version_slot,
 )
 from . import _scripts
 from ._faults import reaching
 from ._layout import (
     ENTRY_PREFIX,
+    LABEL_PREFIX,
+    LENS_HASHES_KEY,
+    LENS_PREFIX,
     NAMES_KEY,
     SCHEMA_HASHES_KEY,
     SCHEMA_PREFIX,
@@ -54,13 +64,20 @@ from ._layout import (
     encode_entry,
     entry_key,
     glob_escape,
+    label_key,
+    label_refs_key,
+    label_versions_key,
+    lens_key,
+    lens_versions_key,
     pairs_to_dict,
     schema_key,
     semver_tuple,
     split_schema_key,
     utcnow,
     version_sort_key,
+    versions_key,
 )
+from ._layout import _timestamp as _timestamp
 
 __all__ = ["RedisBackend"]
 
@@ -248,86 +265,322 @@ class RedisBackend(IndexBackend):
             return []
 
         def body(pipe: Any) -> list[DatasetRecord]:
-            by_name = self._named(pipe, [r.name for r in records])
-            _watch_more(pipe, [entry_key(r.cid) for r in by_name.values() if r is not None])
             by_cid = self._read_entries(pipe, [r.cid for r in records])
             now = utcnow()
             results: list[DatasetRecord] = []
-            writes: list[tuple[DatasetRecord, DatasetRecord | None]] = []
+            writes: list[tuple[DatasetRecord, DatasetRecord | None, list[DatasetRecord]]] = []
             names_only: list[DatasetRecord] = []
             for rec in records:
                 holder = by_cid[rec.cid]
-                # An entry atdata stored has no name index: its hash holds the name.
-                old = by_name[rec.name] or (
-                    holder if holder is not None and holder.name == rec.name else None
-                )
-                kept = insert_conflict(rec, old, holder, on_conflict)
+                versions = self._versions(pipe, rec.name)
+                if not versions and holder is not None and holder.name == rec.name:
+                    # An entry atdata stored has no name index: its hash holds the name.
+                    versions = [holder]
+                    if holder.same_content(rec) and rec.version in (None, holder.version):
+                        names_only.append(holder)
+                version, named = version_slot(rec, versions)
+                if same_content_bump(rec, holder):
+                    assert holder is not None
+                    results.append(holder)
+                    continue
+                kept = insert_conflict(rec, named, holder, on_conflict)
                 if kept is not None:
                     results.append(kept)
-                    if kept is old and by_name[rec.name] is None and old.same_content(rec):
-                        names_only.append(old)  # stored by atdata: only index its name
                     continue
-                if old is not None:
-                    new = rec.stamped(old.created_at or now, now)
+                if named is not None:
+                    new = rec.stamped(named.created_at or now, now, version)
                 else:
-                    new = rec.stamped(now, now)
-                writes.append((new, old))
+                    new = rec.stamped(now, now, version)
+                after = [v for v in versions if v is not named] + [new]
+                writes.append((new, named, after))
                 results.append(new)
+            refs = {
+                old.cid: list(pipe.smembers(label_refs_key(old.cid)))
+                for _, old, _ in writes
+                if old is not None
+            }
             pipe.multi()
-            for new, old in writes:
+            for new, old, after in writes:
                 if old is not None:
                     pipe.delete(entry_key(old.cid))
+                    if old.cid != new.cid:
+                        # Labels follow the version they point at to its new content.
+                        for lkey in refs.get(old.cid, []):
+                            pipe.hset(lkey, b"cid", new.cid.encode())
+                            pipe.sadd(label_refs_key(new.cid), lkey)
+                        pipe.delete(label_refs_key(old.cid))
                 # Replace, never merge (atdata merged): clears an unreadable hash at this CID too.
                 pipe.delete(entry_key(new.cid))
                 pipe.hset(entry_key(new.cid), mapping=encode_entry(new))
-                pipe.hset(NAMES_KEY, new.name, new.cid)
+                pipe.hset(versions_key(new.name), mapping={v.version: v.cid for v in after})
+                pipe.hset(NAMES_KEY, new.name, _latest(after).cid)
             for rec in names_only:
                 pipe.hset(NAMES_KEY, rec.name, rec.cid)
             return results
 
-        return self._transaction([NAMES_KEY, *(entry_key(r.cid) for r in records)], body)
+        keys = [NAMES_KEY, *(entry_key(r.cid) for r in records)]
+        keys += [versions_key(r.name) for r in records]
+        return self._transaction(keys, body)
+
+    def _versions(self, conn: Any, name: str) -> list[DatasetRecord]:
+        """Every stored version of ``name`` (through ``conn``: a client or watching pipe)."""
+        mapping = conn.hgetall(versions_key(name))
+        if mapping:
+            cids = [c.decode() for c in mapping.values()]
+            entries = self._read_entries(conn, cids)
+            return [e for e in entries.values() if e is not None and e.name == name]
+        rec = self._named(conn, [name])[name]
+        return [rec] if rec is not None else []
 
     @reaching
-    def delete_dataset(self, name: str) -> DatasetRecord | None:
-        def body(pipe: Any) -> DatasetRecord | None:
-            rec = self._named(pipe, [name])[name]
-            if rec is None:
-                return None
-            pipe.watch(entry_key(rec.cid))
-            pipe.multi()
-            pipe.delete(entry_key(rec.cid))
-            pipe.hdel(NAMES_KEY, name)
-            return rec
+    def get_dataset_version(self, name: str, version: str) -> DatasetRecord | None:
+        for rec in self._versions(self._client, name):
+            if rec.version == version:
+                return rec
+        return None
 
-        return self._transaction([NAMES_KEY], body)
+    @reaching
+    def iter_versions(self, name: str) -> list[DatasetRecord]:
+        found = self._versions(self._client, name)
+        found.sort(key=lambda r: vkey(r.version or "", r.created_at))
+        return found
+
+    @reaching
+    def delete_dataset(self, name: str, version: str | None = None) -> DatasetRecord | None:
+        def body(pipe: Any) -> DatasetRecord | None:
+            versions = self._versions(pipe, name)
+            gone = [v for v in versions if version is None or v.version == version]
+            if not gone:
+                return None
+            _watch_more(pipe, [entry_key(v.cid) for v in gone])
+            refs = {v.cid: list(pipe.smembers(label_refs_key(v.cid))) for v in gone}
+            labels = {
+                lkey: pipe.hmget(lkey, [b"name", b"version"])
+                for keys in refs.values()
+                for lkey in keys
+            }
+            left = [v for v in versions if v not in gone]
+            pipe.multi()
+            for v in gone:
+                pipe.delete(entry_key(v.cid), label_refs_key(v.cid))
+            for lkey, (lname, lversion) in labels.items():
+                pipe.delete(lkey)
+                if lname is not None:
+                    pipe.srem(label_versions_key(lname.decode()), lversion or b"")
+            pipe.delete(versions_key(name))
+            if left:
+                pipe.hset(versions_key(name), mapping={v.version: v.cid for v in left})
+                pipe.hset(NAMES_KEY, name, _latest(left).cid)
+            else:
+                pipe.hdel(NAMES_KEY, name)
+            return _latest(gone)
+
+        return self._transaction([NAMES_KEY, versions_key(name)], body)
 
     @reaching
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
         def body(pipe: Any) -> DatasetRecord:
-            found = self._named(pipe, [old, new])
-            rec = found[old]
-            if rec is None:
+            versions = self._versions(pipe, old)
+            if not versions:
                 raise no_entry_named(self, old)
+            rec = _latest(versions)
             if old == new:
                 pipe.multi()
                 return rec
-            if found[new] is not None:
+            if self._versions(pipe, new):
                 raise DatasetExistsError(
                     f"Cannot rename {old!r} to {new!r}: a dataset named {new!r} already exists."
                 )
-            pipe.watch(entry_key(rec.cid))
+            _watch_more(pipe, [entry_key(v.cid) for v in versions])
             now = utcnow()
-            renamed = dataclasses.replace(rec, name=new, updated_at=now)
             pipe.multi()
-            pipe.hset(
-                entry_key(rec.cid),
-                mapping={b"name": new.encode(), b"atl_updated_at": now.isoformat().encode()},
-            )
+            for v in versions:
+                pipe.hset(
+                    entry_key(v.cid),
+                    mapping={b"name": new.encode(), b"atl_updated_at": now.isoformat().encode()},
+                )
+            pipe.delete(versions_key(old))
+            pipe.hset(versions_key(new), mapping={v.version: v.cid for v in versions})
             pipe.hdel(NAMES_KEY, old)
             pipe.hset(NAMES_KEY, new, rec.cid)
-            return renamed
+            return dataclasses.replace(rec, name=new, updated_at=now)
 
-        return self._transaction([NAMES_KEY], body)
+        return self._transaction([NAMES_KEY, versions_key(old), versions_key(new)], body)
+
+    # --- labels -----------------------------------------------------------------------
+
+    @staticmethod
+    def _label(fields: dict[bytes, bytes]) -> LabelRow | None:
+        if not fields or b"cid" not in fields or b"name" not in fields:
+            return None
+        return LabelRow(
+            fields[b"name"].decode(),
+            fields.get(b"version", b"").decode(),
+            fields[b"cid"].decode(),
+            fields[b"description"].decode() if fields.get(b"description") else None,
+            _timestamp(fields, b"atl_created_at"),
+            _timestamp(fields, b"atl_updated_at"),
+        )
+
+    @reaching
+    def set_label(self, name: str, version: str, cid: str, description: str | None) -> LabelRow:
+        key = label_key(name, version)
+
+        def body(pipe: Any) -> LabelRow:
+            if not pipe.exists(entry_key(cid)):
+                raise DatasetNotFoundError(
+                    f"Cannot label {name!r}: no dataset with CID {cid} is in the index. Labels "
+                    "point at stored datasets only; insert it first."
+                )
+            old = self._label(pipe.hgetall(key))
+            now = utcnow()
+            created = old.created_at if old is not None and old.created_at else now
+            row = LabelRow(name, version, cid, description, created, now)
+            mapping = {
+                b"name": name.encode(),
+                b"cid": cid.encode(),
+                b"version": version.encode(),
+                b"atl_created_at": created.isoformat().encode(),
+                b"atl_updated_at": now.isoformat().encode(),
+            }
+            if description is not None:
+                mapping[b"description"] = description.encode()
+            pipe.multi()
+            pipe.delete(key)
+            pipe.hset(key, mapping=mapping)
+            pipe.sadd(label_versions_key(name), version)
+            if old is not None and old.cid != cid:
+                pipe.srem(label_refs_key(old.cid), key)
+            pipe.sadd(label_refs_key(cid), key)
+            return row
+
+        return self._transaction([key, entry_key(cid)], body)
+
+    @reaching
+    def get_label(self, name: str, version: str) -> LabelRow | None:
+        # An exact key: a name holding * ? [ is never a pattern here (atdata's SCAN MATCH was).
+        row = self._label(self._client.hgetall(label_key(name, version)))
+        if row is None or row.name != name or not self._client.exists(entry_key(row.cid)):
+            return None
+        return row
+
+    @reaching
+    def iter_labels(self, name: str | None = None) -> list[LabelRow]:
+        if name is not None:
+            members = self._client.smembers(label_versions_key(name))
+            keys = [label_key(name, v.decode()) for v in members]
+        else:
+            keys = list(self._scan(glob_escape(LABEL_PREFIX) + "*"))
+        rows: list[LabelRow | None] = []
+        if keys:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            rows = [self._label(f) for f in pipe.execute()]
+        out = [r for r in rows if r is not None and (name is None or r.name == name)]
+        out.sort(key=lambda r: (r.name, vkey(r.version)))
+        return out
+
+    @reaching
+    def delete_label(self, name: str, version: str) -> LabelRow | None:
+        key = label_key(name, version)
+
+        def body(pipe: Any) -> LabelRow | None:
+            row = self._label(pipe.hgetall(key))
+            if row is None:
+                return None
+            pipe.multi()
+            pipe.delete(key)
+            pipe.srem(label_versions_key(name), version)
+            pipe.srem(label_refs_key(row.cid), key)
+            return row
+
+        return self._transaction([key], body)
+
+    # --- lenses -----------------------------------------------------------------------
+
+    @staticmethod
+    def _lens(name: str, version: str, raw: bytes | None, digest: bytes | None) -> LensRow | None:
+        if raw is None:
+            return None
+        text = raw.decode("utf-8")
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        return LensRow(
+            name,
+            version,
+            text,
+            str(record.get("source_schema", "")),
+            str(record.get("view_schema", "")),
+            digest.decode() if digest else "",
+        )
+
+    @reaching
+    def store_lens(
+        self,
+        name: str,
+        version: str | None,
+        render: Callable[[str], str],
+        content_hash: str,
+        source_schema: str,
+        view_schema: str,
+    ) -> tuple[LensRow, bool]:
+        vkey_name = lens_versions_key(name)
+
+        def body(pipe: Any) -> tuple[LensRow, bool]:
+            if version is None:
+                stored = [v.decode() for v in pipe.smembers(vkey_name)]
+                semver = [v for v in stored if semver_tuple(v)]
+                chosen = _next_patch(max(semver, key=vkey) if semver else "")
+            else:
+                chosen = version
+            key = lens_key(name, chosen)
+            pipe.watch(key)
+            raw = pipe.get(key)
+            if raw is not None:
+                digest = pipe.hget(LENS_HASHES_KEY, f"{name}@{chosen}")
+                found = self._lens(name, chosen, raw, digest)
+                if found is not None and found.content_hash == content_hash:
+                    pipe.multi()
+                    return found, False
+                raise SchemaConflictError(
+                    f"Lens {name}@{chosen} is already stored with other content; stored lens "
+                    "versions are immutable. Store a new version (omit the version)."
+                )
+            text = render(chosen)
+            pipe.multi()
+            pipe.set(key, text.encode("utf-8"))
+            pipe.sadd(vkey_name, chosen)
+            pipe.hset(LENS_HASHES_KEY, f"{name}@{chosen}", content_hash)
+            return LensRow(name, chosen, text, source_schema, view_schema, content_hash), True
+
+        return self._transaction([vkey_name], body)
+
+    @reaching
+    def get_lens(self, name: str, version: str) -> LensRow | None:
+        raw = self._client.get(lens_key(name, version))
+        digest = self._client.hget(LENS_HASHES_KEY, f"{name}@{version}")
+        return self._lens(name, version, raw, digest)
+
+    @reaching
+    def iter_lenses(self) -> list[LensRow]:
+        out: list[LensRow] = []
+        hashes = self._client.hgetall(LENS_HASHES_KEY)
+        for key in self._scan(glob_escape(LENS_PREFIX) + "*"):
+            rest = key[len(LENS_PREFIX) :]
+            if "@" not in rest:
+                continue
+            name, version = rest.rsplit("@", 1)
+            digest = hashes.get(f"{name}@{version}".encode())
+            row = self._lens(name, version, self._client.get(key), digest)
+            if row is not None:
+                out.append(row)
+        out.sort(key=lambda r: (r.name, vkey(r.version)))
+        return out
 
     # --- schemas --------------------------------------------------------------------
 
@@ -508,21 +761,27 @@ class RedisBackend(IndexBackend):
                         "nothing was written. Rename or drop that schema from the catalog."
                     )
                 result.schemas_unchanged.append(label)
-            by_name = self._named(pipe, [d.name for d in datasets])
-            _watch_more(pipe, [entry_key(r.cid) for r in by_name.values() if r is not None])
             by_cid = self._read_entries(pipe, [d.cid for d in datasets])
             now = utcnow()
             new_datasets = []
             names_only = []
+            all_versions: dict[str, list[DatasetRecord]] = {}
             for rec in datasets:
-                old = by_name[rec.name] or by_cid[rec.cid]
+                version = rec.version or "1.0.0"
+                rec = rec.stamped(rec.created_at, rec.updated_at, version)
+                versions = all_versions.setdefault(rec.name, self._versions(pipe, rec.name))
+                named = next((v for v in versions if v.version == version), None)
+                holder = by_cid[rec.cid]
+                old = named or holder
                 if old is None:
                     created = rec.created_at or now
-                    new_datasets.append(rec.stamped(created, rec.updated_at or created))
+                    added = rec.stamped(created, rec.updated_at or created)
+                    new_datasets.append(added)
+                    versions.append(added)
                     result.datasets_added.append(rec.name)
-                elif old.same_content(rec):
+                elif old.same_content(rec) and old.version == version:
                     result.datasets_unchanged.append(rec.name)
-                    if by_name[rec.name] is None:
+                    if named is None:
                         names_only.append(old)  # stored by atdata: only index its name
                 else:
                     what = "name" if old.name == rec.name else f"content (CID {rec.cid})"
@@ -540,12 +799,16 @@ class RedisBackend(IndexBackend):
             for rec in new_datasets:
                 pipe.delete(entry_key(rec.cid))  # an unreadable leftover is replaced, not merged
                 pipe.hset(entry_key(rec.cid), mapping=encode_entry(rec))
-                pipe.hset(NAMES_KEY, rec.name, rec.cid)
+            for name, versions in all_versions.items():
+                if versions:
+                    pipe.hset(versions_key(name), mapping={v.version: v.cid for v in versions})
+                    pipe.hset(NAMES_KEY, name, _latest(versions).cid)
             for rec in names_only:
                 pipe.hset(NAMES_KEY, rec.name, rec.cid)
             return result
 
-        return self._transaction([NAMES_KEY, SCHEMA_HASHES_KEY, *skeys, *dkeys], body)
+        vkeys = [versions_key(d.name) for d in datasets]
+        return self._transaction([NAMES_KEY, SCHEMA_HASHES_KEY, *skeys, *dkeys, *vkeys], body)
 
     # --- secondary keys ---------------------------------------------------------------
 
@@ -631,3 +894,9 @@ def _next_patch(latest: str) -> str:
     if sv is None:
         return "1.0.0"
     return f"{sv[0]}.{sv[1]}.{sv[2] + 1}"
+
+
+def _latest(records: list[DatasetRecord]) -> DatasetRecord:
+    found = latest_of(records)
+    assert isinstance(found, DatasetRecord)
+    return found

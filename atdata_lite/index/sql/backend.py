@@ -29,25 +29,31 @@ import sqlalchemy as sa
 
 from ...errors import (
     DatasetExistsError,
+    DatasetNotFoundError,
     IndexOpenError,
     IndexReadOnlyError,
     SchemaConflictError,
 )
 from .._hints import no_entry_named
+from .._versions import is_bump, latest_of, version_sort_key
 from ..backend import (
     CatalogWriteResult,
     DatasetRecord,
     IndexBackend,
+    LabelRow,
+    LensRow,
     OnConflict,
     SchemaRow,
     ShardRecord,
     checked_catalog,
     checked_insert,
     insert_conflict,
+    same_content_bump,
+    version_slot,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
 from .engine import IndexTarget
-from .tables import HEAD_REVISION, dataset_shards, datasets, schemas
+from .tables import HEAD_REVISION, dataset_shards, datasets, labels, lenses, schemas
 
 __all__ = ["SqlBackend"]
 
@@ -60,6 +66,7 @@ _SEMVER = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
 # --- statements, built once -------------------------------------------------------------
 
 _d, _s, _sc = datasets.c, dataset_shards.c, schemas.c
+_lb, _ln = labels.c, lenses.c
 _DATASET_COLUMNS = (
     _d.id,
     _d.cid,
@@ -74,13 +81,35 @@ _DATASET_COLUMNS = (
     _s.sample_count,
     _s.sha256,
     _s.split,
+    _d.version,
 )
 _WITH_SHARDS = sa.select(*_DATASET_COLUMNS).select_from(
     datasets.outerjoin(dataset_shards, _s.dataset_id == _d.id)
 )
-_GET_BY_NAME = _WITH_SHARDS.where(_d.name == sa.bindparam("name")).order_by(_s.position)
+_D_NOT_SEMVER = sa.case((_d.semver_major.is_(None), 1), else_=0)
+# The latest version of a name: highest x.y.z, else the most recently created.
+_LATEST_ID = (
+    sa.select(_d.id)
+    .where(_d.name == sa.bindparam("name"))
+    .order_by(
+        _D_NOT_SEMVER,
+        _d.semver_major.desc(),
+        _d.semver_minor.desc(),
+        _d.semver_patch.desc(),
+        _d.created_at.desc(),
+        _d.id.desc(),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_GET_BY_NAME = _WITH_SHARDS.where(_d.id == _LATEST_ID).order_by(_s.position)
+_GET_VERSION = _WITH_SHARDS.where(
+    _d.name == sa.bindparam("name"), _d.version == sa.bindparam("version")
+).order_by(_s.position)
+_GET_VERSIONS = _WITH_SHARDS.where(_d.name == sa.bindparam("name")).order_by(_d.id, _s.position)
+_NAMES_PRESENT = sa.select(_d.name).where(_d.name.in_(sa.bindparam("names", expanding=True)))
 _GET_BY_CID = _WITH_SHARDS.where(_d.cid == sa.bindparam("cid")).order_by(_s.position)
-_LIST_DATASETS = _WITH_SHARDS.order_by(_d.name, _s.position)
+_LIST_DATASETS = _WITH_SHARDS.order_by(_d.name, _d.id, _s.position)
 _EXISTING = _WITH_SHARDS.where(
     sa.or_(_d.name.in_(sa.bindparam("names", expanding=True)),
            _d.cid.in_(sa.bindparam("cids", expanding=True)))
@@ -88,6 +117,52 @@ _EXISTING = _WITH_SHARDS.where(
 _INSERT_SHARDS = sa.insert(dataset_shards)
 _DELETE_SHARDS = sa.delete(dataset_shards).where(_s.dataset_id == sa.bindparam("did"))
 _DELETE_DATASET = sa.delete(datasets).where(_d.id == sa.bindparam("did"))
+_DELETE_LABELS_OF = sa.delete(labels).where(_lb.dataset_id == sa.bindparam("did"))
+_RENAME_ALL = (
+    sa.update(datasets)
+    .where(_d.name == sa.bindparam("old_name"))
+    .values(name=sa.bindparam("new_name"), updated_at=sa.bindparam("updated_at"))
+)
+_LABEL_COLUMNS = (_lb.name, _lb.version, _d.cid, _lb.description, _lb.created_at, _lb.updated_at)
+_LABELS = sa.select(*_LABEL_COLUMNS, _lb.id).select_from(
+    labels.join(datasets, _d.id == _lb.dataset_id)
+)
+_GET_LABEL = _LABELS.where(_lb.name == sa.bindparam("name"), _lb.version == sa.bindparam("version"))
+_LIST_LABELS = _LABELS.order_by(_lb.name, _lb.version)
+_LIST_LABELS_OF = _LABELS.where(_lb.name == sa.bindparam("name")).order_by(_lb.version)
+_ID_OF_CID = sa.select(_d.id).where(_d.cid == sa.bindparam("cid"))
+_INSERT_LABEL = sa.insert(labels)
+_MOVE_LABEL = (
+    sa.update(labels)
+    .where(_lb.id == sa.bindparam("lid"))
+    .values(
+        dataset_id=sa.bindparam("did"),
+        description=sa.bindparam("description"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
+_DELETE_LABEL = sa.delete(labels).where(_lb.id == sa.bindparam("lid"))
+_LENS_COLUMNS = (
+    _ln.name, _ln.version, _ln.record_json, _ln.source_schema, _ln.view_schema, _ln.content_hash
+)  # fmt: skip
+_GET_LENS = sa.select(*_LENS_COLUMNS).where(
+    _ln.name == sa.bindparam("name"), _ln.version == sa.bindparam("version")
+)
+_LIST_LENSES = sa.select(*_LENS_COLUMNS).order_by(
+    _ln.name,
+    sa.case((_ln.semver_major.is_(None), 1), else_=0),
+    _ln.semver_major,
+    _ln.semver_minor,
+    _ln.semver_patch,
+    _ln.version,
+)
+_LATEST_LENS = (
+    sa.select(_ln.semver_major, _ln.semver_minor, _ln.semver_patch)
+    .where(_ln.name == sa.bindparam("name"), _ln.semver_major.is_not(None))
+    .order_by(_ln.semver_major.desc(), _ln.semver_minor.desc(), _ln.semver_patch.desc())
+    .limit(1)
+)
+_INSERT_LENS = sa.insert(lenses)
 _REPLACE_DATASET = (
     sa.update(datasets)
     .where(_d.id == sa.bindparam("did"))
@@ -205,13 +280,19 @@ def _record(
     # in-memory SQLite database returns naive UTC.
     if created is not None and created.tzinfo is None:
         created, updated = _utc(created), _utc(updated)
-    return make(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated)
+    return make(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated, row[13])
 
 
 def _dataset_row(
     record: DatasetRecord, created: datetime | None, updated: datetime | None
 ) -> dict[str, Any]:
+    version = record.version or "1.0.0"
+    major, minor, patch = _semver(version)
     return {
+        "version": version,
+        "semver_major": major,
+        "semver_minor": minor,
+        "semver_patch": patch,
         "cid": record.cid,
         "name": record.name,
         "schema_ref": record.schema_ref,
@@ -364,37 +445,61 @@ class SqlBackend(IndexBackend):
 
     def _existing(
         self, w: Writer, records: Sequence[DatasetRecord]
-    ) -> tuple[dict[str, tuple[int, DatasetRecord]], dict[str, tuple[int, DatasetRecord]]]:
-        by_name: dict[str, tuple[int, DatasetRecord]] = {}
+    ) -> tuple[dict[str, list[tuple[int, DatasetRecord]]], dict[str, tuple[int, DatasetRecord]]]:
+        """Stored rows sharing a name (every version) or a CID with ``records``."""
+        by_name: dict[str, list[tuple[int, DatasetRecord]]] = {}
         by_cid: dict[str, tuple[int, DatasetRecord]] = {}
         for chunk in _chunks(records):
             params = {"names": [r.name for r in chunk], "cids": [r.cid for r in chunk]}
             for dataset_id, record in _records(w.rows(_EXISTING, params), same_row):
-                by_name[record.name] = (dataset_id, record)
+                if record.name in params["names"]:
+                    by_name.setdefault(record.name, []).append((dataset_id, record))
                 by_cid[record.cid] = (dataset_id, record)
         return by_name, by_cid
+
+    @staticmethod
+    def _slot(
+        record: DatasetRecord, versions: list[tuple[int, DatasetRecord]]
+    ) -> tuple[str, tuple[int, DatasetRecord] | None]:
+        """The version ``record`` is to be stored as, and the stored row in that slot."""
+        version, named = version_slot(record, [v[1] for v in versions])
+        if named is None:
+            return version, None
+        return version, next(v for v in versions if v[1] is named)
 
     def _insert(
         self, w: Writer, records: Sequence[DatasetRecord], on_conflict: OnConflict
     ) -> list[DatasetRecord]:
         now = datetime.now(UTC)
-        # The common case -- new names and new content -- needs no lookup first: insert
-        # optimistically and let the unique constraints say whether anything clashed.
-        # If something did, that attempt is undone and the rules below decide.
-        try:
-            with w.savepoint():
-                fresh = [r.stamped(now, now) for r in records]
-                self._insert_new(w, fresh)
-                return fresh
-        except IntegrityErrors:
-            pass
+        # The common case -- new names and new content -- needs no lookup of the rows first:
+        # insert optimistically and let the unique constraints say whether anything clashed.
+        # An unversioned record for a name that exists must meet that name's latest version
+        # (which need not be 1.0.0), so the names are checked first; a bump needs the name's
+        # versions. Either way the rules below decide.
+        if not any(is_bump(r.version) for r in records):
+            unversioned = [r.name for r in records if r.version is None]
+            present = any(
+                w.rows(_NAMES_PRESENT, {"names": list(chunk)}) for chunk in _chunks(unversioned)
+            )
+            if not present:
+                try:
+                    with w.savepoint():
+                        fresh = [r.stamped(now, now, r.version or "1.0.0") for r in records]
+                        self._insert_new(w, fresh)
+                        return fresh
+                except IntegrityErrors:
+                    pass
         by_name, by_cid = self._existing(w, records)
         results: list[DatasetRecord] = []
         inserts: list[DatasetRecord] = []
         replaced: list[tuple[int, DatasetRecord]] = []
         for record in records:
-            named = by_name.get(record.name)
+            version, named = self._slot(record, by_name.get(record.name, []))
             holder = by_cid.get(record.cid)
+            if same_content_bump(record, holder[1] if holder is not None else None):
+                # The same content again under "next": that version is the answer.
+                results.append(holder[1])
+                continue
             kept = insert_conflict(
                 record,
                 named[1] if named is not None else None,
@@ -405,15 +510,17 @@ class SqlBackend(IndexBackend):
                 results.append(kept)
                 continue
             if named is not None:
-                stored = record.stamped(named[1].created_at, now)
+                stored = record.stamped(named[1].created_at, now, version)
                 replaced.append((named[0], stored))
                 by_cid.pop(named[1].cid, None)
                 entry = (named[0], stored)
+                versions = by_name.setdefault(record.name, [])
+                versions[:] = [v for v in versions if v[0] != named[0]] + [entry]
             else:
-                stored = record.stamped(now, now)
+                stored = record.stamped(now, now, version)
                 inserts.append(stored)
                 entry = (-1, stored)
-            by_name[record.name] = entry
+                by_name.setdefault(record.name, []).append(entry)
             by_cid[record.cid] = entry
             results.append(stored)
 
@@ -453,15 +560,20 @@ class SqlBackend(IndexBackend):
         if shard_rows:
             w.execute(_INSERT_SHARDS, shard_rows)
 
-    def delete_dataset(self, name: str) -> DatasetRecord | None:
+    def delete_dataset(self, name: str, version: str | None = None) -> DatasetRecord | None:
         with self._begin_write() as w:
-            found = list(_records(w.rows(_GET_BY_NAME, {"name": name}), same_row))
+            if version is None:
+                found = list(_records(w.rows(_GET_VERSIONS, {"name": name}), same_row))
+            else:
+                params = {"name": name, "version": version}
+                found = list(_records(w.rows(_GET_VERSION, params), same_row))
             if not found:
                 return None
-            dataset_id, record = found[0]
-            # Shards go with it: ON DELETE CASCADE (foreign keys are on for every connection).
-            w.execute(_DELETE_DATASET, {"did": dataset_id})
-            return record
+            # Shards and labels go with it: ON DELETE CASCADE (foreign keys are on for every
+            # connection); the explicit label delete also covers a database opened without.
+            w.execute(_DELETE_LABELS_OF, [{"did": did} for did, _ in found])
+            w.execute(_DELETE_DATASET, [{"did": did} for did, _ in found])
+            return latest_of([r for _, r in found])  # type: ignore[return-value]
 
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
         try:
@@ -469,7 +581,7 @@ class SqlBackend(IndexBackend):
                 found = list(_records(w.rows(_GET_BY_NAME, {"name": old}), same_row))
                 if not found:
                     raise no_entry_named(self, old)
-                dataset_id, record = found[0]
+                _, record = found[0]
                 if new == old:
                     return record
                 if w.rows(_GET_BY_NAME, {"name": new}):
@@ -478,12 +590,138 @@ class SqlBackend(IndexBackend):
                         "Delete or rename that one first."
                     )
                 now = datetime.now(UTC)
-                w.execute(_RENAME_DATASET, {"did": dataset_id, "new_name": new, "updated_at": now})
+                w.execute(_RENAME_ALL, {"old_name": old, "new_name": new, "updated_at": now})
                 return replace(record, name=new, updated_at=now)
         except IntegrityErrors as exc:  # a concurrent writer took ``new`` (PostgreSQL)
             raise DatasetExistsError(
                 f"Cannot rename {old!r} to {new!r}: a dataset named {new!r} was just created."
             ) from exc
+
+    # --- versions and labels ----------------------------------------------------------
+
+    def get_dataset_version(self, name: str, version: str) -> DatasetRecord | None:
+        params = {"name": name, "version": version}
+        for _, record in _records(*self._read_raw(_GET_VERSION, params)):
+            return record
+        return None
+
+    def iter_versions(self, name: str) -> list[DatasetRecord]:
+        found = [r for _, r in _records(*self._read_raw(_GET_VERSIONS, {"name": name}))]
+        found.sort(key=lambda r: version_sort_key(r.version or "", r.created_at))
+        return found
+
+    @staticmethod
+    def _label(row: Sequence[Any]) -> LabelRow:
+        return LabelRow(row[0], row[1], row[2], row[3], _utc(row[4]), _utc(row[5]))
+
+    def set_label(self, name: str, version: str, cid: str, description: str | None) -> LabelRow:
+        for attempt in range(_RETRIES):
+            try:
+                with self._begin_write() as w:
+                    ids = w.rows(_ID_OF_CID, {"cid": cid})
+                    if not ids:
+                        raise DatasetNotFoundError(
+                            f"Cannot label {name!r}: no dataset with CID {cid} is in the index. "
+                            "Labels point at stored datasets only; insert it first."
+                        )
+                    now = datetime.now(UTC)
+                    rows = w.rows(_GET_LABEL, {"name": name, "version": version})
+                    if rows:
+                        old = self._label(rows[0])
+                        w.execute(
+                            _MOVE_LABEL,
+                            {"lid": rows[0][6], "did": ids[0][0], "description": description,
+                             "updated_at": now},
+                        )  # fmt: skip
+                        return LabelRow(name, version, cid, description, old.created_at, now)
+                    w.execute(
+                        _INSERT_LABEL,
+                        {"name": name, "version": version, "dataset_id": ids[0][0],
+                         "description": description, "created_at": now, "updated_at": now},
+                    )  # fmt: skip
+                    return LabelRow(name, version, cid, description, now, now)
+            except IntegrityErrors:
+                # A concurrent writer created the label (PostgreSQL): move it instead.
+                if attempt == _RETRIES - 1:
+                    raise
+                _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def get_label(self, name: str, version: str) -> LabelRow | None:
+        rows = self._read(_GET_LABEL, {"name": name, "version": version})
+        return self._label(rows[0]) if rows else None
+
+    def iter_labels(self, name: str | None = None) -> list[LabelRow]:
+        self._check_open()
+        if name is None:
+            rows = self._read(_LIST_LABELS, {})
+        else:
+            rows = self._read(_LIST_LABELS_OF, {"name": name})
+        return [self._label(r) for r in rows]
+
+    def delete_label(self, name: str, version: str) -> LabelRow | None:
+        with self._begin_write() as w:
+            rows = w.rows(_GET_LABEL, {"name": name, "version": version})
+            if not rows:
+                return None
+            w.execute(_DELETE_LABEL, {"lid": rows[0][6]})
+            return self._label(rows[0])
+
+    # --- lenses -----------------------------------------------------------------------
+
+    def store_lens(
+        self,
+        name: str,
+        version: str | None,
+        render: Callable[[str], str],
+        content_hash: str,
+        source_schema: str,
+        view_schema: str,
+    ) -> tuple[LensRow, bool]:
+        for attempt in range(_RETRIES):
+            try:
+                with self._begin_write() as w:
+                    if version is None:
+                        found = w.rows(_LATEST_LENS, {"name": name})
+                        major, minor, patch = found[0] if found else (1, 0, -1)
+                        chosen = f"{major}.{minor}.{patch + 1}"
+                    else:
+                        chosen = version
+                        rows = w.rows(_GET_LENS, {"name": name, "version": version})
+                        if rows:
+                            stored = LensRow(*rows[0])
+                            if stored.content_hash == content_hash:
+                                return stored, False
+                            raise SchemaConflictError(
+                                f"Lens {name}@{version} is already stored with other content; "
+                                "stored lens versions are immutable. Store a new version (omit "
+                                "the version to take the next one)."
+                            )
+                    row = LensRow(
+                        name, chosen, render(chosen), source_schema, view_schema, content_hash
+                    )
+                    major, minor, patch = _semver(chosen)
+                    w.execute(
+                        _INSERT_LENS,
+                        {"name": name, "version": chosen, "record_json": row.record_json,
+                         "source_schema": source_schema, "view_schema": view_schema,
+                         "content_hash": content_hash, "created_at": datetime.now(UTC),
+                         "semver_major": major, "semver_minor": minor, "semver_patch": patch},
+                    )  # fmt: skip
+                    return row, True
+            except IntegrityErrors:
+                if attempt == _RETRIES - 1:
+                    raise
+                _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def get_lens(self, name: str, version: str) -> LensRow | None:
+        rows = self._read(_GET_LENS, {"name": name, "version": version})
+        return LensRow(*rows[0]) if rows else None
+
+    def iter_lenses(self) -> list[LensRow]:
+        self._check_open()
+        return [LensRow(*r) for r in self._read(_LIST_LENSES, {})]
 
     # --- schemas ----------------------------------------------------------------------
 
@@ -612,17 +850,19 @@ class SqlBackend(IndexBackend):
 
         by_name, by_cid = self._existing(w, dataset_records)
         new_datasets: list[DatasetRecord] = []
-        seen_names: dict[str, DatasetRecord] = {}
+        seen_names: dict[tuple[str, str], DatasetRecord] = {}
         seen_cids: dict[str, DatasetRecord] = {}
         for record in dataset_records:
-            named = by_name.get(record.name)
+            version = record.version or "1.0.0"
+            record = record.stamped(record.created_at, record.updated_at, version)
+            named = next((v for v in by_name.get(record.name, []) if v[1].version == version), None)
             if named is not None and named[1].same_content(record):
                 result.datasets_unchanged.append(record.name)
                 continue
-            if named is not None or record.name in seen_names:
+            if named is not None or (record.name, version) in seen_names:
                 raise DatasetExistsError(
-                    f"A dataset named {record.name!r} already exists with other content; "
-                    "nothing was written. Rename or delete it first."
+                    f"A dataset named {record.name!r} (version {version}) already exists with "
+                    "other content; nothing was written. Rename or delete it first."
                 )
             holder = by_cid.get(record.cid)
             other = holder[1] if holder is not None else seen_cids.get(record.cid)
@@ -631,7 +871,7 @@ class SqlBackend(IndexBackend):
                     f"The content of dataset {record.name!r} (CID {record.cid}) is already "
                     f"stored as {other.name!r}; nothing was written."
                 )
-            seen_names[record.name] = seen_cids[record.cid] = record
+            seen_names[(record.name, version)] = seen_cids[record.cid] = record
             new_datasets.append(record)
             result.datasets_added.append(record.name)
         return result, list(new_schemas.values()), new_datasets

@@ -21,6 +21,8 @@ __all__ = [
     "VERSION_TABLE",
     "dataset_shards",
     "datasets",
+    "labels",
+    "lenses",
     "metadata",
     "schemas",
     "version_metadata",
@@ -34,7 +36,12 @@ VERSION_TABLE = "atdata_lite_alembic_version"
 #: Every revision this code knows, oldest first. The last one is the head. A test asserts
 #: that this equals the revision history of ``migrations/versions``; keeping it in code lets
 #: opening a current index cost one query and no Alembic import.
-KNOWN_REVISIONS: tuple[str, ...] = ("a1c3e0d9b7f1", "b2d4f1e8c6a2", "c4e6a8b0d2f5")
+KNOWN_REVISIONS: tuple[str, ...] = (
+    "a1c3e0d9b7f1",
+    "b2d4f1e8c6a2",
+    "c4e6a8b0d2f5",
+    "d7f9b1c3e5a8",
+)
 HEAD_REVISION: str = KNOWN_REVISIONS[-1]
 
 # Named constraints from day one: SQLite cannot alter an unnamed constraint later, and
@@ -86,10 +93,21 @@ datasets = sa.Table(
     sa.Column("legacy_uuid", sa.String(64), nullable=True),
     sa.Column("created_at", _Timestamp, nullable=False),
     sa.Column("updated_at", _Timestamp, nullable=False),
-    sa.UniqueConstraint("name"),
+    # Revision 4: a name has a history. Each row is one version of its name; the version
+    # is any label-safe string, ``x.y.z`` for everything the API numbers itself. Rows that
+    # existed before revision 4 became version 1.0.0.
+    sa.Column("version", sa.String(64), nullable=False, server_default="1.0.0"),
+    # The parsed ``x.y.z`` parts (NULL when the version is not semver): "the latest version
+    # of a name" is an indexed ORDER BY.
+    sa.Column("semver_major", sa.Integer, nullable=True),
+    sa.Column("semver_minor", sa.Integer, nullable=True),
+    sa.Column("semver_patch", sa.Integer, nullable=True),
+    sa.UniqueConstraint("name", "version"),
     # Revision 2: CIDs became unique (revision 1 only indexed them), so that the same
-    # content is never stored under two names, as in atdata's CID-keyed Redis layout.
+    # content is never stored twice, as in atdata's CID-keyed Redis layout. Revision 4
+    # keeps it: more names for stored content are labels, not copies of the row.
     sa.UniqueConstraint("cid"),
+    sa.Index("ix_datasets_name_semver", "name", "semver_major", "semver_minor", "semver_patch"),
 )
 
 dataset_shards = sa.Table(
@@ -109,6 +127,49 @@ dataset_shards = sa.Table(
     # Revision 3: the named split (train/validation/test...) of the shard; NULL for entries
     # without splits. A split's shards are the entry's shards naming it, in position order.
     sa.Column("split", sa.String(255), nullable=True),
+)
+
+# Revision 4: labels (atdata 0.7's ``(name, version) -> CID``). A label points at a stored
+# dataset row, never at a bare CID: the foreign key makes a dangling label impossible, and
+# removing a dataset version removes the labels that point at it.
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(1024), nullable=False),
+    # "" is atdata's "no version": the label ``name`` itself.
+    sa.Column("version", sa.String(64), nullable=False, server_default=""),
+    sa.Column(
+        "dataset_id",
+        sa.Integer,
+        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", _Timestamp, nullable=False),
+    sa.Column("updated_at", _Timestamp, nullable=False),
+    sa.UniqueConstraint("name", "version"),
+    sa.Index("ix_labels_dataset_id", "dataset_id"),
+)
+
+# Revision 4: stored lenses (atdata 0.7's ``lenses`` table, with semver parts and the two
+# schema names as columns so that ``find_lenses`` is a query).
+lenses = sa.Table(
+    "lenses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("record_json", sa.Text, nullable=False),
+    sa.Column("source_schema", sa.String(1024), nullable=False),
+    sa.Column("view_schema", sa.String(1024), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", _Timestamp, nullable=False),
+    sa.Column("semver_major", sa.Integer, nullable=True),
+    sa.Column("semver_minor", sa.Integer, nullable=True),
+    sa.Column("semver_patch", sa.Integer, nullable=True),
+    sa.UniqueConstraint("name", "version"),
+    sa.Index("ix_lenses_schemas", "source_schema", "view_schema"),
 )
 
 # The version table lives in its own MetaData: Alembic owns it (autogenerate ignores it),
