@@ -97,7 +97,7 @@ def _check_float(v: Any) -> Any:
     if type(v) is float:
         return v
     if isinstance(v, float | np.floating):
-        f = float(v)
+        f: float | None = float(v)  # None below, for an int too large for a float
         if f == v or f != f:  # exact (NaN compares unequal to itself)
             return f
         raise Mismatch("float (this value has no exact 64-bit float equivalent)", v)

@@ -21,7 +21,7 @@ import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
 import webdataset as wds
 from webdataset.pytorch import IterableDataset as _IterableBase
@@ -344,6 +344,16 @@ def _is_entry(source: object) -> TypeIs[_EntryLike]:
     )
 
 
+def _is_shard_records(source: object) -> TypeIs[Sequence[ShardRecord]]:
+    # A list of ShardRecord (or alike): URLs plus their recorded sample counts.
+    return (
+        isinstance(source, Sequence)
+        and not isinstance(source, str | bytes)
+        and bool(source)
+        and all(hasattr(s, "url") and hasattr(s, "sample_count") for s in source)
+    )
+
+
 def _set_key(sample: Any, key: str) -> None:
     # The key rides along on the sample (never serialised) so that rewriting a dataset
     # keeps it; objects that cannot take attributes simply do not remember it.
@@ -354,7 +364,8 @@ def _set_key(sample: Any, key: str) -> None:
 # --- Dataset ---------------------------------------------------------------------------
 
 
-class Dataset(_IterableBase, Generic[ST]):
+# webdataset ships no py.typed: its IterableDataset is Any to type checkers.
+class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
     """A typed view of WebDataset shards.
 
     Args:
@@ -403,7 +414,13 @@ class Dataset(_IterableBase, Generic[ST]):
 
     def __init__(
         self,
-        source: DataSource | _EntryLike | str | os.PathLike[str] | Sequence[str] | None = None,
+        source: DataSource
+        | _EntryLike
+        | str
+        | os.PathLike[str]
+        | Sequence[str]
+        | Sequence[ShardRecord]
+        | None = None,
         metadata_url: str | None = None,
         *,
         url: str | None = None,
@@ -417,12 +434,7 @@ class Dataset(_IterableBase, Generic[ST]):
         if source is None:
             source = url
         self.sample_counts: dict[str, int] = dict(sample_counts or {})
-        if (
-            isinstance(source, Sequence)
-            and not isinstance(source, str | bytes)
-            and source
-            and all(hasattr(s, "url") and hasattr(s, "sample_count") for s in source)
-        ):
+        if _is_shard_records(source):
             records = list(source)
             source = [r.url for r in records]
             for r in records:
@@ -450,7 +462,9 @@ class Dataset(_IterableBase, Generic[ST]):
         if isinstance(source, str | os.PathLike) or (
             isinstance(source, Sequence) and not isinstance(source, bytes)
         ):
-            self._source: DataSource = URLSource(source, storage_options=self.storage_options)
+            # A list of ShardRecord became URLs above; mypy's isinstance() forgets that.
+            urls = cast("str | os.PathLike[str] | Sequence[str]", source)
+            self._source: DataSource = URLSource(urls, storage_options=self.storage_options)
             if isinstance(source, str | os.PathLike):
                 self.url = os.fspath(source)
             else:

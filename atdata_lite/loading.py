@@ -51,7 +51,7 @@ _SPLIT_NAMES = {
 _REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "http://", "https://", "az://", "abfs://")
 
 
-class DatasetDict(dict):
+class DatasetDict(dict[str, "Dataset[Any]"]):
     """Datasets by split name (a ``dict``), as ``load_dataset`` returns without ``split``.
 
     Args:
@@ -215,7 +215,7 @@ def _from_index(
     out: dict[str, Dataset[Any]] = {}
     # The entry itself is the source: the dataset knows each shard's recorded sha256 (the
     # shard cache verifies remote copies with it) and sample count (len()).
-    named = list(entry.splits)
+    named: list[str | None] = list(entry.splits)
     for split in named or [None]:
         out[split or "train"] = Dataset[sample_type](  # type: ignore[valid-type]
             entry, split=split, storage_options=storage_options

@@ -34,7 +34,7 @@ import typing
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Generic, Self, TypeGuard, TypeVar, dataclass_transform
 
 import msgpack
 import numpy as np
@@ -106,7 +106,7 @@ def new_key() -> str:
 _BAD_KEY = re.compile(r"[./\\\x00-\x1f\x7f]")
 
 
-def is_valid_key(key: Any) -> bool:
+def is_valid_key(key: Any) -> TypeGuard[str]:
     """True when ``key`` is a valid sample key (see :func:`check_key`); the one key rule,
     applied to keys written and to keys read from shards."""
     return type(key) is str and 0 < len(key) <= 200 and _BAD_KEY.search(key) is None
@@ -183,7 +183,7 @@ def bytes_to_array(
         raise SampleDecodeError(f"{where or 'An array'} is not valid NPY data: {exc}") from exc
 
 
-def _check_npy_size(data: bytes) -> None:
+def _check_npy_size(data: bytes | bytearray | memoryview) -> None:
     # np.load allocates the whole array its header describes before reading the data, so a
     # 100-byte payload claiming a terabyte would exhaust memory: compare first.
     from numpy.lib import format as npy
@@ -740,13 +740,17 @@ class SampleBatch(Generic[DT]):
     columns on first use.
     """
 
+    _length: int  # the batch size, for a batch built from columns
+
     def __init__(self, samples: Iterable[DT]) -> None:
         self.samples: list[DT] = list(samples)
         self._aggregates: dict[str, Any] = {}
         self._sample_type: type | None = None
 
     @classmethod
-    def _from_columns(cls, sample_type: type, length: int, columns: dict[str, Any]) -> SampleBatch:
+    def _from_columns(
+        cls, sample_type: type, length: int, columns: dict[str, Any]
+    ) -> SampleBatch[Any]:
         """A batch holding only its columns (``samples`` is rebuilt from them when read)."""
         self = cls.__new__(cls)
         self._aggregates = dict(columns)
@@ -775,7 +779,7 @@ class SampleBatch(Generic[DT]):
                 raise KeyError(key) from exc
         return self.samples[key]
 
-    def _map_columns(self, fn: Callable[[Any], Any]) -> SampleBatch:
+    def _map_columns(self, fn: Callable[[Any], Any]) -> SampleBatch[DT]:
         names = self._field_names() or list(self._aggregates)
         columns = {}
         for name in names:
@@ -786,13 +790,13 @@ class SampleBatch(Generic[DT]):
                 columns[name] = fn(col) if hasattr(col, "pin_memory") else col
         return SampleBatch._from_columns(self.sample_type, len(self), columns)  # type: ignore[arg-type]
 
-    def pin_memory(self, device: Any = None) -> SampleBatch:
+    def pin_memory(self, device: Any = None) -> SampleBatch[DT]:
         """A batch whose tensor columns are in pinned memory (``DataLoader(pin_memory=True)``)."""
         return self._map_columns(
             lambda t: t.pin_memory() if device is None else t.pin_memory(device)
         )
 
-    def to(self, *args: Any, **kwargs: Any) -> SampleBatch:
+    def to(self, *args: Any, **kwargs: Any) -> SampleBatch[DT]:
         """A batch whose tensor columns are moved with ``tensor.to(*args, **kwargs)``."""
         return self._map_columns(lambda t: t.to(*args, **kwargs))
 

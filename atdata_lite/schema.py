@@ -519,7 +519,7 @@ def _reduce_decoded_type(cls: type) -> tuple[Any, tuple[str]]:
     return _type_from_record_json, (record_json,)
 
 
-copyreg.pickle(DecodedSampleType, _reduce_decoded_type)  # type: ignore[arg-type]
+copyreg.pickle(DecodedSampleType, _reduce_decoded_type)
 
 
 def _type_from_record_json(record_json: str) -> type:

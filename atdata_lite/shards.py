@@ -246,7 +246,7 @@ def iter_shard(
         _read_rest(buffered, url)  # the rest: zero blocks and record padding, bounded
     except CorruptShardError:
         raise
-    except (tarfile.TarError, OSError, ValueError, EOFError, *decompress_errors) as exc:
+    except (tarfile.TarError, OSError, ValueError, EOFError) + decompress_errors as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         if isinstance(exc, EOFError) or str(exc) in _TARFILE_EOF_MESSAGES:

@@ -43,7 +43,7 @@ def log_cmd(state: AppState, name: str) -> None:
         shown = row.name if not row.version else f"{row.name}:{row.version}"
         labels.setdefault(row.cid, []).append(shown)
     latest = versions[-1].version
-    rows = [
+    rows: list[dict[str, Any]] = [  # JSON documents
         {
             "version": e.version,
             "cid": e.cid,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from .._text import check_name
 from ..errors import InvalidVersionError
@@ -45,7 +46,9 @@ def semver_parts(version: str) -> tuple[int, int, int] | None:
     return int(match[1]), int(match[2]), int(match[3])
 
 
-def version_sort_key(version: str, created_at: datetime | None = None) -> tuple:
+def version_sort_key(
+    version: str, created_at: datetime | None = None
+) -> tuple[int, tuple[int, int, int], float, str]:
     """Ascending order of versions: non-semver ones first (by creation), then semver ones.
 
     The last item of a list sorted by this key is the latest version (see the module doc).
@@ -57,7 +60,7 @@ def version_sort_key(version: str, created_at: datetime | None = None) -> tuple:
     return (1, parts, when, version)
 
 
-def latest_of(items: list, version: str = "version", created: str = "created_at") -> object:
+def latest_of(items: list[Any], version: str = "version", created: str = "created_at") -> object:
     """The item with the latest version among ``items`` (``None`` for none)."""
     if not items:
         return None

@@ -1278,7 +1278,7 @@ class Index:
             row = self._backend.get_lens(name, version)
         if row is None:
             raise LensNotFoundError(f"Lens not found: {ref}")
-        record = json.loads(row.record_json)
+        record: dict[str, Any] = json.loads(row.record_json)
         record["$ref"] = f"{LENS_REF_PREFIX}{row.name}@{row.version}"
         return record
 

@@ -8,6 +8,7 @@ in the target, or that would re-point a dataset version, is reported as skipped.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from ..errors import AtdataLiteError
 from ..index._versions import check_label_version
@@ -16,6 +17,11 @@ from ._plan import Plan, ReportItem
 from ._raw import RawCatalog
 
 __all__ = ["import_labels_and_lenses"]
+
+
+def _fixed(text: str) -> Callable[[str], str]:
+    """A render callback that gives ``text`` whatever the version."""
+    return lambda _version: text
 
 
 def import_labels_and_lenses(
@@ -55,7 +61,7 @@ def import_labels_and_lenses(
                 target.store_lens(
                     name,
                     version,
-                    lambda _v, t=text: t,
+                    _fixed(text),
                     digest,
                     str(record.get("source_schema", "")),
                     str(record.get("view_schema", "")),

@@ -496,7 +496,7 @@ class SqlBackend(IndexBackend):
         for record in records:
             version, named = self._slot(record, by_name.get(record.name, []))
             holder = by_cid.get(record.cid)
-            if same_content_bump(record, holder[1] if holder is not None else None):
+            if holder is not None and same_content_bump(record, holder[1]):
                 # The same content again under "next": that version is the answer.
                 results.append(holder[1])
                 continue
