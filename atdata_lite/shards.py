@@ -196,9 +196,12 @@ def iter_shard(
     current: dict[str, Any] | None = None
     seen: set[str] = set()
     count = 0
-    decompress_errors: tuple[type[BaseException], ...] = ()
+    # What reading can raise, plus the decompressor's own errors once it is known (one
+    # tuple: mypy refuses a starred item in an except clause).
+    read_errors: tuple[type[BaseException], ...] = (tarfile.TarError, OSError, ValueError, EOFError)
     try:
         inner, decompress_errors = _decompressed(stream)
+        read_errors += decompress_errors
         tracker = _EndTracker(inner)
         buffered = io.BufferedReader(tracker, 1 << 20)
         with tarfile.open(fileobj=buffered, mode="r|") as tar:
@@ -246,7 +249,7 @@ def iter_shard(
         _read_rest(buffered, url)  # the rest: zero blocks and record padding, bounded
     except CorruptShardError:
         raise
-    except (tarfile.TarError, OSError, ValueError, EOFError) + decompress_errors as exc:
+    except read_errors as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         if isinstance(exc, EOFError) or str(exc) in _TARFILE_EOF_MESSAGES:
