@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .errors import ShardNotFoundError
 from .index._paths import is_local_path
@@ -223,6 +223,43 @@ def _from_index(
     return out, sample_type
 
 
+_S = TypeVar("_S")
+
+
+# For type checkers: a split gives one Dataset (of sample_type when given), none a DatasetDict.
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: type[_S],
+    *,
+    split: str,
+    data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
+    streaming: bool = False,
+    index: Index | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Dataset[_S]: ...
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: None = None,
+    *,
+    split: str,
+    data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
+    streaming: bool = False,
+    index: Index | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Dataset[Any]: ...
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: type | None = None,
+    *,
+    split: None = None,
+    data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
+    streaming: bool = False,
+    index: Index | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> DatasetDict: ...
 def load_dataset(
     path: str | os.PathLike[str],
     sample_type: type | None = None,

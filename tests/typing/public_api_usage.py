@@ -13,7 +13,16 @@ from typing import assert_type
 import numpy as np
 from numpy.typing import NDArray
 
-from atdata_lite import Dataset, Index, LocalDatasetEntry, PackableSample, SampleBatch, packable
+from atdata_lite import (
+    Dataset,
+    DatasetDict,
+    Index,
+    LocalDatasetEntry,
+    PackableSample,
+    SampleBatch,
+    load_dataset,
+    packable,
+)
 from atdata_lite.shards import write_samples
 
 
@@ -62,6 +71,14 @@ def use_the_public_api(root: Path) -> list[int]:
     for photo in stored.shuffled(seed=0):
         assert_type(photo, Photo)
     assert_type(stored.as_type(Photo), Dataset[Photo])
+    assert_type(len(stored), int)
+
+    train = load_dataset("@local/photos", Photo, split="train", index=index)
+    assert_type(train, Dataset[Photo])
+    assert [p.label for p in train] == labels
+    splits = load_dataset("@local/photos", index=index)
+    assert_type(splits, DatasetDict)
+    assert list(splits) == ["train"]
     caption = Caption("a photo")
     assert_type(caption.packed, bytes)
     assert_type(Caption.from_bytes(caption.packed), Caption)
