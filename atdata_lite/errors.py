@@ -17,6 +17,7 @@ __all__ = [
     "AtdataLiteError",
     "BackendUnavailableError",
     "CacheFullError",
+    "CorruptEntryError",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetNotFoundError",
@@ -27,6 +28,8 @@ __all__ = [
     "IndexReadOnlyError",
     "IndexTooNewError",
     "IndexUnreachableError",
+    "InvalidCIDError",
+    "InvalidCredentialsError",
     "InvalidMetadataError",
     "InvalidNameError",
     "InvalidPrefixError",
@@ -118,6 +121,15 @@ class InvalidPrefixError(AtdataLiteError, ValueError):
     """A store prefix would escape the store's root or contains odd characters."""
 
 
+class InvalidCredentialsError(AtdataLiteError, _PlainKeyError, ValueError):
+    """S3 credentials lack a required key (atdata raised ``KeyError`` for a dict and
+    ``ValueError`` for a ``.env`` file: this is both)."""
+
+
+class InvalidCIDError(AtdataLiteError, ValueError):
+    """A string is not a CID; the message starts with ``Failed to decode CID``, as atdata's."""
+
+
 # --- schemas ------------------------------------------------------------------------
 
 
@@ -146,6 +158,13 @@ class DatasetNotFoundError(AtdataLiteError, _PlainKeyError):
 
 class DatasetExistsError(AtdataLiteError, ValueError):
     """A dataset name, or the same content under another name, is already in the index."""
+
+
+class CorruptEntryError(AtdataLiteError, _PlainKeyError, ValueError):
+    """A stored dataset entry cannot be read (a required field is missing or undecodable).
+
+    atdata raised ``KeyError`` (e.g. ``KeyError(b'name')``) for such a Redis hash.
+    """
 
 
 class InvalidMetadataError(AtdataLiteError, TypeError, ValueError):
