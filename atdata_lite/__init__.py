@@ -17,7 +17,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -46,6 +46,8 @@ _LAZY: dict[str, str] = {
     "inspect_shard": "atdata_lite.shards",
     "FsspecDataStore": "atdata_lite.stores",
     "default_store": "atdata_lite.stores",
+    "load_dataset": "atdata_lite.loading",
+    "DatasetDict": "atdata_lite.loading",
     # schemas and CIDs
     "schema_to_type": "atdata_lite.schema",
     "generate_cid": "atdata_lite.cid",
@@ -65,6 +67,7 @@ __all__ = [
     "BasicIndexEntry",
     "DataSource",
     "Dataset",
+    "DatasetDict",
     "DictSample",
     "FsspecDataStore",
     "Index",
@@ -88,6 +91,7 @@ __all__ = [
     "generate_cid",
     "inspect_shard",
     "lens",
+    "load_dataset",
     "packable",
     "schema_to_type",
     "verify_cid",
@@ -105,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SchemaNamespace,
     )
     from .lenses import Lens, LensNetwork, lens
+    from .loading import DatasetDict, load_dataset
     from .protocols import AbstractDataStore, AbstractIndex, DataSource, IndexEntry, Packable
     from .repo import Repo
     from .s3 import S3DataStore, S3Source

@@ -416,7 +416,10 @@ def write_samples(
 
     records = WrittenShards(storage_options=storage_options)
     current: _ShardFile | None = None
-    total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
+    try:
+        total = len(samples)  # type: ignore[arg-type]
+    except TypeError:  # an iterator, or a Dataset whose size is not recorded
+        total = None
     try:
         with Progress("writing samples", total, progress, unit="sample") as bar:
             for key, payload, sample in _items(samples):

@@ -177,6 +177,8 @@ def test_write_samples_result_serves_records_and_dataset(tmp_path):
     assert [b.image.shape for b in ds.ordered(batch_size=5)] == [(5, 2, 2)]
     assert ds.sample_type is Img and ds.dataset.sample_type is Img
     assert isinstance(ds.dataset, Dataset)
+    assert len(ds.dataset) == 5  # samples, from the recorded counts (len(ds) counts shards)
+    assert [s.label for s in ds.dataset][-1] == "l4"
     # atdata-lite's use: the list of shard records.
     assert isinstance(ds, WrittenShards) and isinstance(ds, list) and len(ds) == 3
     assert [r.sample_count for r in ds] == [2, 2, 1] and ds.sample_count == 5

@@ -89,7 +89,7 @@ def main():
         name="images-val",
         metadata={"split": "val"},
     )
-    assert val.data_urls == ["data/shard-000000.tar"]
+    assert val.data_urls[0].endswith("data/shard-000000.tar")
 
     got = idx.get_dataset("images-train")
     assert got.cid == entry.cid and got.metadata == {"split": "train", "n": 30}
@@ -111,6 +111,12 @@ def main():
     assert Text(text="t", tokens=[1]).count == 0
     idx.load_schema(ref)
     assert idx.types.ImageSample(image=np.zeros(1), label="x").label == "x"
+
+    splits = atdata.load_dataset("@local/images-train", index=idx)
+    assert isinstance(splits, atdata.DatasetDict) and list(splits) == ["train"]
+    assert len(list(splits["train"].ordered())) == 30
+    local = atdata.load_dataset("data/shard-{000000..000002}.tar", ImageSample, split="train")
+    assert next(iter(local.ordered())).label == "img0"
 
     labels = [s.label for s in ds.as_type(LabelOnly).ordered()]
     assert labels[:2] == ["img0", "img1"]
