@@ -95,7 +95,7 @@ class _AliasLoader(importlib.abc.Loader):
         real = importlib.import_module(self.target)
         module.__doc__ = real.__doc__
         if hasattr(real, "__all__"):
-            module.__all__ = list(real.__all__)
+            setattr(module, "__all__", list(real.__all__))  # noqa: B010 - typed ModuleType
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):

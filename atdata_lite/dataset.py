@@ -739,7 +739,7 @@ class Dataset(_IterableBase, Generic[ST]):
             )
         return self._wrap_one(bytes(payload), sample.get("__key__"))
 
-    def wrap_batch(self, batch: WDSRawBatch) -> SampleBatch:
+    def wrap_batch(self, batch: WDSRawBatch) -> SampleBatch[Any]:
         """Decode a raw webdataset batch (``{"msgpack": [b"...", ...], ...}``) into a
         :class:`SampleBatch` of this dataset's sample type.
 
@@ -756,7 +756,8 @@ class Dataset(_IterableBase, Generic[ST]):
         return SampleBatch[self.sample_type](samples)  # type: ignore[name-defined]
 
     def _wrap_one(self, payload: bytes, key: Any) -> Any:
-        sample = (self._decode_type or self.sample_type).from_bytes(payload)
+        decode_type: Any = self._decode_type or self.sample_type
+        sample = decode_type.from_bytes(payload)
         if isinstance(key, str):
             _set_key(sample, key)
         if self._output_lens is not None:

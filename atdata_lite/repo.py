@@ -138,7 +138,7 @@ class Repo:
             urls = [r.url for r in records] + ([metadata_url] if metadata_url else [])
             remove_shards(urls, storage_options=options)
             raise
-        new_ds = Dataset[ds.sample_type](  # type: ignore[name-defined]
+        new_ds = Dataset[ds.sample_type](
             [r.url for r in records], metadata_url, storage_options=options
         )
         new_ds._shard_facts = {r.url: r for r in records}
