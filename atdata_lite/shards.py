@@ -23,6 +23,7 @@ failed ``write_samples`` leaves nothing behind under a final name except after a
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import posixpath
@@ -340,9 +341,10 @@ class WrittenShards(list[ShardRecord]):
         """
         if not self:
             raise ValueError("write_samples() wrote no shards: there is no dataset to read.")
-        from .dataset import Dataset
         from .samples import DictSample
 
+        # By name: the dataset module imports this one (no import cycle).
+        Dataset = importlib.import_module("atdata_lite.dataset").Dataset
         sample_type = self.sample_type or DictSample
         ds = Dataset[sample_type](self.urls, storage_options=self.storage_options)  # type: ignore[valid-type]
         ds._shard_facts = {r.url: r for r in self}
@@ -350,6 +352,11 @@ class WrittenShards(list[ShardRecord]):
         if with_counts is not None:
             with_counts({r.url: r.sample_count for r in self})
         return ds
+
+    @property
+    def _shard_facts(self) -> dict[str, ShardRecord]:
+        # What Index.add_splits reads from a Dataset: the facts recorded while writing.
+        return {r.url: r for r in self}
 
     def __getattr__(self, name: str) -> Any:
         if name in _DATASET_API:

@@ -25,9 +25,10 @@ __all__ = ["FsspecDataStore", "LocalDiskStore", "default_store", "validate_prefi
 def __getattr__(name: str) -> Any:
     # atdata 0.7's ``atdata.stores`` has S3DataStore; it lives in atdata_lite.s3 (s3fs).
     if name == "S3DataStore":
-        from .s3 import S3DataStore
+        import importlib
 
-        return S3DataStore
+        # By name: atdata_lite.s3 builds on this module (no import cycle).
+        return importlib.import_module("atdata_lite.s3").S3DataStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
