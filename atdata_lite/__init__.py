@@ -38,6 +38,10 @@ _LAZY: dict[str, str] = {
     # data path
     "Dataset": "atdata_lite.dataset",
     "URLSource": "atdata_lite.sources",
+    "S3Source": "atdata_lite.s3",
+    "S3DataStore": "atdata_lite.s3",
+    "LocalDiskStore": "atdata_lite.stores",
+    "Repo": "atdata_lite.repo",
     "write_samples": "atdata_lite.shards",
     "inspect_shard": "atdata_lite.shards",
     "FsspecDataStore": "atdata_lite.stores",
@@ -71,10 +75,14 @@ __all__ = [
     "Lens",
     "LensNetwork",
     "LocalDatasetEntry",
+    "LocalDiskStore",
     "LocalIndex",
     "LocalSchemaRecord",
     "Packable",
     "PackableSample",
+    "Repo",
+    "S3DataStore",
+    "S3Source",
     "SampleBatch",
     "SchemaNamespace",
     "URLSource",
@@ -103,11 +111,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .lenses import Lens, LensNetwork, lens
     from .loading import DatasetDict, load_dataset
     from .protocols import AbstractDataStore, AbstractIndex, DataSource, IndexEntry, Packable
+    from .repo import Repo
+    from .s3 import S3DataStore, S3Source
     from .samples import DictSample, PackableSample, SampleBatch, packable
     from .schema import schema_to_type
     from .shards import inspect_shard, write_samples
     from .sources import URLSource
-    from .stores import FsspecDataStore, default_store
+    from .stores import FsspecDataStore, LocalDiskStore, default_store
 
 
 class _Package(types.ModuleType):

@@ -17,6 +17,7 @@ __all__ = [
     "AtdataLiteError",
     "BackendUnavailableError",
     "CacheFullError",
+    "CorruptEntryError",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetNotFoundError",
@@ -28,6 +29,8 @@ __all__ = [
     "IndexReadOnlyError",
     "IndexTooNewError",
     "IndexUnreachableError",
+    "InvalidCIDError",
+    "InvalidCredentialsError",
     "InvalidMetadataError",
     "InvalidNameError",
     "InvalidPrefixError",
@@ -136,6 +139,15 @@ class InvalidPrefixError(AtdataLiteError, ValueError):
     """A store prefix would escape the store's root or contains odd characters."""
 
 
+class InvalidCredentialsError(AtdataLiteError, _PlainKeyError, ValueError):
+    """S3 credentials lack a required key (atdata raised ``KeyError`` for a dict and
+    ``ValueError`` for a ``.env`` file: this is both)."""
+
+
+class InvalidCIDError(AtdataLiteError, ValueError):
+    """A string is not a CID; the message starts with ``Failed to decode CID``, as atdata's."""
+
+
 # --- schemas ------------------------------------------------------------------------
 
 
@@ -188,6 +200,13 @@ class LensCheckError(AtdataLiteError, ValueError):
 
 class UntrustedLensError(AtdataLiteError, ImportError):
     """A stored lens names code in a module that is not imported (nor declared trusted)."""
+
+
+class CorruptEntryError(AtdataLiteError, _PlainKeyError, ValueError):
+    """A stored dataset entry cannot be read (a required field is missing or undecodable).
+
+    atdata raised ``KeyError`` (e.g. ``KeyError(b'name')``) for such a Redis hash.
+    """
 
 
 class InvalidMetadataError(AtdataLiteError, TypeError, ValueError):

@@ -23,10 +23,12 @@ failed ``write_samples`` leaves nothing behind under a final name except after a
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import posixpath
 import re
+import sys
 import tarfile
 import time
 import uuid
@@ -48,6 +50,7 @@ from .sources import open_url, url_to_fs
 
 __all__ = [
     "ShardRecord",
+    "WrittenShards",
     "inspect_shard",
     "iter_shard",
     "remove_shards",
@@ -423,7 +426,7 @@ def shard_urls_for_pattern(pattern: str) -> bool:
     return bool(conversions)
 
 
-def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
+def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes, Any]]:
     for position, item in enumerate(samples):
         try:
             if isinstance(item, tuple):
@@ -433,11 +436,11 @@ def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
                         f"length {len(item)} at position {position}."
                     )
                 key, sample = item
-                yield check_key(key), sample.packed
+                yield check_key(key), sample.packed, sample
             else:
                 wds = item.as_wds
                 # a key remembered from a read, or set by hand, is checked like a given one
-                yield check_key(wds["__key__"]), wds["msgpack"]
+                yield check_key(wds["__key__"]), wds["msgpack"], item
         except (FieldTypeError, UnsupportedFieldTypeError, InvalidSampleKeyError) as exc:
             if isinstance(exc, FieldTypeError):
                 exc.position = position
@@ -445,15 +448,116 @@ def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
             raise
 
 
+def _numbered(pattern: str) -> str:
+    """``out/data.tar`` -> ``out/data-%06d.tar`` (atdata 0.7's naming of a sharded path)."""
+    parent, sep, name = pattern.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = name, ""
+    else:
+        suffix = "." + suffix
+    return f"{parent}{sep}{stem}-%06d{suffix}"
+
+
+# The Dataset API a write_samples result offers (atdata 0.7 returned a Dataset).
+_DATASET_API = frozenset(
+    {
+        "as_type",
+        "batch_type",
+        "chunk",
+        "list_shards",
+        "metadata",
+        "metadata_url",
+        "ordered",
+        "shards",
+        "shuffled",
+        "source",
+        "to_parquet",
+        "url",
+        "wrap",
+        "wrap_batch",
+    }
+)
+
+
+class WrittenShards(list[ShardRecord]):
+    """What :func:`write_samples` wrote: its shard records, usable as a ``Dataset`` too.
+
+    It is a ``list`` of :class:`ShardRecord` (URL, size, sample count, SHA-256 of each
+    shard), so ``len()``, iteration, indexing and ``== []`` see the records. It also
+    answers the ``Dataset`` API that atdata 0.7's ``write_samples`` result offered --
+    ``ordered()``, ``shuffled()``, ``list_shards()``, ``as_type()``, ``url``,
+    ``to_parquet()``... -- by reading the written shards as a
+    ``Dataset[sample_type]``; :attr:`dataset` is that dataset itself (iterate it, or give it
+    to ``len()``, for samples rather than shards).
+
+    Attributes:
+        sample_type: The type of the first sample written (``None`` when nothing was).
+        storage_options: The fsspec options the shards were written with.
+    """
+
+    def __init__(
+        self,
+        records: Iterable[ShardRecord] = (),
+        *,
+        sample_type: type | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(records)
+        self.sample_type = sample_type
+        self.storage_options = dict(storage_options or {})
+
+    @property
+    def urls(self) -> list[str]:
+        """The shard URLs, in order."""
+        return [r.url for r in self]
+
+    @property
+    def sample_count(self) -> int:
+        """How many samples were written."""
+        return sum(r.sample_count or 0 for r in self)
+
+    @property
+    def dataset(self) -> Any:
+        """A ``Dataset[sample_type]`` over the written shards (what atdata 0.7 returned).
+
+        Raises:
+            ValueError: Nothing was written.
+        """
+        if not self:
+            raise ValueError("write_samples() wrote no shards: there is no dataset to read.")
+        from .samples import DictSample
+
+        # By name: the dataset module imports this one (no import cycle).
+        Dataset = importlib.import_module("atdata_lite.dataset").Dataset
+        sample_type = self.sample_type or DictSample
+        ds = Dataset[sample_type](self.urls, storage_options=self.storage_options)  # type: ignore[valid-type]
+        ds._shard_facts = {r.url: r for r in self}
+        with_counts = getattr(ds, "_with_sample_counts", None)
+        if with_counts is not None:
+            with_counts({r.url: r.sample_count for r in self})
+        return ds
+
+    @property
+    def _shard_facts(self) -> dict[str, ShardRecord]:
+        # What Index.add_splits reads from a Dataset: the facts recorded while writing.
+        return {r.url: r for r in self}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _DATASET_API:
+            return getattr(self.dataset, name)
+        raise AttributeError(f"'WrittenShards' object has no attribute {name!r}")
+
+
 def write_samples(
     samples: Iterable[Any],
     url_or_pattern: str | os.PathLike[str],
     *,
-    maxcount: int = 100_000,
-    maxsize: float = 3e9,
+    maxcount: int | None = None,
+    maxsize: float | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: bool | None = None,
-) -> list[ShardRecord]:
+) -> WrittenShards:
     """Write samples into WebDataset shards, atomically, and describe what was written.
 
     Args:
@@ -464,20 +568,25 @@ def write_samples(
             type's field annotations before it is written (see ``PackableSample.packed``).
         url_or_pattern: Where to write: a printf pattern numbering the shards from 0, as
             webdataset's ShardWriter (``out/shard-%06d.tar``, ``s3://b/p/data-%04d.tar``),
-            or a single URL without a conversion, which must then fit in one shard.
-        maxcount: Most samples per shard.
-        maxsize: Most bytes per shard (a shard holds at least one sample, however large).
+            or a single URL without a conversion. A single URL is written as one shard of
+            any size when no limit is given; with ``maxcount`` or ``maxsize`` it becomes the
+            pattern ``{stem}-%06d{suffix}`` (``out.tar`` -> ``out-000000.tar``,
+            ``out-000001.tar``...), as atdata 0.7's ``write_samples`` does.
+        maxcount: Most samples per shard (default 100,000 with a pattern).
+        maxsize: Most bytes per shard (default 3e9 with a pattern; a shard holds at least
+            one sample, however large).
         storage_options: fsspec options for the target filesystem, passed unchanged.
         progress: ``False`` never shows a progress bar; otherwise one is drawn on stderr
             when stderr is a terminal.
 
     Returns:
-        One :class:`ShardRecord` per shard written (URL, byte size, sample count, sha256,
-        all computed while writing). Empty input writes nothing and returns ``[]``.
+        A :class:`WrittenShards`: the list of one :class:`ShardRecord` per shard written
+        (URL, byte size, sample count, sha256, all computed while writing), which also
+        reads back as a ``Dataset`` of the samples' type (``result.ordered()``,
+        ``result.dataset``). Empty input writes nothing and returns an empty list.
 
     Raises:
-        ValueError: Bad pattern or limits, or a single-URL target that would need a
-            second shard.
+        ValueError: Bad pattern or limits.
         UnsafeURLError: The URL is refused (``pipe:``, unknown scheme).
         InvalidSampleKeyError: A key cannot name a tar member, or appears twice in one
             shard.
@@ -487,6 +596,14 @@ def write_samples(
     """
     pattern = os.fspath(url_or_pattern)
     numbered = shard_urls_for_pattern(pattern)
+    if not numbered and (maxcount is not None or maxsize is not None):
+        pattern, numbered = _numbered(pattern), True
+    if numbered:
+        maxcount = 100_000 if maxcount is None else maxcount
+        maxsize = 3e9 if maxsize is None else maxsize
+    else:  # one shard, whatever it holds
+        maxcount = maxcount if maxcount is not None else sys.maxsize
+        maxsize = maxsize if maxsize is not None else float("inf")
     if maxcount < 1 or maxsize <= 0:
         raise ValueError(f"maxcount ({maxcount}) and maxsize ({maxsize}) must be positive.")
     fs, _ = url_to_fs(_shard_url(pattern, 0), storage_options)
@@ -495,7 +612,7 @@ def write_samples(
         url = _shard_url(pattern, index)
         return _ShardFile(fs, fs._strip_protocol(url), url)
 
-    records: list[ShardRecord] = []
+    records = WrittenShards(storage_options=storage_options)
     current: _ShardFile | None = None
     try:
         total = len(samples)  # type: ignore[arg-type]
@@ -503,17 +620,13 @@ def write_samples(
         total = None
     try:
         with Progress("writing samples", total, progress, unit="sample") as bar:
-            for key, payload in _items(samples):
+            for key, payload, sample in _items(samples):
+                if records.sample_type is None:
+                    records.sample_type = type(sample)
                 entry = _TAR_BLOCK + -(-len(payload) // _TAR_BLOCK) * _TAR_BLOCK
                 if current is not None and (
                     current.count >= maxcount or current.size_estimate + entry > maxsize
                 ):
-                    if not numbered:
-                        raise ValueError(
-                            f"{pattern!r} names one shard, but the samples exceed maxcount="
-                            f"{maxcount} / maxsize={maxsize:g}. Use a pattern such as "
-                            "'shard-%06d.tar', or raise the limits."
-                        )
                     records.append(current.commit())
                     current = None
                 if current is None:

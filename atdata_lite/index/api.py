@@ -156,6 +156,15 @@ class Index:
             :mod:`atdata_lite.index.stubs`).
         stub_dir: Where to write the stubs; giving it turns stubs on, as in atdata.
         redis: A ``redis.Redis`` client: use the Redis backend on it.
+        provider: atdata 0.7's way to choose the backend: ``"sqlite"`` (with ``path=``),
+            ``"postgres"`` (with ``dsn=``, a URL or ``key=value`` string) or ``"redis"``
+            (with ``redis=``, or atdata's ``host=``/``port=``/``db=``), or an already-open
+            :class:`~atdata_lite.index.backend.IndexBackend`. Any other name raises
+            ``UnknownBackendError`` (a ``ValueError``: ``"Unknown provider ..."``).
+        path: The SQLite file of ``provider="sqlite"``; given alone, it selects SQLite
+            (atdata 0.7 ignored a ``path`` without ``provider``).
+        dsn: The PostgreSQL database of ``provider="postgres"``; given alone, it selects
+            PostgreSQL.
         read_only: Open a SQLite or PostgreSQL index for reading only: listing and lookups
             work, nothing is created, upgraded or written, and every write raises
             :class:`~atdata_lite.errors.IndexReadOnlyError`. A SQLite file on read-only
@@ -179,14 +188,35 @@ class Index:
         stub_dir: str | os.PathLike[str] | None = None,
         *,
         redis: Any = None,
+        provider: Any = None,
+        path: str | os.PathLike[str] | None = None,
+        dsn: str | None = None,
         read_only: bool = False,
         **backend_options: Any,
     ) -> None:
-        if url is None and redis is None and data_store is None and not backend_options:
+        default = (
+            url is None and redis is None and provider is None and path is None and dsn is None
+        )
+        if default and data_store is None and not backend_options:
             # The default index comes with the default store, as `atdata-lite info` shows.
             from ..stores import default_store
 
             data_store = default_store()
+        if isinstance(provider, IndexBackend):
+            self._init(provider, data_store=data_store, auto_stubs=auto_stubs, stub_dir=stub_dir)
+            return
+        if provider is not None or path is not None or dsn is not None:
+            from ._providers import provider_location
+
+            url, redis = provider_location(
+                provider,
+                url=url,
+                path=path,
+                dsn=dsn,
+                redis=redis,
+                redis_url_from_kwargs=self._redis_url_from_kwargs,
+                options=backend_options,
+            )
         if url is not None and not isinstance(url, (str, os.PathLike)):
             if redis is not None or not _looks_like_redis_client(url):
                 raise TypeError(
@@ -1462,6 +1492,22 @@ class Index:
         with self._lock:
             self._types._register(cls.__name__, cls)
         return cls
+
+    def get_schema_type(self, ref: str, *, register: bool = True) -> type:
+        """Build the Python type of a published schema (atdata 0.7's name).
+
+        Args:
+            ref: A schema ref in any form (``atdata://local/schema/Name@x.y.z`` too).
+            register: Also make it available as ``index.types.<Name>`` (as
+                :meth:`load_schema` does).
+
+        Returns:
+            The sample type, a ``PackableSample`` subclass (cached per record).
+
+        Raises:
+            As :meth:`decode_schema`.
+        """
+        return self.load_schema(ref) if register else self.decode_schema(ref)
 
     # --- stubs ----------------------------------------------------------------------------
 
