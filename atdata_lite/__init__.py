@@ -13,11 +13,16 @@ up a dataset never imports numpy, webdataset, fsspec or Alembic.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The library logs under "atdata_lite" and never configures logging: the host does. Without a
+# handler anywhere, Python's last-resort handler would print warnings to stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -49,6 +54,7 @@ _LAZY: dict[str, str] = {
     # the index
     "Index": "atdata_lite.index.api",
     "LocalIndex": "atdata_lite.index.api",
+    "AsyncIndex": "atdata_lite.index.aio",
     "LocalDatasetEntry": "atdata_lite.index.entries",
     "BasicIndexEntry": "atdata_lite.index.entries",
     "LocalSchemaRecord": "atdata_lite.index.entries",
@@ -58,6 +64,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AbstractDataStore",
     "AbstractIndex",
+    "AsyncIndex",
     "BasicIndexEntry",
     "DataSource",
     "Dataset",
@@ -89,6 +96,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .cid import generate_cid, verify_cid
     from .dataset import Dataset
+    from .index.aio import AsyncIndex
     from .index.api import Index, LocalIndex
     from .index.entries import (
         BasicIndexEntry,

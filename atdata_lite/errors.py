@@ -35,6 +35,7 @@ __all__ = [
     "MigrationError",
     "NotAnIndexError",
     "NotPackableError",
+    "OperationCancelled",
     "SampleDecodeError",
     "SchemaConflictError",
     "SchemaDecodeError",
@@ -230,3 +231,32 @@ class ShardNotCachedError(AtdataLiteError, FileNotFoundError):
 
 class CacheFullError(AtdataLiteError, OSError):
     """A shard cannot be put in the shard cache (it does not fit in the budget)."""
+
+
+# --- long operations ----------------------------------------------------------------------
+
+
+class OperationCancelled(AtdataLiteError):
+    """A long operation stopped because its ``cancel=`` token was set (or Ctrl-C was pressed).
+
+    What it had half-written is undone before this is raised, as after a crash: no
+    temporary file and no index row is left. ``kept`` lists what stays (complete shard
+    copies in the cache after a ``pull``, for example); empty means nothing changed.
+
+    Attributes:
+        operation: The operation that stopped (``"writing samples"``).
+        kept: Descriptions of what the operation kept.
+    """
+
+    def __init__(self, operation: str, *, kept: tuple[str, ...] | list[str] = ()) -> None:
+        self.operation = operation
+        self.kept = tuple(kept)
+        what = "; ".join(self.kept) if self.kept else "nothing was kept"
+        super().__init__(f"{operation} was cancelled: {what}.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_cancelled, (self.operation, self.kept))
+
+
+def _rebuild_cancelled(operation: str, kept: tuple[str, ...]) -> OperationCancelled:
+    return OperationCancelled(operation, kept=kept)

@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import posixpath
 import re
 import tarfile
 import time
 import uuid
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
-from ._progress import Progress
+from .progress import CancelToken, Progress, ProgressArg
 from ._records import ShardRecord
 from .errors import CorruptShardError
 from .samples import check_key
@@ -54,6 +54,8 @@ _CONVERSION = re.compile(r"%(?:%|[-+ #0]*\d*[di])")
 _TAR_BLOCK = 512
 # webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
 _META_MEMBER = re.compile(r"__[^/]*__($|/)")
+
+log = logging.getLogger(__name__)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -221,7 +223,7 @@ class _ShardFile:
             else:
                 self.fs.rm(self.tmp)
         except Exception as exc:  # never hide the original error
-            warnings.warn(f"Could not remove the unfinished shard {self.url}: {exc}")
+            log.warning("Could not remove the unfinished shard %s: %s", self.url, exc)
 
 
 def _shard_url(pattern: str, index: int) -> str:
@@ -267,7 +269,8 @@ def write_samples(
     maxcount: int = 100_000,
     maxsize: float = 3e9,
     storage_options: dict[str, Any] | None = None,
-    progress: bool | None = None,
+    progress: ProgressArg = None,
+    cancel: CancelToken | None = None,
 ) -> list[ShardRecord]:
     """Write samples into WebDataset shards, atomically, and describe what was written.
 
@@ -281,8 +284,12 @@ def write_samples(
         maxcount: Most samples per shard.
         maxsize: Most bytes per shard (a shard holds at least one sample, however large).
         storage_options: fsspec options for the target filesystem, passed unchanged.
-        progress: ``False`` never shows a progress bar; otherwise one is drawn on stderr
-            when stderr is a terminal.
+        progress: ``None``/``True`` draw a bar on stderr when it is a terminal, ``False``
+            nothing; a callable receives :class:`~atdata_lite.progress.ProgressEvent`
+            objects (unit ``"sample"``, item: the shard being written).
+        cancel: A :class:`threading.Event` (anything with ``is_set()``), checked before
+            every sample: once set, the unfinished shard and the shards this call completed
+            are removed and :class:`~atdata_lite.errors.OperationCancelled` is raised.
 
     Returns:
         One :class:`ShardRecord` per shard written (URL, byte size, sample count, sha256,
@@ -293,6 +300,7 @@ def write_samples(
             second shard.
         UnsafeURLError: The URL is refused (``pipe:``, unknown scheme).
         InvalidSampleKeyError: A given key cannot name a tar member.
+        OperationCancelled: ``cancel`` was set; nothing written by this call remains.
     """
     pattern = os.fspath(url_or_pattern)
     numbered = shard_urls_for_pattern(pattern)
@@ -308,8 +316,10 @@ def write_samples(
     current: _ShardFile | None = None
     total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
     try:
-        with Progress("writing samples", total, progress, unit="sample") as bar:
+        with Progress("writing samples", total, progress, unit="sample", cancel=cancel) as bar:
             for key, payload in _items(samples):
+                if cancel is not None and cancel.is_set():
+                    bar.check()
                 entry = _TAR_BLOCK + -(-len(payload) // _TAR_BLOCK) * _TAR_BLOCK
                 if current is not None and (
                     current.count >= maxcount or current.size_estimate + entry > maxsize
@@ -325,7 +335,7 @@ def write_samples(
                 if current is None:
                     current = open_shard(len(records))
                 current.add(key, payload)
-                bar.update()
+                bar.update(item=current.url)
             if current is not None:
                 records.append(current.commit())
                 current = None
@@ -344,16 +354,22 @@ def write_samples(
 class _HashingReader(io.RawIOBase):
     """Reads from ``raw`` while hashing, counting, and keeping the last 1 KiB."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], cancel: CancelToken | None = None, url: str = "") -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
         self.tail = b""
+        self.cancel = cancel
+        self.url = url
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
+        if self.cancel is not None and self.cancel.is_set():
+            from .progress import check_cancel
+
+            check_cancel(self.cancel, f"reading {self.url}")
         data = self.raw.read(len(b))
         n = len(data)
         b[:n] = data
@@ -382,13 +398,18 @@ def _read_rest(stream: IO[bytes], url: str) -> None:
 
 
 def inspect_shard(
-    url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+    url: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    cancel: CancelToken | None = None,
 ) -> ShardRecord:
     """Re-read a shard: count its samples and hash its bytes (one pass).
 
     Args:
         url: The shard's path or fsspec URL.
         storage_options: fsspec options, passed unchanged.
+        cancel: Checked before every read of at most 1 MiB; once set,
+            :class:`~atdata_lite.errors.OperationCancelled` is raised (nothing is written).
 
     Returns:
         A :class:`ShardRecord` with the size, sample count and sha256 of the file.
@@ -406,7 +427,7 @@ def inspect_shard(
     url = os.fspath(url)
     count = 0
     with open_url(url, "rb", storage_options) as raw:
-        reader = _HashingReader(raw)
+        reader = _HashingReader(raw, cancel, url)
         stream = io.BufferedReader(reader, 1 << 20)
         for sample in iter_shard(stream, url):
             if "msgpack" not in sample:
