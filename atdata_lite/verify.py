@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._records import ShardRecord
+from .errors import OperationCancelled
 from .progress import CancelToken, Progress, ProgressArg
 
 __all__ = ["ShardCheck", "VerifyReport", "check_shard", "verify_datasets"]
@@ -173,7 +174,10 @@ def verify_datasets(
     with Progress("verifying shards", len(jobs), progress, unit="shard", cancel=cancel) as bar:
         for dataset, shard in jobs:
             bar.update(0, item=shard.url)
-            found = check_shard(shard, cancel=cancel)
+            try:
+                found = check_shard(shard, cancel=cancel)
+            except OperationCancelled:
+                raise OperationCancelled(bar.label) from None  # stopped inside a shard
             report.shards.append(
                 ShardCheck(dataset, found["url"], found["status"], tuple(found["problems"]))
             )
