@@ -13,16 +13,11 @@ up a dataset never imports numpy, webdataset, fsspec or Alembic.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-
-# The library logs under "atdata_lite" and never configures logging: the host does. Without a
-# handler anywhere, Python's last-resort handler would print warnings to stderr.
-logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -46,6 +41,8 @@ _LAZY: dict[str, str] = {
     "write_samples": "atdata_lite.shards",
     "inspect_shard": "atdata_lite.shards",
     "FsspecDataStore": "atdata_lite.stores",
+    "pull": "atdata_lite._pull",
+    "PullResult": "atdata_lite._pull",
     "default_store": "atdata_lite.stores",
     # schemas and CIDs
     "schema_to_type": "atdata_lite.schema",
@@ -79,6 +76,7 @@ __all__ = [
     "LocalSchemaRecord",
     "Packable",
     "PackableSample",
+    "PullResult",
     "SampleBatch",
     "SchemaNamespace",
     "URLSource",
@@ -88,12 +86,14 @@ __all__ = [
     "inspect_shard",
     "lens",
     "packable",
+    "pull",
     "schema_to_type",
     "verify_cid",
     "write_samples",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._pull import PullResult, pull
     from .cid import generate_cid, verify_cid
     from .dataset import Dataset
     from .index.aio import AsyncIndex

@@ -1,6 +1,6 @@
 """``pull``: fetch the remote shards of datasets into the shard cache (``atdata-lite pull``).
 
-Re-exported by :mod:`atdata_lite.cache` as :func:`atdata_lite.cache.pull`.
+Public as ``atdata_lite.pull`` (and ``atdata_lite.PullResult``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ._records import ShardRecord
+from .cache import default_cache, is_remote
 from .progress import CancelToken, Progress, ProgressArg
 
 __all__ = ["PullResult", "pull"]
@@ -90,8 +91,6 @@ def pull(
         CacheFullError, CorruptShardError, ShardNotFoundError: As
             :meth:`~atdata_lite.cache.ShardCache.fetch`.
     """
-    from .cache import default_cache, is_remote
-
     cache = cache if cache is not None else default_cache()
     plans = [(e, [s for s in entry_shards(e, split) if is_remote(s.url)]) for e in entries]
     sizes = [s.size for _, shards in plans for s in shards]
@@ -120,9 +119,7 @@ def pull(
                     if isinstance(exc, OperationCancelled):
                         kept = []
                         if fetched_total + fetched:
-                            kept.append(
-                                f"{fetched_total + fetched} shards fetched into the cache"
-                            )
+                            kept.append(f"{fetched_total + fetched} shards fetched into the cache")
                         kept.extend(exc.kept)
                         raise OperationCancelled("pulling", kept=kept) from None
                     raise

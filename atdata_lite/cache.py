@@ -70,8 +70,6 @@ __all__ = [
     "is_remote",
     "offline_enabled",
     "parse_size",
-    "pull",
-    "PullResult",
 ]
 
 ENV_CACHE = "ATDATA_LITE_CACHE"
@@ -309,9 +307,7 @@ class _Fill(io.RawIOBase):
         self.out.write(data)
         return n
 
-    def drain(
-        self, on_bytes: Callable[[int], None] | None = None, cancel: Any = None
-    ) -> CacheItem:
+    def drain(self, on_bytes: Callable[[int], None] | None = None, cancel: Any = None) -> CacheItem:
         """Read to the end (a full download); return the committed item.
 
         ``cancel`` is checked before every chunk; once set, the bytes so far are kept as a
@@ -1092,6 +1088,3 @@ def _warn_once(tag: str, message: str) -> None:
             return
         _warned.add(tag)
     warnings.warn(message, stacklevel=3)
-
-
-from ._pull import PullResult, pull  # noqa: E402  (uses the classes above)

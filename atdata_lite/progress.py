@@ -3,7 +3,7 @@
 Every long operation (:func:`~atdata_lite.shards.write_samples`,
 :meth:`Index.insert_dataset <atdata_lite.index.api.Index.insert_dataset>` through a store,
 :func:`~atdata_lite.verify.verify_datasets`, :func:`~atdata_lite.transfer.import_catalog`,
-:func:`~atdata_lite.transfer.export_catalog`, :func:`~atdata_lite.cache.pull`) takes the same
+:func:`~atdata_lite.transfer.export_catalog`, :func:`atdata_lite.pull`) takes the same
 two keywords:
 
 * ``progress=``: ``None`` (the default) or ``True`` draw a bar on stderr when stderr is a
@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -102,9 +103,7 @@ class CancelToken(Protocol):
         ...
 
 
-def check_cancel(
-    cancel: CancelToken | None, operation: str, *, kept: tuple[str, ...] = ()
-) -> None:
+def check_cancel(cancel: CancelToken | None, operation: str, *, kept: tuple[str, ...] = ()) -> None:
     """Raise :class:`~atdata_lite.errors.OperationCancelled` if ``cancel`` is set.
 
     Args:
@@ -295,7 +294,5 @@ class Progress:
         if exc_type is None:
             self._emit(finished=True)
             return
-        try:  # the operation's own error matters more than the callback's
+        with contextlib.suppress(Exception):  # the operation's own error matters more
             self._emit(finished=True)
-        except Exception:
-            pass

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import os
 import posixpath
 import re
@@ -34,9 +33,10 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
-from .progress import CancelToken, Progress, ProgressArg
+from ._log import get_logger
 from ._records import ShardRecord
 from .errors import CorruptShardError
+from .progress import CancelToken, Progress, ProgressArg
 from .samples import check_key
 from .sources import open_url, url_to_fs
 
@@ -55,7 +55,7 @@ _TAR_BLOCK = 512
 # webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
 _META_MEMBER = re.compile(r"__[^/]*__($|/)")
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ async def _with_heartbeat(work):
         end = time.monotonic()
         done.set()
         await task
-    gaps = [b - a for a, b in zip(beats, beats[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(beats)]
     during = [b for b in beats if start < b < end]
     return result, end - start, len(during), max(gaps)
 

@@ -75,7 +75,8 @@ def pull(state: AppState, names: tuple[str, ...], split: str | None) -> None:
     it resumes: shards already cached are skipped and a partly downloaded shard continues
     where it stopped. Local shards are read in place and never copied.
     """
-    from ..cache import offline_enabled, pull
+    from .._pull import pull
+    from ..cache import offline_enabled
     from ._cancel import cancellable
 
     if offline_enabled():

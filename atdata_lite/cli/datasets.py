@@ -502,7 +502,7 @@ def mv(state: AppState, old: str, new: str) -> None:
 
 
 def check_shard(shard: ShardRecord) -> dict[str, Any]:
-    """Re-read one shard and compare it with the index (see :func:`atdata_lite.verify.check_shard`)."""
+    """Re-read one shard and compare it with the index (:func:`atdata_lite.verify.check_shard`)."""
     from ..verify import check_shard as check
 
     return check(shard)

@@ -9,14 +9,15 @@ so no thread outlives the index.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._log import get_logger
+
 __all__ = ["Watch"]
 
-log = logging.getLogger("atdata_lite.index")
+log = get_logger("atdata_lite.index")
 
 
 class Watch:

@@ -253,7 +253,9 @@ class AsyncIndex:
         return await self._call_cancellable(verify_datasets, self._index, names, **kwargs)
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[Any], Any]) -> Callable[..., None]:
+def _on_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[Any], Any]
+) -> Callable[..., None]:
     """``callback`` called on ``loop``'s thread, whichever thread reports."""
 
     def report(event: Any) -> None:

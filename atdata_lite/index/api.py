@@ -18,13 +18,13 @@ need them.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .._log import get_logger
 from .._text import check_name
 from ..errors import (
     DatasetNotFoundError,
@@ -71,7 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Index", "LocalIndex"]
 
-log = logging.getLogger("atdata_lite.index")
+log = get_logger("atdata_lite.index")
 
 T = TypeVar("T")
 
@@ -698,9 +698,8 @@ class Index:
             if on_conflict == "skip":
                 return self._entry(existing)
 
-        from ..protocols import RecordingDataStore
-
         from ..progress import check_cancel
+        from ..protocols import RecordingDataStore
 
         check_cancel(cancel, f"inserting {name}")
         store = self._data_store

@@ -437,7 +437,6 @@ class IndexBackend(abc.ABC):
 
     # --- lifecycle ------------------------------------------------------------------
 
-    @abc.abstractmethod
     def data_version(self) -> int:
         """A number that changes whenever any process changes the catalog.
 
@@ -453,6 +452,7 @@ class IndexBackend(abc.ABC):
             "list_datasets() instead."
         )
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the connections this process opened.
 

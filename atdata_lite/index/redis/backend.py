@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..._log import get_logger
 from ...errors import (
     DatasetExistsError,
     IndexOpenError,
@@ -65,7 +65,7 @@ from ._layout import (
 
 __all__ = ["RedisBackend"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _SCAN_COUNT = 1000
 _BATCH = 1000

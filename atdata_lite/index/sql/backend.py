@@ -15,7 +15,6 @@ versions on both databases.
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..._log import get_logger
 from ...errors import (
     DatasetExistsError,
     IndexOpenError,
@@ -53,7 +53,7 @@ from .tables import HEAD_REVISION, dataset_shards, datasets, schemas
 
 __all__ = ["SqlBackend"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _RETRIES = 20
 _CHUNK = 400  # bound parameters per IN (...) list: far below every SQLite build's limit
