@@ -17,7 +17,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -44,6 +44,8 @@ _LAZY: dict[str, str] = {
     "pull": "atdata_lite._pull",
     "PullResult": "atdata_lite._pull",
     "default_store": "atdata_lite.stores",
+    "load_dataset": "atdata_lite.loading",
+    "DatasetDict": "atdata_lite.loading",
     # schemas and CIDs
     "schema_to_type": "atdata_lite.schema",
     "generate_cid": "atdata_lite.cid",
@@ -65,6 +67,7 @@ __all__ = [
     "BasicIndexEntry",
     "DataSource",
     "Dataset",
+    "DatasetDict",
     "DictSample",
     "FsspecDataStore",
     "Index",
@@ -85,6 +88,7 @@ __all__ = [
     "generate_cid",
     "inspect_shard",
     "lens",
+    "load_dataset",
     "packable",
     "pull",
     "schema_to_type",
@@ -105,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SchemaNamespace,
     )
     from .lenses import Lens, LensNetwork, lens
+    from .loading import DatasetDict, load_dataset
     from .protocols import AbstractDataStore, AbstractIndex, DataSource, IndexEntry, Packable
     from .samples import DictSample, PackableSample, SampleBatch, packable
     from .schema import schema_to_type

@@ -4,6 +4,12 @@ Iteration is a ``webdataset.DataPipeline`` (a torch ``IterableDataset`` when tor
 installed, without torch being a dependency), re-iterable, so ``ds.ordered()`` can be given
 straight to a ``torch.utils.data.DataLoader`` with several workers: shards are split by node
 (``RANK``/``WORLD_SIZE`` or ``torch.distributed``) and then by worker.
+
+A ``Dataset`` is itself a torch ``IterableDataset`` when torch is installed:
+``DataLoader(ds, batch_size=64, num_workers=2)`` iterates ``ds.ordered()`` in each worker
+(each worker reads its own shards) and collates samples into batches of tensors (see
+:mod:`atdata_lite._torch`). Datasets, their sample types (including types decoded from a
+stored schema) and samples pickle, so the ``spawn`` start method works as well as ``fork``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from itertools import islice
 from typing import Any, Generic, Literal, TypeVar
 
 import webdataset as wds
+from webdataset.pytorch import IterableDataset as _IterableBase
 
 from ._records import ShardRecord
 from .cache import ShardCache, is_remote, offline_enabled
@@ -119,6 +126,11 @@ class _ShardList:
         self.opener = opener
 
     def __call__(self) -> Iterator[str]:
+        from ._torch import register_collate
+
+        # The first stage runs in the iterating process (a DataLoader worker too), before
+        # torch collates anything there: teach torch to batch our samples.
+        register_collate()
         urls = self.source.list_shards()
         if self.chunk is not None:
             positions, _, _ = chunk_plan(len(urls), *self.chunk)
@@ -229,6 +241,11 @@ class _Read:
         return offset, step
 
     def __call__(self, urls: Iterable[str]) -> Iterator[Any]:
+        from ._torch import check_worker_picklable
+
+        check_worker_picklable(self.decode_type)
+        if self.output_lens is not None:
+            check_worker_picklable(getattr(self.output_lens, "view_type", None))
         offset, step = self._sample_slice()
         for url in urls:
             try:
@@ -299,7 +316,7 @@ def _set_key(sample: Any, key: str) -> None:
 # --- Dataset ---------------------------------------------------------------------------
 
 
-class Dataset(Generic[ST]):
+class Dataset(_IterableBase, Generic[ST]):
     """A typed view of WebDataset shards.
 
     Args:
@@ -327,6 +344,11 @@ class Dataset(Generic[ST]):
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
 
+    Iterating a dataset (``for s in ds``) is ``ds.ordered()``. ``len(ds)`` is the number
+    of samples when the shards' sample counts are known (a dataset loaded from an index
+    entry that records them, see :func:`atdata_lite.load_dataset`); otherwise it raises
+    ``TypeError`` (counting would mean reading every shard).
+
     Raises:
         TypeError: Neither ``source`` nor ``url`` given.
         UnsafeURLError: A URL is refused (``pipe:``, unknown scheme).
@@ -351,6 +373,7 @@ class Dataset(Generic[ST]):
         if cache is not None and not isinstance(cache, bool | ShardCache):
             raise TypeError(f"cache must be a ShardCache, True, False or None, not {cache!r}.")
         self._cache_setting: ShardCache | bool | None = cache
+        self._sample_counts: dict[str, int] | None = None  # per shard URL, when known
         self._offline = offline
         self._split = split
         self._entry_name: str | None = None
@@ -397,6 +420,7 @@ class Dataset(Generic[ST]):
             wanted = set(splits[split])
             shards = tuple(s for s in shards if s.url in wanted)
         self._shard_facts = {s.url: s for s in shards}
+        self._with_sample_counts({s.url: s.sample_count for s in shards})
         return [s.url for s in shards]
 
     def _opener(self) -> _Opener:
@@ -418,6 +442,7 @@ class Dataset(Generic[ST]):
         result._entry_name = self._entry_name
         result._shard_facts = self._shard_facts
         result._chunk = self._chunk
+        result._sample_counts = self._sample_counts
 
     # --- types ---------------------------------------------------------------------
 
@@ -538,6 +563,41 @@ class Dataset(Generic[ST]):
         result._output_lens = self._output_lens
         return result
 
+    # --- size ------------------------------------------------------------------------
+
+    def _with_sample_counts(self, counts: dict[str, int | None]) -> Dataset[ST]:
+        """Record the shards' sample counts (from an index entry); unknown ones are left out."""
+        known = {url: n for url, n in counts.items() if n is not None}
+        self._sample_counts = known
+        return self
+
+    def __len__(self) -> int:
+        """The number of samples, from the recorded per-shard sample counts.
+
+        Raises:
+            TypeError: A shard's sample count is not known.
+        """
+        counts = self._sample_counts or {}
+        shards = self.list_shards()
+        offset, step = 0, 1
+        if self._chunk is not None:
+            positions, offset, step = chunk_plan(len(shards), *self._chunk)
+            shards = [shards[j] for j in positions]
+        missing = [u for u in shards if u not in counts]
+        if missing:
+            raise TypeError(
+                f"len() of this Dataset is unknown: the sample count of {len(missing)} of its "
+                f"{len(shards)} shard(s) is not recorded (e.g. {missing[0]}). Datasets loaded "
+                "by name from an index whose entry records sample counts have a length "
+                "(atdata_lite.load_dataset('@local/NAME')); otherwise count with "
+                "sum(1 for _ in ds)."
+            )
+        return sum(len(range(offset, counts[u], step)) for u in shards)
+
+    def __bool__(self) -> bool:
+        # Without this, truth testing would call __len__, which can raise TypeError.
+        return True
+
     # --- metadata --------------------------------------------------------------------
 
     @property
@@ -575,6 +635,10 @@ class Dataset(Generic[ST]):
         return self._metadata
 
     # --- iteration -------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[ST]:
+        """Iterate the samples in shard order (``ds.ordered()``; split across workers)."""
+        return iter(self.ordered())
 
     def _reader(self) -> _Read:
         return _Read(

@@ -610,7 +610,12 @@ class SampleBatch(Generic[DT]):
     ``SampleBatch[T](samples)`` or ``SampleBatch(samples)`` (the sample type is then taken
     from the first sample). ``batch.<field>`` returns a stacked array (new leading batch
     dimension) when the values are arrays of one shape and dtype, otherwise a list. Works for
-    inherited fields and for :class:`DictSample` batches.
+    inherited fields and for :class:`DictSample` batches. ``batch["field"]`` is the same as
+    ``batch.field``; ``batch[i]`` is the i-th sample.
+
+    A ``torch.utils.data.DataLoader`` builds column-wise batches instead (see
+    :mod:`atdata_lite._torch`): their fields are tensors, and ``samples`` is rebuilt from the
+    columns on first use.
     """
 
     def __init__(self, samples: Iterable[DT]) -> None:
@@ -618,8 +623,56 @@ class SampleBatch(Generic[DT]):
         self._aggregates: dict[str, Any] = {}
         self._sample_type: type | None = None
 
+    @classmethod
+    def _from_columns(cls, sample_type: type, length: int, columns: dict[str, Any]) -> SampleBatch:
+        """A batch holding only its columns (``samples`` is rebuilt from them when read)."""
+        self = cls.__new__(cls)
+        self._aggregates = dict(columns)
+        self._sample_type = sample_type
+        self._length = length
+        return self
+
+    def _rebuild_samples(self) -> list[Any]:
+        st = self._sample_type
+        columns = self._aggregates
+        rows = [{k: col[i] for k, col in columns.items()} for i in range(self._length)]
+        if st is not None and issubclass(st, DictSample):
+            return [DictSample(row) for row in rows]
+        return [st(**row) for row in rows]  # type: ignore[misc]
+
     def __len__(self) -> int:
+        if "samples" not in self.__dict__:
+            return self._length
         return len(self.samples)
+
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            try:
+                return getattr(self, key)
+            except AttributeError as exc:
+                raise KeyError(key) from exc
+        return self.samples[key]
+
+    def _map_columns(self, fn: Callable[[Any], Any]) -> SampleBatch:
+        names = self._field_names() or list(self._aggregates)
+        columns = {}
+        for name in names:
+            col = getattr(self, name)
+            if isinstance(col, list):
+                columns[name] = [fn(v) if hasattr(v, "pin_memory") else v for v in col]
+            else:
+                columns[name] = fn(col) if hasattr(col, "pin_memory") else col
+        return SampleBatch._from_columns(self.sample_type, len(self), columns)  # type: ignore[arg-type]
+
+    def pin_memory(self, device: Any = None) -> SampleBatch:
+        """A batch whose tensor columns are in pinned memory (``DataLoader(pin_memory=True)``)."""
+        return self._map_columns(
+            lambda t: t.pin_memory() if device is None else t.pin_memory(device)
+        )
+
+    def to(self, *args: Any, **kwargs: Any) -> SampleBatch:
+        """A batch whose tensor columns are moved with ``tensor.to(*args, **kwargs)``."""
+        return self._map_columns(lambda t: t.to(*args, **kwargs))
 
     def __iter__(self) -> typing.Iterator[DT]:
         return iter(self.samples)
@@ -654,6 +707,10 @@ class SampleBatch(Generic[DT]):
         # __orig_class__ lookups from recursing.
         if name.startswith("_"):
             raise AttributeError(name)
+        if name == "samples":  # a column-wise batch: rebuild the samples once
+            samples = self._rebuild_samples()
+            self.__dict__["samples"] = samples
+            return samples
         if name in self._aggregates:
             return self._aggregates[name]
         names = self._field_names()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copyreg
 import dataclasses
 import hashlib
 import json
@@ -40,6 +41,7 @@ from .errors import (
 __all__ = [
     "ATDATA_URI_PREFIX",
     "LEGACY_URI_PREFIX",
+    "DecodedSampleType",
     "clear_type_cache",
     "content_hash",
     "decode_default",
@@ -491,9 +493,56 @@ def _python_type(field_type: dict[str, Any], where: str) -> Any:
     raise SchemaDecodeError(f"Unknown field type kind: {kind} (field {where})")
 
 
-def _build_type(schema: dict[str, Any]) -> type:
-    from .samples import PackableSample
+class DecodedSampleType(type):
+    """The metaclass of every class :func:`schema_to_type` builds.
 
+    Such a class lives in no module, so pickle cannot find it by name (a ``DataLoader``
+    worker would fail with "attribute lookup ... failed"). Instead it pickles as its schema
+    record, and unpickling rebuilds it with :func:`schema_to_type` (the type cache returns
+    the same class for the same record within a process). Its instances pickle through it,
+    so samples and whole datasets cross into worker processes under both the ``fork`` and
+    the ``spawn`` start methods.
+    """
+
+
+def _reduce_decoded_type(cls: type) -> tuple[Any, tuple[str]]:
+    record_json = cls.__dict__.get("__schema_record_json__")
+    if record_json is None:
+        import pickle
+
+        raise pickle.PicklingError(
+            f"Cannot pickle {cls.__qualname__}: it was derived from a class built from a "
+            "schema record but has no record of its own. Pickle the decoded class itself."
+        )
+    return _type_from_record_json, (record_json,)
+
+
+copyreg.pickle(DecodedSampleType, _reduce_decoded_type)  # type: ignore[arg-type]
+
+
+def _type_from_record_json(record_json: str) -> type:
+    """Unpickling a decoded class: rebuild it (or take it from the cache) from its record."""
+    return schema_to_type(json.loads(record_json))
+
+
+_decoded_base: type | None = None
+
+
+def _decoded_sample_base() -> type:
+    # Built on first use: PackableSample lives in samples.py, which imports numpy.
+    global _decoded_base
+    if _decoded_base is None:
+        from .samples import PackableSample
+
+        _decoded_base = DecodedSampleType(
+            "DecodedSample",
+            (PackableSample,),
+            {"__module__": __name__, "__doc__": "Base of classes built from schema records."},
+        )
+    return _decoded_base
+
+
+def _build_type(schema: dict[str, Any]) -> type:
     name = schema.get("name")
     if not name or not isinstance(name, str):
         raise SchemaDecodeError("Schema must have a 'name' field")
@@ -542,7 +591,12 @@ def _build_type(schema: dict[str, Any]) -> type:
                 f = dataclasses.field(default=default)
         specs.append((fname, tp, f))
 
+    try:
+        record_json: str | None = json.dumps(schema)
+    except (TypeError, ValueError):
+        record_json = None  # not JSON: the class works but cannot be pickled
     namespace = {
+        "__schema_record_json__": record_json,
         "__schema_version__": version,
         "__schema_ref__": schema.get("$ref"),
         "__schema_fields__": json.dumps(raw_fields),
@@ -550,7 +604,7 @@ def _build_type(schema: dict[str, Any]) -> type:
     }
     try:
         cls = dataclasses.make_dataclass(
-            name, specs, bases=(PackableSample,), namespace=namespace, eq=True
+            name, specs, bases=(_decoded_sample_base(),), namespace=namespace, eq=True
         )
     except TypeError as exc:
         raise SchemaDecodeError(f"Schema {name!r} cannot become a Python type: {exc}") from exc
@@ -564,6 +618,9 @@ def schema_to_type(schema: dict[str, Any], *, use_cache: bool = True) -> type:
     Field order and stored defaults are kept; optional fields default to ``None``. A
     required field that follows a defaulted one becomes keyword-only, so records such as
     atdata's ``TextSample@1.0.0`` (an optional field before required ones) decode.
+
+    The class (and its instances) can be pickled: it travels as its record and is rebuilt
+    on unpickling (see :class:`DecodedSampleType`), e.g. into ``DataLoader`` workers.
 
     Args:
         schema: A schema record (``$ref`` optional). ``$type`` may use any namespace; a bare

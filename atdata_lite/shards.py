@@ -314,7 +314,10 @@ def write_samples(
 
     records: list[ShardRecord] = []
     current: _ShardFile | None = None
-    total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
+    try:
+        total = len(samples)  # type: ignore[arg-type]
+    except TypeError:  # an iterator, or a Dataset whose size is not recorded
+        total = None
     try:
         with Progress("writing samples", total, progress, unit="sample", cancel=cancel) as bar:
             for key, payload in _items(samples):

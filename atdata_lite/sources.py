@@ -70,8 +70,6 @@ def check_url(url: str) -> str:
         UnsafeURLError: ``pipe:`` URLs (they run shell commands), and any scheme that no
             installed fsspec implementation handles.
     """
-    from fsspec.registry import known_implementations, registry
-
     if not isinstance(url, str) or not url:
         raise UnsafeURLError(f"Invalid shard URL {url!r}: expected a non-empty string.")
     for part in url.split("::"):
@@ -79,11 +77,19 @@ def check_url(url: str) -> str:
         if match is None:
             continue  # a plain path
         scheme = match.group(1).lower()
+        if scheme == "store":
+            raise UnsafeURLError(
+                f"Cannot open {url!r} directly: store:// URLs are relative to a data store's "
+                "root. Read the dataset through its index (atdata_lite.load_dataset or "
+                "Index.get_dataset(...).data_urls), which resolves them."
+            )
         if scheme == "pipe":
             raise UnsafeURLError(
                 f"Refusing to open {url!r}: 'pipe:' URLs run shell commands. Give the "
                 "shard's real location (a path or an fsspec URL such as s3://...)."
             )
+        from fsspec.registry import known_implementations, registry
+
         if scheme not in known_implementations and scheme not in registry:
             raise UnsafeURLError(
                 f"Refusing to open {url!r}: no fsspec filesystem handles {scheme!r} URLs. "

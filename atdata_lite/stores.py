@@ -6,12 +6,14 @@ atomically (see :mod:`atdata_lite.shards`), with samples re-encoded but keeping 
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidPrefixError
-from .shards import ShardRecord, write_samples
+from .index.backend import ShardRecord
 from .sources import check_url
 
 if TYPE_CHECKING:
@@ -64,7 +66,9 @@ class FsspecDataStore:
     """Shard storage under one root URL on any fsspec filesystem.
 
     Args:
-        root_url: A local directory or fsspec URL (``s3://bucket/datasets``).
+        root_url: A local directory or fsspec URL (``s3://bucket/datasets``). A relative
+            local path is made absolute (``~`` expanded), so the store stays the same
+            whatever the working directory later is.
         storage_options: fsspec options (credentials, endpoint...), passed unchanged.
 
     Raises:
@@ -72,9 +76,11 @@ class FsspecDataStore:
     """
 
     def __init__(self, root_url: str, storage_options: dict[str, Any] | None = None) -> None:
-        root_url = str(root_url)
+        root_url = os.fspath(root_url)
         check_url(root_url)
-        self.root_url = root_url.rstrip("/") or "/"
+        from .index._paths import local_root
+
+        self.root_url = local_root(root_url)
         self.storage_options = dict(storage_options or {})
 
     def _pattern(self, prefix: str) -> str:
@@ -103,9 +109,31 @@ class FsspecDataStore:
         Raises:
             InvalidPrefixError: The prefix would escape the root or has odd characters.
         """
+        return self.write_samples(ds.ordered(), prefix=prefix, **writer_options)
+
+    def write_samples(
+        self, samples: Iterable[Any], *, prefix: str, **writer_options: Any
+    ) -> list[ShardRecord]:
+        """Write samples as new shards under ``prefix`` and describe them.
+
+        Args:
+            samples: Packable samples or ``(key, sample)`` pairs (see
+                :func:`~atdata_lite.shards.write_samples`).
+            prefix: Relative path under the root (validated, see :func:`validate_prefix`).
+            **writer_options: ``maxcount``, ``maxsize``, ``progress``.
+
+        Returns:
+            One ShardRecord per shard (URL, size, sample count, sha256).
+
+        Raises:
+            InvalidPrefixError: The prefix would escape the root or has odd characters.
+        """
+        # Imported here: opening the default index (which has this store) stays light.
+        from .shards import write_samples
+
         pattern = self._pattern(prefix)
         return write_samples(
-            ds.ordered(), pattern, storage_options=self.storage_options, **writer_options
+            samples, pattern, storage_options=self.storage_options, **writer_options
         )
 
     def write_shards(self, ds: Dataset[Any], *, prefix: str, **writer_options: Any) -> list[str]:

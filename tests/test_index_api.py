@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
 import sys
 
@@ -52,7 +53,8 @@ def test_publish_get_insert_list_on_every_backend(any_index):
 
     ds = Dataset[ImageSample]("data/shard-{000000..000002}.tar")
     entry = idx.insert_dataset(ds, name="images-train", schema_ref=ref, metadata={"n": 10})
-    assert entry.data_urls == [f"data/shard-00000{i}.tar" for i in range(3)]
+    # Local paths are recorded absolute, whatever the working directory.
+    assert entry.data_urls == [os.path.abspath(f"data/shard-00000{i}.tar") for i in range(3)]
     assert idx.get_dataset("images-train") == entry
     assert idx.get_entry(entry.cid) == entry
     assert idx.get_entry_by_name("images-train").metadata == {"n": 10}
@@ -132,10 +134,10 @@ def test_entry_shape_is_atdatas(index):
     ref = index.publish_schema(Point)
     entry = index.add_entry(Dataset[Point]("a.tar"), name="a", schema_ref=ref)
     assert isinstance(entry, LocalDatasetEntry) and BasicIndexEntry is LocalDatasetEntry
-    assert entry.wds_url == "a.tar"
+    assert entry.wds_url == os.path.abspath("a.tar")
     assert entry.sample_kind == ref
     assert entry.metadata is None
-    assert entry.shards == (ShardRecord("a.tar"),)
+    assert entry.shards == (ShardRecord(os.path.abspath("a.tar")),)
     assert entry.created_at is not None and entry.updated_at is not None
     fields = [f.name for f in __import__("dataclasses").fields(LocalDatasetEntry)]
     assert fields[:6] == ["name", "schema_ref", "data_urls", "metadata", "_cid", "_legacy_uuid"]
@@ -189,8 +191,8 @@ def test_add_shards_records_sizes(index):
     ref = index.publish_schema(Point)
     shards = [ShardRecord("x-0.tar", 10, 2, "ab" * 32), "x-1.tar"]
     entry = index.add_shards(shards, name="x", schema_ref=ref, metadata={"k": "v"})
-    assert entry.shards[0] == ShardRecord("x-0.tar", 10, 2, "ab" * 32)
-    assert entry.shards[1] == ShardRecord("x-1.tar")
+    assert entry.shards[0] == ShardRecord(os.path.abspath("x-0.tar"), 10, 2, "ab" * 32)
+    assert entry.shards[1] == ShardRecord(os.path.abspath("x-1.tar"))
     assert index.get_dataset("x").shards == entry.shards
 
 
@@ -203,12 +205,12 @@ def test_on_conflict_policies(index):
         index.add_entry(Dataset[Point]("b.tar"), name="n", schema_ref=ref)
     assert isinstance(info.value, ValueError)
     skipped = index.add_entry(Dataset[Point]("b.tar"), name="n", schema_ref=ref, on_conflict="skip")
-    assert skipped.data_urls == ["a.tar"]
+    assert skipped.data_urls == [os.path.abspath("a.tar")]
     replaced = index.insert_dataset(
         Dataset[Point]("b.tar"), name="n", schema_ref=ref, on_conflict="replace"
     )
-    assert replaced.data_urls == ["b.tar"]
-    assert index.get_dataset("n").data_urls == ["b.tar"]
+    assert replaced.data_urls == [os.path.abspath("b.tar")]
+    assert index.get_dataset("n").data_urls == [os.path.abspath("b.tar")]
     with pytest.raises(ValueError, match="on_conflict must be one of"):
         index.add_entry(Dataset[Point]("c.tar"), name="m", on_conflict="merge")  # type: ignore[arg-type]
 
@@ -223,7 +225,7 @@ def test_delete_and_rename_errors(index):
         index.rename_dataset("a", "b")
     with pytest.raises(KeyError):
         index.rename_dataset("ghost", "c")
-    assert index.get_dataset("a").data_urls == ["a.tar"]
+    assert index.get_dataset("a").data_urls == [os.path.abspath("a.tar")]
 
 
 def test_name_must_be_a_non_empty_string(index):

@@ -26,7 +26,7 @@ def test_threads_share_one_index(any_index):
             for i in range(25):
                 name = f"t{t}-{i:02d}"
                 any_index.add_entry(Dataset[Point](f"{name}.tar"), name=name, schema_ref=ref)
-                assert any_index.get_dataset(name).data_urls == [f"{name}.tar"]
+                assert any_index.get_dataset(name).data_urls == [os.path.abspath(f"{name}.tar")]
         except BaseException as exc:
             errors.append(exc)
 

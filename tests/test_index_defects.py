@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 
 import msgpack
@@ -39,7 +40,7 @@ def test_names_are_unique(any_index):
     any_index.add_entry(Dataset[Point]("a.tar"), name="second")
     with pytest.raises(DatasetExistsError, match="second"):
         any_index.add_entry(Dataset[Point]("b.tar"), name="second")
-    assert [e.data_urls for e in any_index.list_datasets()] == [["a.tar"]]
+    assert [e.data_urls for e in any_index.list_datasets()] == [[os.path.abspath("a.tar")]]
 
 
 # The same shards under another name never rename or overwrite the first entry, and a

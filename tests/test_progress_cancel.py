@@ -245,3 +245,20 @@ def test_ctrl_c_in_verify_goes_through_cancellation(tmp_path: Path, monkeypatch)
     assert "verifying shards was cancelled: nothing was kept." in result.output
     assert len(calls) == 1  # stopped at the next shard
     assert signal.getsignal(signal.SIGINT) is before  # the CLI put the handler back
+
+
+def test_index_write_samples_reports_progress_and_cancels_cleanly(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with Index(tmp_path / "index.db", data_store=str(store)) as ix:
+        events: list[ProgressEvent] = []
+        entry = ix.write_samples(_points(300), name="pts", maxcount=100, progress=events.append)
+        _check_events(events, total=None)  # samples are read once, as they come
+        assert events[-1].done == 300 and len(entry.data_urls) == 3
+        kept = _files(store)
+        cancel = threading.Event()
+        with pytest.raises(OperationCancelled):
+            ix.write_samples(
+                _slow_points(5_000, cancel, at=2_500), name="cut", maxcount=1000, cancel=cancel
+            )
+        assert [d.name for d in ix.list_datasets()] == ["pts"]
+        assert _files(store) == kept  # the cancelled write left no shard and no temp file

@@ -56,8 +56,9 @@ def test_bad_splits_are_refused(index, tmp_path):
 
 def test_export_and_import_carry_splits(index, tmp_path):
     ref = index.publish_schema(Row)
-    index.add_splits({"train": ["a.tar", "b.tar"], "test": ["c.tar"]}, name="s", schema_ref=ref)
-    index.add_shards(["d.tar"], name="plain", schema_ref=ref)
+    a, b, c, d = (str(tmp_path / f"{x}.tar") for x in "abcd")
+    index.add_splits({"train": [a, b], "test": [c]}, name="s", schema_ref=ref)
+    index.add_shards([d], name="plain", schema_ref=ref)
     backup = tmp_path / "backup.json"
     export_catalog(index, str(backup))
     doc = json.loads(backup.read_text())
@@ -65,7 +66,7 @@ def test_export_and_import_carry_splits(index, tmp_path):
     assert "split" not in plain["shards"][0]  # files without splits look as before
     with Index(str(tmp_path / "copy.db")) as copy:
         import_catalog(str(backup), copy)
-        assert copy.get_dataset("s").splits == {"train": ["a.tar", "b.tar"], "test": ["c.tar"]}
+        assert copy.get_dataset("s").splits == {"train": [a, b], "test": [c]}
         assert copy.get_dataset("plain").splits == {}
 
 

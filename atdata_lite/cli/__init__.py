@@ -8,7 +8,7 @@ own module; importing them registers their commands on the root group. Heavy lib
 
 from __future__ import annotations
 
-from . import cache, datasets, db, demo, schemas, transfer  # noqa: F401  (register the commands)
+from . import cache, datasets, db, demo, relocate, schemas, transfer  # noqa: F401  (register the commands)
 from ._app import cli
 
 __all__ = ["main"]

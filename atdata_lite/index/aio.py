@@ -197,6 +197,18 @@ class AsyncIndex:
             return await self._call(self._index.insert_dataset, ds, **kwargs)
         return await self._call_cancellable(self._index.insert_dataset, ds, **kwargs)
 
+    async def write_samples(self, samples: Any, **kwargs: Any) -> LocalDatasetEntry:
+        """See :meth:`Index.write_samples <atdata_lite.index.api.Index.write_samples>`.
+
+        Cancelling the awaiting task cancels the write: the shards written so far are
+        removed and no entry is stored.
+        """
+        return await self._call_cancellable(self._index.write_samples, samples, **kwargs)
+
+    async def relocate(self, old_prefix: str, new_prefix: str, **kwargs: Any) -> Any:
+        """See :meth:`Index.relocate <atdata_lite.index.api.Index.relocate>`."""
+        return await self._call(self._index.relocate, old_prefix, new_prefix, **kwargs)
+
     async def delete_dataset(self, name: str) -> LocalDatasetEntry:
         """See :meth:`Index.delete_dataset <atdata_lite.index.api.Index.delete_dataset>`."""
         return await self._call(self._index.delete_dataset, name)

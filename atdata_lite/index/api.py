@@ -8,7 +8,9 @@ got wrong: names are unique and looked up through an index; the schema of
 an insert without a ref is the published schema whose content matches the sample type
 (published when there is none), and a ref to a missing schema is refused; metadata is
 validated before anything is written; multi-shard sources are indexed with every shard;
-published schema versions are immutable; stubs are ``.pyi`` files written only on request.
+published schema versions are immutable; stubs are ``.pyi`` files written only on request;
+local shard paths are recorded absolute, and shards inside the data store relative to its
+root (``store://``, see :mod:`atdata_lite.index._paths`), whichever method added them.
 
 Opening an index and looking a dataset up (``Index(path).get_dataset(name)``) imports
 neither numpy, webdataset, fsspec nor Alembic: they are imported inside the methods that
@@ -17,10 +19,12 @@ need them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -44,6 +48,7 @@ from ..schema import (
 )
 from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
+from ._paths import STORE_SCHEME, local_root, rebase, recorded_url, resolve_url
 from ._registry import open_backend, url_scheme
 from .backend import (
     DatasetRecord,
@@ -59,21 +64,23 @@ from .entries import (
     LocalSchemaRecord,
     SchemaNamespace,
     entry_from_fields,
-    entry_from_record,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+    from ..progress import CancelToken, ProgressArg
     from ..protocols import AbstractDataStore, RecordingDataStore
     from ._watch import Watch
     from .stubs import StubManager
 
-__all__ = ["Index", "LocalIndex"]
+__all__ = ["Index", "LocalIndex", "Relocation"]
 
 log = get_logger("atdata_lite.index")
 
 T = TypeVar("T")
+
+_NOTHING = object()
 
 
 def _looks_like_redis_client(obj: Any) -> bool:
@@ -85,6 +92,36 @@ def _check_name(name: Any) -> str:
         raise ValueError(f"A dataset name must be a non-empty string, got {name!r}.")
     # Names are printed by `ls` and friends: no terminal control sequences in new ones.
     return check_name(name, "dataset name")
+
+
+def _prefix_for(name: str) -> str:
+    """A store prefix (one path segment) made from a dataset name."""
+    segment = re.sub(r"[^A-Za-z0-9_.=+\-@]+", "_", name).strip(".")
+    if not segment or not re.match(r"[A-Za-z0-9_]", segment):
+        segment = "_" + segment
+    return segment
+
+
+def _recorded(shard: ShardRecord, root: str) -> ShardRecord:
+    url = recorded_url(shard.url, root)
+    return shard if url == shard.url else dataclasses.replace(shard, url=url)
+
+
+@dataclasses.dataclass(frozen=True)
+class Relocation:
+    """What :meth:`Index.relocate` changed (or would change) in one entry.
+
+    Attributes:
+        name: The entry's name.
+        old_cid: Its CID before.
+        new_cid: Its CID after (computed over the new URLs, as atdata computes CIDs).
+        urls: ``(old, new)`` recorded URL pairs, for the shards that moved.
+    """
+
+    name: str
+    old_cid: str
+    new_cid: str
+    urls: tuple[tuple[str, str], ...]
 
 
 class Index:
@@ -99,6 +136,11 @@ class Index:
         data_store: Where :meth:`insert_dataset` writes shards before indexing them (an
             ``AbstractDataStore`` such as ``FsspecDataStore``, or a root URL/path for one).
             Without it, ``insert_dataset`` indexes the dataset's existing URLs.
+            ``Index()`` with no arguments at all opens the default index with the default
+            store (:func:`atdata_lite.config.default_store_url`). Shards inside the store
+            are recorded relative to its root (``store://...``) and resolved against the
+            root of this store (the default store when there is none) when read, so open
+            an index with the store it was written with.
         auto_stubs: Write ``.pyi`` type stubs of schemas for IDEs (see
             :mod:`atdata_lite.index.stubs`).
         stub_dir: Where to write the stubs; giving it turns stubs on, as in atdata.
@@ -129,6 +171,11 @@ class Index:
         read_only: bool = False,
         **backend_options: Any,
     ) -> None:
+        if url is None and redis is None and data_store is None and not backend_options:
+            # The default index comes with the default store, as `atdata-lite info` shows.
+            from ..stores import default_store
+
+            data_store = default_store()
         if url is not None and not isinstance(url, (str, os.PathLike)):
             if redis is not None or not _looks_like_redis_client(url):
                 raise TypeError(
@@ -206,6 +253,7 @@ class Index:
 
             data_store = FsspecDataStore(os.fspath(data_store))
         self._data_store: AbstractDataStore | None = data_store
+        self._root: str | None = None
         self._stubs: StubManager | None = None
         if auto_stubs or stub_dir is not None:
             from .stubs import StubManager
@@ -306,6 +354,22 @@ class Index:
         return self._data_store
 
     @property
+    def store_root(self) -> str:
+        """The root that ``store://`` URLs are relative to.
+
+        The data store's ``root_url`` (local paths made absolute), or the default store's
+        root when the index has no data store (or one without a root).
+        """
+        if self._root is None:
+            root = getattr(self._data_store, "root_url", None)
+            if root is None:
+                from ..config import default_store_url
+
+                root = default_store_url()
+            self._root = local_root(root)
+        return self._root
+
+    @property
     def stub_dir(self) -> Path | None:
         """The stub directory, or ``None`` when stubs are off."""
         return self._stubs.stub_dir if self._stubs is not None else None
@@ -317,7 +381,45 @@ class Index:
 
     # --- records <-> entries --------------------------------------------------------------
 
-    _entry = staticmethod(entry_from_record)
+    def _entry(self, record: DatasetRecord) -> LocalDatasetEntry:
+        return self._make_entry(
+            record.cid, record.name, record.schema_ref, record.shards, record.metadata,
+            record.legacy_uuid, record.created_at, record.updated_at,
+        )  # fmt: skip
+
+    def _make_entry(
+        self,
+        cid: str,
+        name: str,
+        schema_ref: str,
+        shards: tuple[ShardRecord, ...],
+        metadata: bytes | None,
+        legacy_uuid: str | None,
+        created_at: Any,
+        updated_at: Any,
+    ) -> LocalDatasetEntry:
+        # Entries hand out URLs that open: store-relative ones are resolved here, and the
+        # recorded form (which the CID is computed over) stays available as recorded_urls.
+        for shard in shards:
+            if shard.url.startswith(STORE_SCHEME):
+                break
+        else:
+            return entry_from_fields(
+                cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at
+            )
+        root = self.store_root
+        recorded = [s.url for s in shards]
+        shards = tuple(
+            ShardRecord(resolve_url(s.url, root), s.size, s.sample_count, s.sha256, s.split)
+            if s.url.startswith(STORE_SCHEME)
+            else s
+            for s in shards
+        )
+        entry = entry_from_fields(
+            cid, name, schema_ref, shards, metadata, legacy_uuid, created_at, updated_at
+        )
+        entry.__dict__["_recorded_urls"] = recorded
+        return entry
 
     # --- datasets: reading ----------------------------------------------------------------
 
@@ -363,7 +465,7 @@ class Index:
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
         """Every entry, ordered by name (see :meth:`list_entries` for unreadable rows)."""
-        return self._backend.iter_datasets_as(entry_from_fields)
+        return self._backend.iter_datasets_as(self._make_entry)
 
     def list_entries(self) -> list[LocalDatasetEntry]:
         """Every entry, as a list.
@@ -374,7 +476,7 @@ class Index:
         first use, which keeps listing cheap).
         """
         # The backend builds the entries straight from its rows: listing is a hot path.
-        return list(self._backend.iter_datasets_as(entry_from_fields))
+        return list(self._backend.iter_datasets_as(self._make_entry))
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:
@@ -404,6 +506,9 @@ class Index:
     ) -> LocalDatasetEntry:
         for shard in shards:
             check_name(shard.url, "shard URL")
+        # Every route into the index records locations the same way (see index._paths).
+        root = self.store_root
+        shards = [_recorded(s, root) for s in shards]
         entry = LocalDatasetEntry(name, schema_ref, [s.url for s in shards], shards=tuple(shards))
         record = DatasetRecord(
             cid=entry.cid,
@@ -686,17 +791,13 @@ class Index:
             )
 
         _check_name(name)
-        prefix = kwargs.pop("prefix", None) or name
+        prefix = kwargs.pop("prefix", None) or _prefix_for(name)
         cache_local = kwargs.pop("cache_local", False)
         metadata_bytes = self._metadata_of(ds, metadata)
         ref = self._schema_ref_for(ds, schema_ref)
-        existing = self._backend.get_dataset(name)
+        existing = self._existing(name, on_conflict)
         if existing is not None:
-            # Checked before any shard is written; the backend checks again when storing.
-            if on_conflict == "error":
-                raise name_taken_error(name, existing.cid)
-            if on_conflict == "skip":
-                return self._entry(existing)
+            return existing
 
         from ..progress import check_cancel
         from ..protocols import RecordingDataStore
@@ -729,6 +830,192 @@ class Index:
             if isinstance(store, RecordingDataStore):
                 self._remove_written(store, [s.url for s in shards])
             raise
+
+    def _existing(self, name: str, on_conflict: OnConflict) -> LocalDatasetEntry | None:
+        """Before writing shards: the entry to return for ``skip``, an error, or ``None``."""
+        existing = self._backend.get_dataset(name)
+        if existing is None or on_conflict == "replace":
+            return None
+        if on_conflict == "error":
+            raise name_taken_error(name, existing.cid)
+        return self._entry(existing)
+
+    def write_samples(
+        self,
+        samples: Iterable[Any],
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        maxcount: int = 10_000,
+        maxsize: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        data_store: Any = None,
+        on_conflict: OnConflict = "error",
+        progress: ProgressArg = None,
+        cancel: CancelToken | None = None,
+    ) -> LocalDatasetEntry:
+        """Write samples into the data store as new shards and index them, in one call.
+
+        The schema of the samples' type is published, or an identical published one is
+        reused; the shards are written atomically, each with its size, sample count and
+        SHA-256 recorded; then the entry is stored. If storing the entry fails, the new
+        shards are removed again.
+
+        Args:
+            samples: Packable samples of one type (any iterable, read once), or
+                ``(key, sample)`` pairs.
+            name: Unique name of the entry (also the shards' directory in the store, with
+                characters other than letters, digits and ``_.=+-@`` replaced by ``_``).
+            schema_ref: The schema of the samples; ``None`` uses the published schema whose
+                content matches the first sample's type (publishing it if there is none).
+                Required for ``DictSample`` samples.
+            maxcount: Most samples per shard.
+            maxsize: Most bytes per shard (``None``: 3 GB).
+            metadata: A dict with string keys, or ``None``.
+            data_store: Where to write; ``None`` uses the index's data store, or the
+                default store (:func:`atdata_lite.stores.default_store`) when it has none.
+                A path or URL is taken as the root of an ``FsspecDataStore``.
+            on_conflict: ``"error"``, ``"skip"`` (nothing is written) or ``"replace"`` when
+                ``name`` is taken.
+            progress: ``None``/``True`` draw a bar on stderr when it is a terminal,
+                ``False`` nothing; a callable receives
+                :class:`~atdata_lite.progress.ProgressEvent` objects (unit ``"sample"``).
+            cancel: A :class:`threading.Event` (anything with ``is_set()``), checked before
+                every sample and just before the entry is stored: once set, the shards
+                written so far are removed, no entry is stored, and
+                :class:`~atdata_lite.errors.OperationCancelled` is raised.
+
+        Returns:
+            The stored entry (``entry.shards`` carry the recorded facts).
+
+        Raises:
+            ValueError: ``samples`` is empty, or a bad ``maxcount``/``maxsize``.
+            NotPackableError: DictSample samples without ``schema_ref``.
+            SchemaNotFoundError: ``schema_ref`` names no published schema.
+            InvalidMetadataError: The metadata would not read back equal.
+            DatasetExistsError: ``name`` is taken (``on_conflict="error"``).
+            OperationCancelled: ``cancel`` was set; nothing written by this call remains.
+        """
+        import itertools
+
+        from ..progress import check_cancel
+
+        _check_name(name)
+        on_conflict = check_on_conflict(on_conflict)
+        metadata_bytes = encode_metadata(metadata)
+        it = iter(samples)
+        first = next(it, _NOTHING)
+        if first is _NOTHING:
+            raise ValueError(
+                f"write_samples() got no samples for {name!r}; a dataset needs at least one."
+            )
+        sample = first[1] if isinstance(first, tuple) and len(first) == 2 else first
+        ref = (
+            self._require_schema(schema_ref)
+            if schema_ref is not None
+            else self.schema_ref_for_type(type(sample))
+        )
+        existing = self._existing(name, on_conflict)
+        if existing is not None:
+            return existing
+        store = self._writing_store(data_store)
+        options: dict[str, Any] = {"maxcount": maxcount, "progress": progress}
+        if maxsize is not None:
+            options["maxsize"] = maxsize
+        if cancel is not None:
+            options["cancel"] = cancel
+        check_cancel(cancel, f"writing {name}")
+        shards = store.write_samples(
+            itertools.chain([first], it), prefix=_prefix_for(name), **options
+        )
+        try:
+            check_cancel(cancel, f"writing {name}")  # after this, the entry is stored
+            return self._store(
+                name=name,
+                schema_ref=ref,
+                shards=shards,
+                metadata_bytes=metadata_bytes,
+                on_conflict=on_conflict,
+            )
+        except BaseException:
+            self._remove_written(store, [s.url for s in shards])
+            raise
+
+    write = write_samples
+
+    def _writing_store(self, data_store: Any) -> Any:
+        if data_store is None:
+            data_store = self._data_store
+        if data_store is None:
+            from ..stores import default_store
+
+            data_store = default_store()
+        elif isinstance(data_store, (str, os.PathLike)):
+            from ..stores import FsspecDataStore
+
+            data_store = FsspecDataStore(os.fspath(data_store))
+        if not callable(getattr(data_store, "write_samples", None)):
+            raise TypeError(
+                f"write_samples() needs a data store that can write samples (such as "
+                f"FsspecDataStore); {type(data_store).__name__} cannot. Pass "
+                "data_store='/path/or/url' instead."
+            )
+        return data_store
+
+    def relocate(
+        self, old_prefix: str, new_prefix: str, *, dry_run: bool = False
+    ) -> list[Relocation]:
+        """Rewrite the recorded shard locations that start with ``old_prefix``.
+
+        Use it after moving shards that live outside the data store (shards inside it are
+        recorded relative to its root and need no rewriting). Prefixes match whole path
+        segments; local paths are made absolute; ``store://`` stands for the store root.
+        The new locations are recorded by the usual rules, so a path that now lies inside
+        the store is recorded relative to it.
+
+        Each changed entry gets a new CID, computed over its new URLs as atdata computes
+        CIDs (an entry's CID identifies its schema and shard locations). Names, metadata,
+        shard facts and creation times are kept. All entries change in one atomic step.
+
+        Args:
+            old_prefix: The prefix to replace (``/mnt/old``, ``s3://old-bucket/data``).
+            new_prefix: What to put instead.
+            dry_run: Report what would change and change nothing.
+
+        Returns:
+            One :class:`Relocation` per entry that changes (or would change).
+
+        Raises:
+            DatasetExistsError: After the rewrite two entries would be the same (same CID).
+        """
+        from ..cid import dataset_cid
+
+        root = self.store_root
+        changes: list[Relocation] = []
+        records: list[DatasetRecord] = []
+        for record in self._backend.iter_datasets():
+            moved: list[tuple[str, str]] = []
+            shards = []
+            for shard in record.shards:
+                new = rebase(shard.url, old_prefix, new_prefix)
+                if new is not None:
+                    new = recorded_url(new, root)
+                if new is None or new == shard.url:
+                    shards.append(shard)
+                    continue
+                moved.append((shard.url, new))
+                shards.append(dataclasses.replace(shard, url=new))
+            if not moved:
+                continue
+            cid = dataset_cid(record.schema_ref, [s.url for s in shards])
+            changes.append(Relocation(record.name, record.cid, cid, tuple(moved)))
+            records.append(
+                DatasetRecord(cid, record.name, record.schema_ref, tuple(shards),
+                              record.metadata, record.legacy_uuid)
+            )  # fmt: skip
+        if records and not dry_run:
+            self._backend.insert_datasets(records, on_conflict="replace")
+        return changes
 
     @staticmethod
     def _remove_written(store: RecordingDataStore, urls: list[str]) -> None:

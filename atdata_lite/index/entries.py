@@ -82,6 +82,16 @@ class LocalDatasetEntry:
         return out
 
     @property
+    def recorded_urls(self) -> list[str]:
+        """The shard URLs as the index records them, which the CID is computed over.
+
+        They differ from :attr:`data_urls` for shards inside the data store: those are
+        recorded relative to the store root (``store://name/data--...tar``) and
+        ``data_urls`` holds them resolved against the root of the index's store.
+        """
+        return list(self.__dict__.get("_recorded_urls") or self.data_urls)
+
+    @property
     def wds_url(self) -> str:
         """Legacy: the first data URL, or ``""`` when there is none."""
         return self.data_urls[0] if self.data_urls else ""
