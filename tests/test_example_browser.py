@@ -15,9 +15,9 @@ pytest.importorskip(
     "textual", reason="textual is not installed: pip install 'atdata-lite[examples]'"
 )
 
-from atdata_lite.errors import OperationCancelled  # noqa: E402
-from atdata_lite.index.api import Index  # noqa: E402
-from tests._index_helpers import Point  # noqa: E402
+from atdata_lite.errors import OperationCancelled
+from atdata_lite.index.api import Index
+from tests._index_helpers import Point
 
 ROOT = Path(__file__).resolve().parent.parent
 
