@@ -132,7 +132,8 @@ def _check_one(shard: ShardRecord, cancel: CancelToken | None) -> dict[str, Any]
     if shard.sample_count is not None and actual.sample_count != shard.sample_count:
         problems.append(f"{actual.sample_count} samples (recorded {shard.sample_count})")
     if shard.sha256 is not None and actual.sha256 != shard.sha256:
-        problems.append(f"sha256 {actual.sha256[:16]}... (recorded {shard.sha256[:16]}...)")
+        got = actual.sha256 or ""  # inspect_shard always hashes
+        problems.append(f"sha256 {got[:16]}... (recorded {shard.sha256[:16]}...)")
     if problems:
         result.update(status="mismatch", problems=problems)
     elif shard.sha256 is None and shard.size is None and shard.sample_count is None:
