@@ -45,6 +45,8 @@ _LAZY: dict[str, str] = {
     "write_samples": "atdata_lite.shards",
     "inspect_shard": "atdata_lite.shards",
     "FsspecDataStore": "atdata_lite.stores",
+    "pull": "atdata_lite._pull",
+    "PullResult": "atdata_lite._pull",
     "default_store": "atdata_lite.stores",
     "load_dataset": "atdata_lite.loading",
     "DatasetDict": "atdata_lite.loading",
@@ -55,6 +57,7 @@ _LAZY: dict[str, str] = {
     # the index
     "Index": "atdata_lite.index.api",
     "LocalIndex": "atdata_lite.index.api",
+    "AsyncIndex": "atdata_lite.index.aio",
     "LocalDatasetEntry": "atdata_lite.index.entries",
     "BasicIndexEntry": "atdata_lite.index.entries",
     "LocalSchemaRecord": "atdata_lite.index.entries",
@@ -64,6 +67,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AbstractDataStore",
     "AbstractIndex",
+    "AsyncIndex",
     "BasicIndexEntry",
     "DataSource",
     "Dataset",
@@ -80,6 +84,7 @@ __all__ = [
     "LocalSchemaRecord",
     "Packable",
     "PackableSample",
+    "PullResult",
     "Repo",
     "S3DataStore",
     "S3Source",
@@ -93,14 +98,17 @@ __all__ = [
     "lens",
     "load_dataset",
     "packable",
+    "pull",
     "schema_to_type",
     "verify_cid",
     "write_samples",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._pull import PullResult, pull
     from .cid import generate_cid, verify_cid
     from .dataset import Dataset
+    from .index.aio import AsyncIndex
     from .index.api import Index, LocalIndex
     from .index.entries import (
         BasicIndexEntry,

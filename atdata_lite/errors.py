@@ -43,6 +43,7 @@ __all__ = [
     "MigrationError",
     "NotAnIndexError",
     "NotPackableError",
+    "OperationCancelled",
     "SampleDecodeError",
     "SampleMismatchError",
     "SchemaConflictError",
@@ -373,3 +374,32 @@ def __getattr__(name: str) -> Any:
         globals().update(_define_shard_errors())
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- long operations ----------------------------------------------------------------------
+
+
+class OperationCancelled(AtdataLiteError):
+    """A long operation stopped because its ``cancel=`` token was set (or Ctrl-C was pressed).
+
+    What it had half-written is undone before this is raised, as after a crash: no
+    temporary file and no index row is left. ``kept`` lists what stays (complete shard
+    copies in the cache after a ``pull``, for example); empty means nothing changed.
+
+    Attributes:
+        operation: The operation that stopped (``"writing samples"``).
+        kept: Descriptions of what the operation kept.
+    """
+
+    def __init__(self, operation: str, *, kept: tuple[str, ...] | list[str] = ()) -> None:
+        self.operation = operation
+        self.kept = tuple(kept)
+        what = "; ".join(self.kept) if self.kept else "nothing was kept"
+        super().__init__(f"{operation} was cancelled: {what}.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_cancelled, (self.operation, self.kept))
+
+
+def _rebuild_cancelled(operation: str, kept: tuple[str, ...]) -> OperationCancelled:
+    return OperationCancelled(operation, kept=kept)

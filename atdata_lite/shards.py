@@ -32,11 +32,10 @@ import sys
 import tarfile
 import time
 import uuid
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
-from ._progress import Progress
+from ._log import get_logger
 from ._records import ShardRecord
 from .errors import (
     CorruptShardError,
@@ -45,6 +44,7 @@ from .errors import (
     TruncatedShardError,
     UnsupportedFieldTypeError,
 )
+from .progress import CancelToken, Progress, ProgressArg
 from .samples import check_key, is_valid_key
 from .sources import open_url, url_to_fs
 
@@ -65,6 +65,8 @@ _TAR_BLOCK = 512
 _TARFILE_EOF_MESSAGES = {"unexpected end of data", "truncated header", "empty file"}
 # webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
 _META_MEMBER = re.compile(r"__[^/]*__($|/)")
+
+log = get_logger(__name__)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -402,7 +404,7 @@ class _ShardFile:
             else:
                 self.fs.rm(self.tmp)
         except Exception as exc:  # never hide the original error
-            warnings.warn(f"Could not remove the unfinished shard {self.url}: {exc}")
+            log.warning("Could not remove the unfinished shard %s: %s", self.url, exc)
 
 
 def _shard_url(pattern: str, index: int) -> str:
@@ -556,7 +558,8 @@ def write_samples(
     maxcount: int | None = None,
     maxsize: float | None = None,
     storage_options: dict[str, Any] | None = None,
-    progress: bool | None = None,
+    progress: ProgressArg = None,
+    cancel: CancelToken | None = None,
 ) -> WrittenShards:
     """Write samples into WebDataset shards, atomically, and describe what was written.
 
@@ -576,8 +579,12 @@ def write_samples(
         maxsize: Most bytes per shard (default 3e9 with a pattern; a shard holds at least
             one sample, however large).
         storage_options: fsspec options for the target filesystem, passed unchanged.
-        progress: ``False`` never shows a progress bar; otherwise one is drawn on stderr
-            when stderr is a terminal.
+        progress: ``None``/``True`` draw a bar on stderr when it is a terminal, ``False``
+            nothing; a callable receives :class:`~atdata_lite.progress.ProgressEvent`
+            objects (unit ``"sample"``, item: the shard being written).
+        cancel: A :class:`threading.Event` (anything with ``is_set()``), checked before
+            every sample: once set, the unfinished shard and the shards this call completed
+            are removed and :class:`~atdata_lite.errors.OperationCancelled` is raised.
 
     Returns:
         A :class:`WrittenShards`: the list of one :class:`ShardRecord` per shard written
@@ -593,6 +600,7 @@ def write_samples(
         FieldTypeError: A sample's field value does not match its annotation (a
             ``TypeError``); the message names the field, the sample's position in the input
             and what was expected. Nothing is left behind.
+        OperationCancelled: ``cancel`` was set; nothing written by this call remains.
     """
     pattern = os.fspath(url_or_pattern)
     numbered = shard_urls_for_pattern(pattern)
@@ -619,8 +627,10 @@ def write_samples(
     except TypeError:  # an iterator, or a Dataset whose size is not recorded
         total = None
     try:
-        with Progress("writing samples", total, progress, unit="sample") as bar:
+        with Progress("writing samples", total, progress, unit="sample", cancel=cancel) as bar:
             for key, payload, sample in _items(samples):
+                if cancel is not None and cancel.is_set():
+                    bar.check()
                 if records.sample_type is None:
                     records.sample_type = type(sample)
                 entry = _TAR_BLOCK + -(-len(payload) // _TAR_BLOCK) * _TAR_BLOCK
@@ -640,7 +650,7 @@ def write_samples(
                     )
                 keys.add(key)
                 current.add(key, payload)
-                bar.update()
+                bar.update(item=current.url)
             if current is not None:
                 records.append(current.commit())
                 current = None
@@ -659,15 +669,21 @@ def write_samples(
 class _HashingReader(io.RawIOBase):
     """Reads from ``raw`` while hashing and counting."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], cancel: CancelToken | None = None, url: str = "") -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
+        self.cancel = cancel
+        self.url = url
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
+        if self.cancel is not None and self.cancel.is_set():
+            from .progress import check_cancel
+
+            check_cancel(self.cancel, f"reading {self.url}")
         data = self.raw.read(len(b))
         n = len(data)
         b[:n] = data
@@ -695,13 +711,18 @@ def _read_rest(stream: IO[bytes], url: str) -> None:
 
 
 def inspect_shard(
-    url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+    url: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    cancel: CancelToken | None = None,
 ) -> ShardRecord:
     """Re-read a shard: count its samples and hash its bytes (one pass).
 
     Args:
         url: The shard's path or fsspec URL.
         storage_options: fsspec options, passed unchanged.
+        cancel: Checked before every read of at most 1 MiB; once set,
+            :class:`~atdata_lite.errors.OperationCancelled` is raised (nothing is written).
 
     Returns:
         A :class:`ShardRecord` with the size, sample count and sha256 of the file.
@@ -721,7 +742,7 @@ def inspect_shard(
     url = os.fspath(url)
     count = 0
     with open_url(url, "rb", storage_options) as raw:
-        reader = _HashingReader(raw)
+        reader = _HashingReader(raw, cancel, url)
         stream = io.BufferedReader(reader, 1 << 20)
         for sample in iter_shard(stream, url):
             if "msgpack" not in sample:
