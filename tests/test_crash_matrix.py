@@ -20,10 +20,13 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
 from _sql_helpers import REV1, copy_rev1, record
 
 from atdata_lite.index.sql import HEAD_REVISION, current_revision, open_sql_backend
 from atdata_lite.index.sql._backups import list_backups
+
+pytestmark = pytest.mark.slow  # processes killed at random points, many times
 
 CHILD = Path(__file__).with_name("_crash_child.py")
 LONG = os.environ.get("ATDATA_LITE_LONG_TESTS") == "1"

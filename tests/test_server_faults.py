@@ -25,6 +25,8 @@ from atdata_lite.errors import IndexOpenError, IndexUnreachableError
 from atdata_lite.index import open_backend
 from atdata_lite.index.api import Index
 
+pytestmark = pytest.mark.slow  # waits out timeouts behind a frozen proxy
+
 # How much later than its configured bound an error may arrive on a loaded machine.
 SLACK = 6.0
 

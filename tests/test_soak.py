@@ -25,7 +25,10 @@ from atdata_lite.index import open_backend
 LONG = os.environ.get("ATDATA_LITE_LONG_TESTS", "") not in ("", "0")
 PROCESSES, THREADS, SECONDS = (6, 2, 60.0) if LONG else (4, 2, 10.0)
 
-pytestmark = pytest.mark.timeout(SECONDS + 280)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(SECONDS + 280),
+]  # slow: the concurrency soak on three backends
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "redis"])
