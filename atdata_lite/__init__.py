@@ -38,9 +38,15 @@ _LAZY: dict[str, str] = {
     # data path
     "Dataset": "atdata_lite.dataset",
     "URLSource": "atdata_lite.sources",
+    "S3Source": "atdata_lite.s3",
+    "S3DataStore": "atdata_lite.s3",
+    "LocalDiskStore": "atdata_lite.stores",
+    "Repo": "atdata_lite.repo",
     "write_samples": "atdata_lite.shards",
     "inspect_shard": "atdata_lite.shards",
     "FsspecDataStore": "atdata_lite.stores",
+    "pull": "atdata_lite._pull",
+    "PullResult": "atdata_lite._pull",
     "default_store": "atdata_lite.stores",
     "load_dataset": "atdata_lite.loading",
     "DatasetDict": "atdata_lite.loading",
@@ -51,6 +57,7 @@ _LAZY: dict[str, str] = {
     # the index
     "Index": "atdata_lite.index.api",
     "LocalIndex": "atdata_lite.index.api",
+    "AsyncIndex": "atdata_lite.index.aio",
     "LocalDatasetEntry": "atdata_lite.index.entries",
     "BasicIndexEntry": "atdata_lite.index.entries",
     "LocalSchemaRecord": "atdata_lite.index.entries",
@@ -60,6 +67,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AbstractDataStore",
     "AbstractIndex",
+    "AsyncIndex",
     "BasicIndexEntry",
     "DataSource",
     "Dataset",
@@ -71,10 +79,15 @@ __all__ = [
     "Lens",
     "LensNetwork",
     "LocalDatasetEntry",
+    "LocalDiskStore",
     "LocalIndex",
     "LocalSchemaRecord",
     "Packable",
     "PackableSample",
+    "PullResult",
+    "Repo",
+    "S3DataStore",
+    "S3Source",
     "SampleBatch",
     "SchemaNamespace",
     "URLSource",
@@ -85,14 +98,17 @@ __all__ = [
     "lens",
     "load_dataset",
     "packable",
+    "pull",
     "schema_to_type",
     "verify_cid",
     "write_samples",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._pull import PullResult, pull
     from .cid import generate_cid, verify_cid
     from .dataset import Dataset
+    from .index.aio import AsyncIndex
     from .index.api import Index, LocalIndex
     from .index.entries import (
         BasicIndexEntry,
@@ -103,11 +119,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .lenses import Lens, LensNetwork, lens
     from .loading import DatasetDict, load_dataset
     from .protocols import AbstractDataStore, AbstractIndex, DataSource, IndexEntry, Packable
+    from .repo import Repo
+    from .s3 import S3DataStore, S3Source
     from .samples import DictSample, PackableSample, SampleBatch, packable
     from .schema import schema_to_type
     from .shards import inspect_shard, write_samples
     from .sources import URLSource
-    from .stores import FsspecDataStore, default_store
+    from .stores import FsspecDataStore, LocalDiskStore, default_store
 
 
 class _Package(types.ModuleType):

@@ -307,10 +307,28 @@ class _Fill(io.RawIOBase):
         self.out.write(data)
         return n
 
-    def drain(self, on_bytes: Callable[[int], None] | None = None) -> CacheItem:
-        """Read to the end (a full download); return the committed item."""
+    def drain(self, on_bytes: Callable[[int], None] | None = None, cancel: Any = None) -> CacheItem:
+        """Read to the end (a full download); return the committed item.
+
+        ``cancel`` is checked before every chunk; once set, the bytes so far are kept as a
+        partial download (the next fetch resumes it) and ``OperationCancelled`` is raised.
+        """
         buf = bytearray(_CHUNK)
-        while n := self.readinto(buf):
+        while True:
+            if cancel is not None and cancel.is_set():
+                from .progress import check_cancel
+
+                self._abort(keep_partial=True)
+                check_cancel(
+                    cancel,
+                    f"downloading {self.url}",
+                    kept=(f"{self.count} bytes of it, which the next fetch resumes",)
+                    if self.count
+                    else (),
+                )
+            n = self.readinto(buf)
+            if not n:
+                break
             if on_bytes is not None:
                 on_bytes(n)
         assert self.item is not None
@@ -911,6 +929,7 @@ class ShardCache:
         size: int | None = None,
         storage_options: dict[str, Any] | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        cancel: Any = None,
     ) -> tuple[CacheItem | None, bool]:
         """Make sure a remote shard is in the cache (the download behind ``pull``).
 
@@ -920,6 +939,9 @@ class ShardCache:
         Args:
             url, sha256, size, storage_options: As in :meth:`open_shard`.
             on_bytes: Called with the number of bytes of each chunk downloaded.
+            cancel: A :class:`threading.Event` (anything with ``is_set()``) checked before
+                every chunk; once set, the bytes so far are kept as a partial download for
+                the next call to resume, and ``OperationCancelled`` is raised.
 
         Returns:
             ``(item, downloaded)``: the cached copy and whether this call downloaded it;
@@ -934,7 +956,13 @@ class ShardCache:
             return None, False
         state = self._begin(url, sha256, size, storage_options, direct_ok=False)
         if isinstance(state, _Fill):
-            return state.drain(on_bytes), True
+            try:
+                return state.drain(on_bytes, cancel), True
+            except BaseException:
+                # Interrupted (cancelled, Ctrl-C, a callback's error): keep what arrived
+                # for the next call to resume, and release the download lock now.
+                state._abort(keep_partial=True)
+                raise
         key = state.name if isinstance(state, _PinnedFile) else None
         state.close()
         return (self.info(Path(key).name) if key else None), False

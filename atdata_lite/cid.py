@@ -177,8 +177,19 @@ def parse_cid(cid: str) -> dict[str, Any]:
         ``{"version": 1, "codec": 113, "hash": {"code": 18, "size": 32, "digest": b"..."}}``.
 
     Raises:
-        ValueError: ``cid`` is not a base32 (``b``-prefixed) CIDv1 string.
+        InvalidCIDError: (a ``ValueError``) ``cid`` is not a base32 (``b``-prefixed) CIDv1
+            string. The message starts with ``"Failed to decode CID"``, as atdata's (libipld's)
+            does, followed by what is wrong.
     """
+    from .errors import InvalidCIDError
+
+    try:
+        return _parse_cid(cid)
+    except ValueError as exc:
+        raise InvalidCIDError(f"Failed to decode CID: {exc}") from None
+
+
+def _parse_cid(cid: str) -> dict[str, Any]:
     if not isinstance(cid, str) or not cid.startswith("b") or len(cid) < 2:
         raise ValueError(
             f"Invalid CID {cid!r}: expected a base32 CIDv1 string starting with 'b' "

@@ -21,7 +21,7 @@ import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import webdataset as wds
 from webdataset.pytorch import IterableDataset as _IterableBase
@@ -40,9 +40,14 @@ from .samples import KEY_ATTR, DictSample, SampleBatch
 from .shards import iter_shard
 from .sources import DataSource, URLSource, open_url
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "WDSRawBatch", "WDSRawSample"]
 
 ST = TypeVar("ST")
+
+# What webdataset yields for one sample (``{"__key__": ..., "msgpack": b"..."}``) and, batched,
+# for a batch (each value a list): the inputs of :meth:`Dataset.wrap` / :meth:`Dataset.wrap_batch`.
+WDSRawSample: TypeAlias = dict[str, Any]
+WDSRawBatch: TypeAlias = dict[str, Any]
 OnShardError = Literal["raise", "skip"]
 
 
@@ -746,4 +751,94 @@ class Dataset(_IterableBase, Generic[ST]):
     def __repr__(self) -> str:
         return (
             f"Dataset[{getattr(self.sample_type, '__name__', self.sample_type)}]({self._source!r})"
+        )
+
+    # --- atdata's raw-sample API and export ----------------------------------------------
+
+    def wrap(self, sample: WDSRawSample) -> Any:
+        """Decode one raw webdataset sample (``{"__key__": ..., "msgpack": b"..."}``).
+
+        The dataset's lens (from :meth:`as_type`) is applied, as when iterating.
+
+        Raises:
+            SampleDecodeError: (a ``ValueError``) no ``msgpack`` key (``"Sample missing
+                'msgpack' key, got keys: [...]"``, as atdata), a value that is not bytes, or
+                bytes that are not a sample of this type.
+        """
+        if "msgpack" not in sample:
+            raise SampleDecodeError(f"Sample missing 'msgpack' key, got keys: {list(sample)}")
+        payload = sample["msgpack"]
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise SampleDecodeError(
+                f"Expected sample['msgpack'] to be bytes, got {type(payload).__name__}"
+            )
+        return self._wrap_one(bytes(payload), sample.get("__key__"))
+
+    def wrap_batch(self, batch: WDSRawBatch) -> SampleBatch[Any]:
+        """Decode a raw webdataset batch (``{"msgpack": [b"...", ...], ...}``) into a
+        :class:`SampleBatch` of this dataset's sample type.
+
+        Raises:
+            SampleDecodeError: (a ``ValueError``) no ``msgpack`` key (``"Batch missing
+                'msgpack' key, got keys: [...]"``) or undecodable samples.
+        """
+        if "msgpack" not in batch:
+            raise SampleDecodeError(f"Batch missing 'msgpack' key, got keys: {list(batch)}")
+        payloads = list(batch["msgpack"])
+        keys = batch.get("__key__")
+        keys = list(keys) if isinstance(keys, list | tuple) else [None] * len(payloads)
+        samples = [self._wrap_one(bytes(p), k) for p, k in zip(payloads, keys, strict=False)]
+        return SampleBatch[self.sample_type](samples)  # type: ignore[name-defined]
+
+    def _wrap_one(self, payload: bytes, key: Any) -> Any:
+        decode_type: Any = self._decode_type or self.sample_type
+        sample = decode_type.from_bytes(payload)
+        if isinstance(key, str):
+            _set_key(sample, key)
+        if self._output_lens is not None:
+            sample = self._output_lens.get(sample)
+            if isinstance(key, str):
+                _set_key(sample, key)
+        return sample
+
+    def to_parquet(
+        self,
+        path: str | os.PathLike[str],
+        sample_map: Callable[[Any], dict[str, Any]] | None = None,
+        maxcount: int | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Export the samples (in order) to Parquet, through pandas.
+
+        Needs the ``parquet`` extra (``pip install 'atdata-lite[parquet]'``: pandas and
+        pyarrow).
+
+        Args:
+            path: The file to write (a path or fsspec URL; written atomically on local disk).
+            sample_map: Sample -> dict of columns. The default takes the dataclass fields
+                (a ``DictSample``'s keys); 1-D arrays become list columns of their dtype,
+                n-dimensional arrays nested lists.
+            maxcount: Write files of at most this many rows, named
+                ``{stem}-{i:06d}{suffix}`` next to ``path`` (``out-000000.parquet``...);
+                ``None`` writes one file holding every sample (built in memory).
+            **kwargs: Passed to ``pandas.DataFrame.to_parquet`` (``engine``,
+                ``compression``...); atdata's ``verbose`` is accepted and ignored.
+
+        Returns:
+            The files written, in order.
+
+        Raises:
+            BackendUnavailableError: pandas is not installed (the message says what to
+                install).
+            ValueError: ``maxcount`` is not a positive integer.
+        """
+        from ._parquet import to_parquet
+
+        return to_parquet(
+            self.ordered(),
+            path,
+            sample_map,
+            maxcount,
+            storage_options=self.storage_options,
+            **kwargs,
         )

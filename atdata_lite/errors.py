@@ -17,6 +17,7 @@ __all__ = [
     "AtdataLiteError",
     "BackendUnavailableError",
     "CacheFullError",
+    "CorruptEntryError",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetNotFoundError",
@@ -28,6 +29,8 @@ __all__ = [
     "IndexReadOnlyError",
     "IndexTooNewError",
     "IndexUnreachableError",
+    "InvalidCIDError",
+    "InvalidCredentialsError",
     "InvalidMetadataError",
     "InvalidNameError",
     "InvalidPrefixError",
@@ -40,6 +43,7 @@ __all__ = [
     "MigrationError",
     "NotAnIndexError",
     "NotPackableError",
+    "OperationCancelled",
     "SampleDecodeError",
     "SampleMismatchError",
     "SchemaConflictError",
@@ -136,6 +140,15 @@ class InvalidPrefixError(AtdataLiteError, ValueError):
     """A store prefix would escape the store's root or contains odd characters."""
 
 
+class InvalidCredentialsError(AtdataLiteError, _PlainKeyError, ValueError):
+    """S3 credentials lack a required key (atdata raised ``KeyError`` for a dict and
+    ``ValueError`` for a ``.env`` file: this is both)."""
+
+
+class InvalidCIDError(AtdataLiteError, ValueError):
+    """A string is not a CID; the message starts with ``Failed to decode CID``, as atdata's."""
+
+
 # --- schemas ------------------------------------------------------------------------
 
 
@@ -188,6 +201,13 @@ class LensCheckError(AtdataLiteError, ValueError):
 
 class UntrustedLensError(AtdataLiteError, ImportError):
     """A stored lens names code in a module that is not imported (nor declared trusted)."""
+
+
+class CorruptEntryError(AtdataLiteError, _PlainKeyError, ValueError):
+    """A stored dataset entry cannot be read (a required field is missing or undecodable).
+
+    atdata raised ``KeyError`` (e.g. ``KeyError(b'name')``) for such a Redis hash.
+    """
 
 
 class InvalidMetadataError(AtdataLiteError, TypeError, ValueError):
@@ -354,3 +374,32 @@ def __getattr__(name: str) -> Any:
         globals().update(_define_shard_errors())
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- long operations ----------------------------------------------------------------------
+
+
+class OperationCancelled(AtdataLiteError):
+    """A long operation stopped because its ``cancel=`` token was set (or Ctrl-C was pressed).
+
+    What it had half-written is undone before this is raised, as after a crash: no
+    temporary file and no index row is left. ``kept`` lists what stays (complete shard
+    copies in the cache after a ``pull``, for example); empty means nothing changed.
+
+    Attributes:
+        operation: The operation that stopped (``"writing samples"``).
+        kept: Descriptions of what the operation kept.
+    """
+
+    def __init__(self, operation: str, *, kept: tuple[str, ...] | list[str] = ()) -> None:
+        self.operation = operation
+        self.kept = tuple(kept)
+        what = "; ".join(self.kept) if self.kept else "nothing was kept"
+        super().__init__(f"{operation} was cancelled: {what}.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_cancelled, (self.operation, self.kept))
+
+
+def _rebuild_cancelled(operation: str, kept: tuple[str, ...]) -> OperationCancelled:
+    return OperationCancelled(operation, kept=kept)

@@ -90,6 +90,36 @@ class Lens(Generic[S, V]):
         """Compose: ``self`` then ``other`` (``S -> V -> W``)."""
         return _compose(self, other)
 
+    def __or__(self, other: Lens[V, Any]) -> Lens[S, Any]:
+        """``a | b``: ``a`` then ``b``, read left to right like a pipe (``S -> V -> W``).
+
+        Raises:
+            TypeError: ``other`` is not a lens, or ``a``'s view type is not ``b``'s source
+                type (when both are known).
+        """
+        if not isinstance(other, Lens):
+            return NotImplemented
+        return _compose(self, other)
+
+    def __matmul__(self, other: Lens[Any, S]) -> Lens[Any, V]:
+        """``b @ a``: composition as in mathematics, ``b`` after ``a`` (``b @ a == a | b``).
+
+        Raises:
+            TypeError: As :meth:`__or__`.
+        """
+        if not isinstance(other, Lens):
+            return NotImplemented
+        return _compose(other, self)
+
+    @classmethod
+    def identity(cls, sample_type: Any = None) -> Lens[Any, Any]:
+        """The lens that views a sample as itself (``get(s) is s``; ``put(v, s)`` is ``v``).
+
+        Args:
+            sample_type: The source and view type (``None``: any).
+        """
+        return _identity(sample_type)
+
     def __repr__(self) -> str:
         name = getattr(self.source_type, "__name__", self.source_type)
         view = getattr(self.view_type, "__name__", self.view_type)
@@ -97,6 +127,15 @@ class Lens(Generic[S, V]):
 
 
 def _compose(first: Lens, second: Lens) -> Lens:
+    # Only real classes are compared: an unresolved annotation (a string) proves nothing.
+    known = isinstance(first.view_type, type) and isinstance(second.source_type, type)
+    if known and first.view_type is not second.source_type:
+        raise TypeError(
+            f"Cannot compose {first!r} with {second!r}: the first lens views "
+            f"{getattr(first.view_type, '__name__', first.view_type)}, the second reads "
+            f"{getattr(second.source_type, '__name__', second.source_type)}."
+        )
+
     def get(s: Any) -> Any:
         return second.get(first.get(s))
 

@@ -41,6 +41,7 @@ from .errors import (
 __all__ = [
     "ATDATA_URI_PREFIX",
     "LEGACY_URI_PREFIX",
+    "SCHEMA_URI_PREFIX",
     "DecodedSampleType",
     "clear_type_cache",
     "content_hash",
@@ -58,6 +59,8 @@ __all__ = [
 
 ATDATA_URI_PREFIX = "atdata://local/sampleSchema/"
 LEGACY_URI_PREFIX = "local://schemas/"
+# atdata 0.7's form of a local schema ref (``atdata://local/schema/{Name}@{version}``).
+SCHEMA_URI_PREFIX = "atdata://local/schema/"
 
 _PRIMITIVES: dict[type, str] = {
     str: "str",
@@ -85,10 +88,11 @@ _MISSING = object()
 def parse_schema_ref(ref: str) -> tuple[str, str]:
     """Split a schema reference into ``(name, version)``, with atdata's grammar.
 
-    Both forms are accepted: ``atdata://local/sampleSchema/{Name}@{version}`` and the legacy
-    ``local://schemas/{module}.{Name}@{version}``. The version is what follows the last
-    ``@``; a dotted name keeps only its last component (the module is dropped), as atdata
-    does.
+    Three forms are accepted: atdata 0.2's ``atdata://local/sampleSchema/{Name}@{version}``,
+    atdata 0.7's ``atdata://local/schema/{Name}@{version}`` and the legacy
+    ``local://schemas/{module}.{Name}@{version}``; all three name the same schema. The version
+    is what follows the last ``@``; a dotted name keeps only its last component (the module
+    is dropped), as atdata does.
 
     Args:
         ref: The schema reference.
@@ -105,14 +109,14 @@ def parse_schema_ref(ref: str) -> tuple[str, str]:
             f"Invalid schema reference: {ref!r} (expected a string like "
             f"'{ATDATA_URI_PREFIX}Name@1.0.0')"
         )
-    if ref.startswith(ATDATA_URI_PREFIX):
-        body = ref[len(ATDATA_URI_PREFIX) :]
-    elif ref.startswith(LEGACY_URI_PREFIX):
-        body = ref[len(LEGACY_URI_PREFIX) :]
+    for prefix in (ATDATA_URI_PREFIX, SCHEMA_URI_PREFIX, LEGACY_URI_PREFIX):
+        if ref.startswith(prefix):
+            body = ref[len(prefix) :]
+            break
     else:
         raise InvalidSchemaRefError(
-            f"Invalid schema reference: {ref} (expected '{ATDATA_URI_PREFIX}Name@x.y.z' or "
-            f"the legacy '{LEGACY_URI_PREFIX}module.Name@x.y.z')"
+            f"Invalid schema reference: {ref} (expected '{ATDATA_URI_PREFIX}Name@x.y.z', "
+            f"'{SCHEMA_URI_PREFIX}Name@x.y.z' or the legacy '{LEGACY_URI_PREFIX}module.Name@x.y.z')"
         )
     if "@" not in body:
         raise InvalidSchemaRefError(f"Schema reference must include version (@version): {ref}")

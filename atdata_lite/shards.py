@@ -23,18 +23,19 @@ failed ``write_samples`` leaves nothing behind under a final name except after a
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import posixpath
 import re
+import sys
 import tarfile
 import time
 import uuid
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
-from ._progress import Progress
+from ._log import get_logger
 from ._records import ShardRecord
 from .errors import (
     CorruptShardError,
@@ -43,11 +44,13 @@ from .errors import (
     TruncatedShardError,
     UnsupportedFieldTypeError,
 )
+from .progress import CancelToken, Progress, ProgressArg
 from .samples import check_key, is_valid_key
 from .sources import open_url, url_to_fs
 
 __all__ = [
     "ShardRecord",
+    "WrittenShards",
     "inspect_shard",
     "iter_shard",
     "remove_shards",
@@ -62,6 +65,8 @@ _TAR_BLOCK = 512
 _TARFILE_EOF_MESSAGES = {"unexpected end of data", "truncated header", "empty file"}
 # webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
 _META_MEMBER = re.compile(r"__[^/]*__($|/)")
+
+log = get_logger(__name__)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -399,7 +404,7 @@ class _ShardFile:
             else:
                 self.fs.rm(self.tmp)
         except Exception as exc:  # never hide the original error
-            warnings.warn(f"Could not remove the unfinished shard {self.url}: {exc}")
+            log.warning("Could not remove the unfinished shard %s: %s", self.url, exc)
 
 
 def _shard_url(pattern: str, index: int) -> str:
@@ -423,7 +428,7 @@ def shard_urls_for_pattern(pattern: str) -> bool:
     return bool(conversions)
 
 
-def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
+def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes, Any]]:
     for position, item in enumerate(samples):
         try:
             if isinstance(item, tuple):
@@ -433,11 +438,11 @@ def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
                         f"length {len(item)} at position {position}."
                     )
                 key, sample = item
-                yield check_key(key), sample.packed
+                yield check_key(key), sample.packed, sample
             else:
                 wds = item.as_wds
                 # a key remembered from a read, or set by hand, is checked like a given one
-                yield check_key(wds["__key__"]), wds["msgpack"]
+                yield check_key(wds["__key__"]), wds["msgpack"], item
         except (FieldTypeError, UnsupportedFieldTypeError, InvalidSampleKeyError) as exc:
             if isinstance(exc, FieldTypeError):
                 exc.position = position
@@ -445,15 +450,117 @@ def _items(samples: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
             raise
 
 
+def _numbered(pattern: str) -> str:
+    """``out/data.tar`` -> ``out/data-%06d.tar`` (atdata 0.7's naming of a sharded path)."""
+    parent, sep, name = pattern.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = name, ""
+    else:
+        suffix = "." + suffix
+    return f"{parent}{sep}{stem}-%06d{suffix}"
+
+
+# The Dataset API a write_samples result offers (atdata 0.7 returned a Dataset).
+_DATASET_API = frozenset(
+    {
+        "as_type",
+        "batch_type",
+        "chunk",
+        "list_shards",
+        "metadata",
+        "metadata_url",
+        "ordered",
+        "shards",
+        "shuffled",
+        "source",
+        "to_parquet",
+        "url",
+        "wrap",
+        "wrap_batch",
+    }
+)
+
+
+class WrittenShards(list[ShardRecord]):
+    """What :func:`write_samples` wrote: its shard records, usable as a ``Dataset`` too.
+
+    It is a ``list`` of :class:`ShardRecord` (URL, size, sample count, SHA-256 of each
+    shard), so ``len()``, iteration, indexing and ``== []`` see the records. It also
+    answers the ``Dataset`` API that atdata 0.7's ``write_samples`` result offered --
+    ``ordered()``, ``shuffled()``, ``list_shards()``, ``as_type()``, ``url``,
+    ``to_parquet()``... -- by reading the written shards as a
+    ``Dataset[sample_type]``; :attr:`dataset` is that dataset itself (iterate it, or give it
+    to ``len()``, for samples rather than shards).
+
+    Attributes:
+        sample_type: The type of the first sample written (``None`` when nothing was).
+        storage_options: The fsspec options the shards were written with.
+    """
+
+    def __init__(
+        self,
+        records: Iterable[ShardRecord] = (),
+        *,
+        sample_type: type | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(records)
+        self.sample_type = sample_type
+        self.storage_options = dict(storage_options or {})
+
+    @property
+    def urls(self) -> list[str]:
+        """The shard URLs, in order."""
+        return [r.url for r in self]
+
+    @property
+    def sample_count(self) -> int:
+        """How many samples were written."""
+        return sum(r.sample_count or 0 for r in self)
+
+    @property
+    def dataset(self) -> Any:
+        """A ``Dataset[sample_type]`` over the written shards (what atdata 0.7 returned).
+
+        Raises:
+            ValueError: Nothing was written.
+        """
+        if not self:
+            raise ValueError("write_samples() wrote no shards: there is no dataset to read.")
+        from .samples import DictSample
+
+        # By name: the dataset module imports this one (no import cycle).
+        Dataset = importlib.import_module("atdata_lite.dataset").Dataset
+        sample_type = self.sample_type or DictSample
+        ds = Dataset[sample_type](self.urls, storage_options=self.storage_options)  # type: ignore[valid-type]
+        ds._shard_facts = {r.url: r for r in self}
+        with_counts = getattr(ds, "_with_sample_counts", None)
+        if with_counts is not None:
+            with_counts({r.url: r.sample_count for r in self})
+        return ds
+
+    @property
+    def _shard_facts(self) -> dict[str, ShardRecord]:
+        # What Index.add_splits reads from a Dataset: the facts recorded while writing.
+        return {r.url: r for r in self}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _DATASET_API:
+            return getattr(self.dataset, name)
+        raise AttributeError(f"'WrittenShards' object has no attribute {name!r}")
+
+
 def write_samples(
     samples: Iterable[Any],
     url_or_pattern: str | os.PathLike[str],
     *,
-    maxcount: int = 100_000,
-    maxsize: float = 3e9,
+    maxcount: int | None = None,
+    maxsize: float | None = None,
     storage_options: dict[str, Any] | None = None,
-    progress: bool | None = None,
-) -> list[ShardRecord]:
+    progress: ProgressArg = None,
+    cancel: CancelToken | None = None,
+) -> WrittenShards:
     """Write samples into WebDataset shards, atomically, and describe what was written.
 
     Args:
@@ -464,29 +571,47 @@ def write_samples(
             type's field annotations before it is written (see ``PackableSample.packed``).
         url_or_pattern: Where to write: a printf pattern numbering the shards from 0, as
             webdataset's ShardWriter (``out/shard-%06d.tar``, ``s3://b/p/data-%04d.tar``),
-            or a single URL without a conversion, which must then fit in one shard.
-        maxcount: Most samples per shard.
-        maxsize: Most bytes per shard (a shard holds at least one sample, however large).
+            or a single URL without a conversion. A single URL is written as one shard of
+            any size when no limit is given; with ``maxcount`` or ``maxsize`` it becomes the
+            pattern ``{stem}-%06d{suffix}`` (``out.tar`` -> ``out-000000.tar``,
+            ``out-000001.tar``...), as atdata 0.7's ``write_samples`` does.
+        maxcount: Most samples per shard (default 100,000 with a pattern).
+        maxsize: Most bytes per shard (default 3e9 with a pattern; a shard holds at least
+            one sample, however large).
         storage_options: fsspec options for the target filesystem, passed unchanged.
-        progress: ``False`` never shows a progress bar; otherwise one is drawn on stderr
-            when stderr is a terminal.
+        progress: ``None``/``True`` draw a bar on stderr when it is a terminal, ``False``
+            nothing; a callable receives :class:`~atdata_lite.progress.ProgressEvent`
+            objects (unit ``"sample"``, item: the shard being written).
+        cancel: A :class:`threading.Event` (anything with ``is_set()``), checked before
+            every sample: once set, the unfinished shard and the shards this call completed
+            are removed and :class:`~atdata_lite.errors.OperationCancelled` is raised.
 
     Returns:
-        One :class:`ShardRecord` per shard written (URL, byte size, sample count, sha256,
-        all computed while writing). Empty input writes nothing and returns ``[]``.
+        A :class:`WrittenShards`: the list of one :class:`ShardRecord` per shard written
+        (URL, byte size, sample count, sha256, all computed while writing), which also
+        reads back as a ``Dataset`` of the samples' type (``result.ordered()``,
+        ``result.dataset``). Empty input writes nothing and returns an empty list.
 
     Raises:
-        ValueError: Bad pattern or limits, or a single-URL target that would need a
-            second shard.
+        ValueError: Bad pattern or limits.
         UnsafeURLError: The URL is refused (``pipe:``, unknown scheme).
         InvalidSampleKeyError: A key cannot name a tar member, or appears twice in one
             shard.
         FieldTypeError: A sample's field value does not match its annotation (a
             ``TypeError``); the message names the field, the sample's position in the input
             and what was expected. Nothing is left behind.
+        OperationCancelled: ``cancel`` was set; nothing written by this call remains.
     """
     pattern = os.fspath(url_or_pattern)
     numbered = shard_urls_for_pattern(pattern)
+    if not numbered and (maxcount is not None or maxsize is not None):
+        pattern, numbered = _numbered(pattern), True
+    if numbered:
+        maxcount = 100_000 if maxcount is None else maxcount
+        maxsize = 3e9 if maxsize is None else maxsize
+    else:  # one shard, whatever it holds
+        maxcount = maxcount if maxcount is not None else sys.maxsize
+        maxsize = maxsize if maxsize is not None else float("inf")
     if maxcount < 1 or maxsize <= 0:
         raise ValueError(f"maxcount ({maxcount}) and maxsize ({maxsize}) must be positive.")
     fs, _ = url_to_fs(_shard_url(pattern, 0), storage_options)
@@ -495,25 +620,23 @@ def write_samples(
         url = _shard_url(pattern, index)
         return _ShardFile(fs, fs._strip_protocol(url), url)
 
-    records: list[ShardRecord] = []
+    records = WrittenShards(storage_options=storage_options)
     current: _ShardFile | None = None
     try:
         total = len(samples)  # type: ignore[arg-type]
     except TypeError:  # an iterator, or a Dataset whose size is not recorded
         total = None
     try:
-        with Progress("writing samples", total, progress, unit="sample") as bar:
-            for key, payload in _items(samples):
+        with Progress("writing samples", total, progress, unit="sample", cancel=cancel) as bar:
+            for key, payload, sample in _items(samples):
+                if cancel is not None and cancel.is_set():
+                    bar.check()
+                if records.sample_type is None:
+                    records.sample_type = type(sample)
                 entry = _TAR_BLOCK + -(-len(payload) // _TAR_BLOCK) * _TAR_BLOCK
                 if current is not None and (
                     current.count >= maxcount or current.size_estimate + entry > maxsize
                 ):
-                    if not numbered:
-                        raise ValueError(
-                            f"{pattern!r} names one shard, but the samples exceed maxcount="
-                            f"{maxcount} / maxsize={maxsize:g}. Use a pattern such as "
-                            "'shard-%06d.tar', or raise the limits."
-                        )
                     records.append(current.commit())
                     current = None
                 if current is None:
@@ -527,7 +650,7 @@ def write_samples(
                     )
                 keys.add(key)
                 current.add(key, payload)
-                bar.update()
+                bar.update(item=current.url)
             if current is not None:
                 records.append(current.commit())
                 current = None
@@ -546,15 +669,21 @@ def write_samples(
 class _HashingReader(io.RawIOBase):
     """Reads from ``raw`` while hashing and counting."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], cancel: CancelToken | None = None, url: str = "") -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
+        self.cancel = cancel
+        self.url = url
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
+        if self.cancel is not None and self.cancel.is_set():
+            from .progress import check_cancel
+
+            check_cancel(self.cancel, f"reading {self.url}")
         data = self.raw.read(len(b))
         n = len(data)
         b[:n] = data
@@ -582,13 +711,18 @@ def _read_rest(stream: IO[bytes], url: str) -> None:
 
 
 def inspect_shard(
-    url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+    url: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    cancel: CancelToken | None = None,
 ) -> ShardRecord:
     """Re-read a shard: count its samples and hash its bytes (one pass).
 
     Args:
         url: The shard's path or fsspec URL.
         storage_options: fsspec options, passed unchanged.
+        cancel: Checked before every read of at most 1 MiB; once set,
+            :class:`~atdata_lite.errors.OperationCancelled` is raised (nothing is written).
 
     Returns:
         A :class:`ShardRecord` with the size, sample count and sha256 of the file.
@@ -608,7 +742,7 @@ def inspect_shard(
     url = os.fspath(url)
     count = 0
     with open_url(url, "rb", storage_options) as raw:
-        reader = _HashingReader(raw)
+        reader = _HashingReader(raw, cancel, url)
         stream = io.BufferedReader(reader, 1 << 20)
         for sample in iter_shard(stream, url):
             if "msgpack" not in sample:

@@ -19,7 +19,18 @@ from .sources import check_url
 if TYPE_CHECKING:
     from .dataset import Dataset
 
-__all__ = ["FsspecDataStore", "default_store", "validate_prefix"]
+__all__ = ["FsspecDataStore", "LocalDiskStore", "default_store", "validate_prefix"]
+
+
+def __getattr__(name: str) -> Any:
+    # atdata 0.7's ``atdata.stores`` has S3DataStore; it lives in atdata_lite.s3 (s3fs).
+    if name == "S3DataStore":
+        import importlib
+
+        # By name: atdata_lite.s3 builds on this module (no import cycle).
+        return importlib.import_module("atdata_lite.s3").S3DataStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # One path segment: letters, digits and a few safe punctuation marks. Anything else
 # (spaces, quotes, glob and brace characters, '%', control characters) is refused because
@@ -160,3 +171,32 @@ def default_store() -> FsspecDataStore:
     from .config import default_store_url
 
     return FsspecDataStore(default_store_url())
+
+
+class LocalDiskStore(FsspecDataStore):
+    """A data store in a local directory (atdata 0.7's ``LocalDiskStore``).
+
+    Args:
+        root: The directory (``~`` expanded, made absolute, created if missing). ``None``
+            uses ``$ATDATA_LITE_STORE`` when it is a local directory, else ``shards`` under
+            ``$ATDATA_LITE_HOME`` (atdata 0.7 used ``~/.atdata/data``).
+
+    Shards are named ``{root}/{prefix}/data--{uuid4}--%06d.tar``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        from pathlib import Path
+
+        from . import config
+        from .locations import is_local, local_path
+
+        if root is None:
+            url = config.default_store_url()
+            root = local_path(url) if is_local(url) else config.home_dir() / config.STORE_DIRNAME
+        path = Path(os.fspath(root)).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        super().__init__(str(path))
+        self.root = path
+
+    def __repr__(self) -> str:
+        return f"LocalDiskStore({str(self.root)!r})"

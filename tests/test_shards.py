@@ -75,10 +75,12 @@ def test_bad_user_key_writes_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_single_url_that_needs_two_shards_is_refused_and_leaves_nothing(tmp_path):
-    with pytest.raises(ValueError, match=re.escape("names one shard")):
-        write_samples(rows(5), str(tmp_path / "one.tar"), maxcount=2)
-    assert os.listdir(tmp_path) == []
+def test_single_url_with_limits_is_numbered_as_atdata_07_does(tmp_path):
+    records = write_samples(rows(5), str(tmp_path / "one.tar"), maxcount=2)
+    assert sorted(os.listdir(tmp_path)) == ["one-000000.tar", "one-000001.tar", "one-000002.tar"]
+    assert [r.sample_count for r in records] == [2, 2, 1]
+    (single,) = write_samples(rows(5), str(tmp_path / "all.tar"))  # no limit: one shard
+    assert single.url == str(tmp_path / "all.tar") and single.sample_count == 5
 
 
 @pytest.mark.parametrize("pattern", ["s-%d-%d.tar", "s-%s.tar", "100%.tar"])

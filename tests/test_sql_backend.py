@@ -303,3 +303,17 @@ def test_orm_models_read_what_the_backend_wrote(backend) -> None:
         session.delete(dataset)
         session.commit()
     assert backend.get_dataset("a") is None
+
+
+def test_memory_location_is_an_in_memory_index_not_a_file(tmp_path, monkeypatch):
+    from atdata_lite import Index, packable
+
+    @packable
+    class A:
+        x: int
+
+    monkeypatch.chdir(tmp_path)
+    with Index(":memory:") as index:
+        index.add_shards(["/data/a.tar"], name="a", schema_ref=index.publish_schema(A))
+        assert [e.name for e in index.list_datasets()] == ["a"]
+    assert list(tmp_path.iterdir()) == []  # no file named ":memory:" (nor its lock)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .. import __version__
-from ..errors import AtdataLiteError
+from ..errors import AtdataLiteError, OperationCancelled
 
 if TYPE_CHECKING:
     from ..index.api import Index
@@ -281,6 +281,10 @@ class _App(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except OperationCancelled as exc:
+            # Ctrl-C (or a cancel) went through the library's path: say what was kept.
+            click.echo(str(exc), err=True)
+            raise click.exceptions.Exit(130) from None
         except BrokenPipeError:
             # The reader went away (`atdata-lite ls | head`): stop quietly, like other tools.
             _silence_stdout()

@@ -26,17 +26,12 @@ def _cache() -> Any:
 
 
 def _entry_shards(entry: Any, split: str | None) -> list[Any]:
-    from ..index.backend import ShardRecord
+    from .._pull import entry_shards
 
-    shards = list(getattr(entry, "shards", None) or [ShardRecord(u) for u in entry.data_urls])
-    if split is None:
-        return shards
-    splits = dict(getattr(entry, "splits", None) or {})
-    if split not in splits:
-        known = ", ".join(sorted(splits)) or "none"
-        raise CliError(f"Dataset {entry.name!r} has no split {split!r} (splits: {known}).")
-    wanted = set(splits[split])
-    return [s for s in shards if s.url in wanted]
+    try:
+        return entry_shards(entry, split)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from exc
 
 
 def _status(cache: Any, entry: Any) -> dict[str, Any]:
@@ -80,42 +75,18 @@ def pull(state: AppState, names: tuple[str, ...], split: str | None) -> None:
     it resumes: shards already cached are skipped and a partly downloaded shard continues
     where it stopped. Local shards are read in place and never copied.
     """
-    from .._progress import Progress
-    from ..cache import is_remote, offline_enabled
+    from .._pull import pull
+    from ..cache import offline_enabled
+    from ._cancel import cancellable
 
     if offline_enabled():
         raise CliError("Offline mode is on ($ATDATA_LITE_OFFLINE); pull needs the network.")
     cache = _cache()
     entries = [get_entry(state, name) for name in names]
-    plans = [(e, [s for s in _entry_shards(e, split) if is_remote(s.url)]) for e in entries]
-    known = [s.size for _, shards in plans for s in shards]
-    total = sum(known) if known and all(k is not None for k in known) else None
-    results = []
-    with Progress("pulling", total, None) as bar:
-        for entry, shards in plans:
-            fetched = skipped = 0
-            fetched_bytes = 0
-            for shard in shards:
-                item, downloaded = cache.fetch(
-                    shard.url, sha256=shard.sha256, size=shard.size, on_bytes=bar.update
-                )
-                if downloaded:
-                    fetched += 1
-                    fetched_bytes += item.size
-                else:
-                    skipped += 1
-                    if item is not None and total is not None:
-                        bar.update(item.size)
-            results.append(
-                {
-                    "name": entry.name,
-                    "split": split,
-                    "remote_shards": len(shards),
-                    "fetched": fetched,
-                    "fetched_bytes": fetched_bytes,
-                    "already_cached": skipped,
-                }
-            )
+    for entry in entries:
+        _entry_shards(entry, split)  # an unknown split is refused before any download
+    with cancellable() as cancel:
+        results = [r.to_dict() for r in pull(entries, split=split, cache=cache, cancel=cancel)]
     if state.json:
         echo_json(results)
         return

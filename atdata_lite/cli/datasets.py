@@ -514,61 +514,11 @@ def mv(state: AppState, old: str, new: str) -> None:
 # --- verify ---------------------------------------------------------------------------
 
 
-_SEVERITY = {"ok": 0, "mismatch": 1, "missing": 2}
-
-
 def check_shard(shard: ShardRecord) -> dict[str, Any]:
-    """Re-read one shard and compare it with what the index recorded.
+    """Re-read one shard and compare it with the index (:func:`atdata_lite.verify.check_shard`)."""
+    from ..verify import check_shard as check
 
-    Returns:
-        ``{"url", "status": "ok"|"mismatch"|"missing", "problems": [...]}``. A shard that
-        exists but cannot be read as a tar of samples is a mismatch ("unreadable: ...").
-        Entries imported from atdata may hold a brace pattern as one URL: each file it
-        names is checked, and the worst status counts.
-    """
-    from ..index.backend import ShardRecord
-    from ..sources import expand_urls
-
-    parts = expand_urls(shard.url) if "{" in shard.url else [shard.url]
-    if len(parts) <= 1:
-        return _check_one(shard)
-    checked = [_check_one(ShardRecord(url)) for url in parts]
-    status = max((r["status"] for r in checked), key=_SEVERITY.__getitem__)
-    problems = [f"{r['url']}: {p}" for r in checked if r["status"] != "ok" for p in r["problems"]]
-    if status == "ok":
-        problems = [f"all {len(parts)} files of the pattern are readable; nothing recorded"]
-    return {"url": shard.url, "status": status, "problems": problems}
-
-
-def _check_one(shard: ShardRecord) -> dict[str, Any]:
-    from ..errors import CorruptShardError, ShardNotFoundError
-    from ..shards import inspect_shard
-
-    result: dict[str, Any] = {"url": shard.url, "status": "ok", "problems": []}
-    try:
-        actual = inspect_shard(shard.url)
-    except ShardNotFoundError:
-        result.update(status="missing", problems=["the file does not exist"])
-        return result
-    except CorruptShardError as exc:
-        reason = _first_sentence(str(exc))
-        if shard.url in reason:  # the table already names the shard
-            reason = reason.split(shard.url, 1)[1].lstrip(": ")
-        result.update(status="mismatch", problems=[f"unreadable: {reason}"])
-        return result
-    problems = []
-    if shard.size is not None and actual.size != shard.size:
-        problems.append(f"size {actual.size} (recorded {shard.size})")
-    if shard.sample_count is not None and actual.sample_count != shard.sample_count:
-        problems.append(f"{actual.sample_count} samples (recorded {shard.sample_count})")
-    if shard.sha256 is not None and actual.sha256 != shard.sha256:
-        problems.append(f"sha256 {actual.sha256[:16]}... (recorded {shard.sha256[:16]}...)")
-    if problems:
-        result.update(status="mismatch", problems=problems)
-    elif shard.sha256 is None and shard.size is None and shard.sample_count is None:
-        # Entries imported from atdata carry no facts: readable is all we can check.
-        result["problems"] = ["nothing recorded to compare; the shard is readable"]
-    return result
+    return check(shard)
 
 
 @cli.command()
@@ -588,14 +538,15 @@ def verify(state: AppState, names: tuple[str, ...]) -> None:
         atdata-lite verify
         atdata-lite verify photos --json
     """
+    from ..verify import verify_datasets
+    from ._cancel import cancellable
+
     index = state.index()
     names = tuple(dict.fromkeys(names))  # a name given twice is checked once
     entries = [get_entry(state, n) for n in names] if names else list(index.list_datasets())
-    jobs = [(entry.name, shard) for entry in entries for shard in _shards(entry)]
-    results: list[dict[str, Any]] = []
-    with progress(jobs, length=len(jobs), label="verifying shards", unit="shard") as bar:
-        for dataset_name, shard in bar:
-            results.append({"dataset": dataset_name, **check_shard(shard)})
+    with cancellable() as cancel:
+        report = verify_datasets(index, [e.name for e in entries], cancel=cancel)
+    results = [c.to_dict() for c in report.shards]
     counts = {s: sum(r["status"] == s for r in results) for s in ("ok", "mismatch", "missing")}
     bad = counts["mismatch"] + counts["missing"]
     if state.json:

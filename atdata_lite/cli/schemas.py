@@ -26,11 +26,12 @@ __all__ = ["format_field_type", "resolve_schema_ref", "schema", "schemas", "shor
 
 ATDATA_PREFIX = "atdata://local/sampleSchema/"
 LEGACY_PREFIX = "local://schemas/"
+SCHEMA_PREFIX = "atdata://local/schema/"  # atdata 0.7's form
 
 
 def short_ref(ref: str) -> str:
-    """``atdata://local/sampleSchema/Img@1.0.0`` (or the legacy form) -> ``Img@1.0.0``."""
-    for prefix in (ATDATA_PREFIX, LEGACY_PREFIX):
+    """``atdata://local/sampleSchema/Img@1.0.0`` (or another form) -> ``Img@1.0.0``."""
+    for prefix in (ATDATA_PREFIX, SCHEMA_PREFIX, LEGACY_PREFIX):
         if ref.startswith(prefix):
             rest = ref[len(prefix) :]
             name, sep, version = rest.rpartition("@")

@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from ._app import AppState, CliError, cli, json_option, pass_state
+from ._cancel import cancellable
 from ._output import echo_json, escape_control, render_table
 
 __all__ = ["export_cmd", "import_cmd"]
-
-
-class _ProgressCallback:
-    """``progress(done, total)`` for the transfer functions, drawn by ``_progress.Progress``."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self._bar: Any = None
-        self._done = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._bar is None:
-            from .._progress import Progress
-
-            self._bar = Progress(self.label, total=total or None, unit="row")
-            self._bar.__enter__()
-        self._bar.update(max(0, done - self._done))
-        self._done = done
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
-
-
-@contextmanager
-def _progress_callback(label: str) -> Iterator[_ProgressCallback]:
-    callback = _ProgressCallback(label)
-    try:
-        yield callback
-    finally:
-        callback.close()
 
 
 def _items_table(items: list[Any]) -> str:
@@ -80,8 +47,8 @@ def import_cmd(state: AppState, source: str, target: str | None, dry_run: bool) 
     from ..transfer import import_catalog
 
     target = target or state.location
-    with _progress_callback("importing") as callback:
-        report = import_catalog(source, target, dry_run=dry_run, progress=callback)
+    with cancellable() as cancel:
+        report = import_catalog(source, target, dry_run=dry_run, cancel=cancel)
     if state.json:
         echo_json(report.to_dict())
         return
@@ -118,8 +85,8 @@ def export_cmd(state: AppState, dest: str, overwrite: bool) -> None:
     from ..transfer import export_catalog
 
     try:
-        with _progress_callback("exporting") as callback:
-            report = export_catalog(state.index(), dest, overwrite=overwrite, progress=callback)
+        with cancellable() as cancel:
+            report = export_catalog(state.index(), dest, overwrite=overwrite, cancel=cancel)
     except FileExistsError as exc:
         raise CliError(
             f"{dest} already exists; choose another file name, or pass --overwrite to replace it."

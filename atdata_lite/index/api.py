@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .._log import get_logger
 from .._text import check_name
 from ..errors import (
     DatasetExistsError,
@@ -73,12 +73,14 @@ from .entries import (
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+    from ..progress import CancelToken, ProgressArg
     from ..protocols import AbstractDataStore, RecordingDataStore
+    from ._watch import Watch
     from .stubs import StubManager
 
 __all__ = ["Index", "LocalIndex", "Relocation"]
 
-log = logging.getLogger("atdata_lite.index")
+log = get_logger("atdata_lite.index")
 
 T = TypeVar("T")
 
@@ -156,6 +158,15 @@ class Index:
             :mod:`atdata_lite.index.stubs`).
         stub_dir: Where to write the stubs; giving it turns stubs on, as in atdata.
         redis: A ``redis.Redis`` client: use the Redis backend on it.
+        provider: atdata 0.7's way to choose the backend: ``"sqlite"`` (with ``path=``),
+            ``"postgres"`` (with ``dsn=``, a URL or ``key=value`` string) or ``"redis"``
+            (with ``redis=``, or atdata's ``host=``/``port=``/``db=``), or an already-open
+            :class:`~atdata_lite.index.backend.IndexBackend`. Any other name raises
+            ``UnknownBackendError`` (a ``ValueError``: ``"Unknown provider ..."``).
+        path: The SQLite file of ``provider="sqlite"``; given alone, it selects SQLite
+            (atdata 0.7 ignored a ``path`` without ``provider``).
+        dsn: The PostgreSQL database of ``provider="postgres"``; given alone, it selects
+            PostgreSQL.
         read_only: Open a SQLite or PostgreSQL index for reading only: listing and lookups
             work, nothing is created, upgraded or written, and every write raises
             :class:`~atdata_lite.errors.IndexReadOnlyError`. A SQLite file on read-only
@@ -179,14 +190,35 @@ class Index:
         stub_dir: str | os.PathLike[str] | None = None,
         *,
         redis: Any = None,
+        provider: Any = None,
+        path: str | os.PathLike[str] | None = None,
+        dsn: str | None = None,
         read_only: bool = False,
         **backend_options: Any,
     ) -> None:
-        if url is None and redis is None and data_store is None and not backend_options:
+        default = (
+            url is None and redis is None and provider is None and path is None and dsn is None
+        )
+        if default and data_store is None and not backend_options:
             # The default index comes with the default store, as `atdata-lite info` shows.
             from ..stores import default_store
 
             data_store = default_store()
+        if isinstance(provider, IndexBackend):
+            self._init(provider, data_store=data_store, auto_stubs=auto_stubs, stub_dir=stub_dir)
+            return
+        if provider is not None or path is not None or dsn is not None:
+            from ._providers import provider_location
+
+            url, redis = provider_location(
+                provider,
+                url=url,
+                path=path,
+                dsn=dsn,
+                redis=redis,
+                redis_url_from_kwargs=self._redis_url_from_kwargs,
+                options=backend_options,
+            )
         if url is not None and not isinstance(url, (str, os.PathLike)):
             if redis is not None or not _looks_like_redis_client(url):
                 raise TypeError(
@@ -274,16 +306,70 @@ class Index:
         self._known_schemas: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._watches: set[Watch] = set()
 
     # --- lifecycle and properties ---------------------------------------------------------
 
     def close(self) -> None:
-        """Release the backend's connections. Idempotent."""
+        """Stop this index's watches, then release the backend's connections. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            watches = list(self._watches)
+        for watch in watches:
+            watch.stop()
         self._backend.close()
+
+    # --- change notification --------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """A number that changes whenever any process changes the catalog.
+
+        Cheap (no table is read on SQLite; one one-row query on PostgreSQL; one ``GET`` on
+        Redis), so a host may poll it a few times a second and refresh its view when it
+        differs from the last value it saw. Reads never change it. Compare values from the
+        same ``Index`` object for equality only: on SQLite it counts the changes this object
+        has seen; on PostgreSQL it is the id of the last writing transaction; on Redis a
+        counter every atdata-lite write increments (writes made by atdata itself do not).
+
+        Raises:
+            IndexOpenError: The index was closed.
+            NotImplementedError: A plugin backend that cannot tell.
+        """
+        return self._backend.data_version()
+
+    def watch(self, callback: Callable[[int], None], *, interval: float = 1.0) -> Watch:
+        """Call ``callback(version)`` after each change of the catalog, from a thread.
+
+        Args:
+            callback: Called on the watch's thread with the new :meth:`data_version`
+                after each change seen (several changes between two polls are one call).
+                A GUI host hands it to its own loop (``call_soon_threadsafe``...).
+            interval: Seconds between two polls of :meth:`data_version`.
+
+        Returns:
+            A :class:`~atdata_lite.index._watch.Watch`: ``stop()`` it, or use it as a
+            context manager. :meth:`close` stops every watch of the index, so its thread
+            never outlives the index.
+
+        Example:
+            >>> with index.watch(lambda v: print("changed"), interval=0.5):  # doctest: +SKIP
+            ...     run_the_ui()
+        """
+        from ._watch import Watch
+
+        def forget(watch: Watch) -> None:
+            with self._lock:
+                self._watches.discard(watch)
+
+        with self._lock:
+            if self._closed:
+                raise IndexOpenError(f"The index {self.location} was closed; open it again.")
+        watch = Watch(self.data_version, callback, interval, on_stop=forget)
+        with self._lock:
+            self._watches.add(watch)
+        return watch
 
     def __enter__(self) -> Index:
         return self
@@ -775,7 +861,10 @@ class Index:
             **kwargs: ``metadata`` (as in :meth:`add_entry`), ``on_conflict`` (default
                 ``"error"``), ``version`` (as in :meth:`add_entry`; atdata 0.7's keyword),
                 ``prefix`` (store prefix, default ``name``), ``cache_local``
-                (passed to stores that only have atdata's ``write_shards``); any other keyword
+                (passed to stores that only have atdata's ``write_shards``), ``progress`` and
+                ``cancel`` (see :mod:`atdata_lite.progress`: events while the shards are
+                written; once ``cancel`` is set, the shards written so far are removed, no
+                entry is stored, and ``OperationCancelled`` is raised); any other keyword
                 (``maxcount``, ``maxsize``, ...) goes to the store's writer.
 
         Returns:
@@ -786,13 +875,16 @@ class Index:
             AtdataLiteError: As :meth:`add_entry`. Everything is checked before shards are
                 written; if the entry cannot be stored afterwards, shards written by
                 ``write_dataset`` are removed again.
+            OperationCancelled: ``cancel`` was set: no entry, and no shard written by
+                ``write_dataset`` remains.
         """
         metadata = kwargs.pop("metadata", None)
         on_conflict = check_on_conflict(kwargs.pop("on_conflict", "error"))
         version = kwargs.pop("version", None)
         wanted = _version_arg(version)
+        cancel = kwargs.get("cancel")
         if self._data_store is None:
-            for key in ("prefix", "cache_local"):
+            for key in ("prefix", "cache_local", "progress", "cancel"):
                 kwargs.pop(key, None)
             if kwargs:
                 raise TypeError(
@@ -817,17 +909,24 @@ class Index:
         if existing is not None:
             return existing
 
+        from ..progress import check_cancel
         from ..protocols import RecordingDataStore
 
+        check_cancel(cancel, f"inserting {name}")
         store = self._data_store
         fresh = isinstance(store, RecordingDataStore)
         if fresh:
             # write_dataset always writes new, uniquely named shards, and describes them.
             shards = list(store.write_dataset(ds, prefix=prefix, **kwargs))
         else:
+            # atdata's stores know neither progress nor cancel: checked around the write.
+            kwargs.pop("progress", None)
+            kwargs.pop("cancel", None)
             urls = store.write_shards(ds, prefix=prefix, cache_local=cache_local, **kwargs)
             shards = [ShardRecord(u) for u in urls]
         try:
+            # The last moment a cancel leaves nothing: after this, the entry is stored.
+            check_cancel(cancel, f"inserting {name}")
             return self._store(
                 name=name,
                 schema_ref=ref,
@@ -875,7 +974,8 @@ class Index:
         metadata: dict[str, Any] | None = None,
         data_store: Any = None,
         on_conflict: OnConflict = "error",
-        progress: bool | None = None,
+        progress: ProgressArg = None,
+        cancel: CancelToken | None = None,
         version: str | None = None,
     ) -> LocalDatasetEntry:
         """Write samples into the data store as new shards and index them, in one call.
@@ -901,8 +1001,13 @@ class Index:
                 A path or URL is taken as the root of an ``FsspecDataStore``.
             on_conflict: ``"error"``, ``"skip"`` (nothing is written) or ``"replace"`` when
                 ``name`` is taken.
-            progress: ``False`` never shows a progress bar; otherwise one is drawn on
-                stderr when it is a terminal.
+            progress: ``None``/``True`` draw a bar on stderr when it is a terminal,
+                ``False`` nothing; a callable receives
+                :class:`~atdata_lite.progress.ProgressEvent` objects (unit ``"sample"``).
+            cancel: A :class:`threading.Event` (anything with ``is_set()``), checked before
+                every sample and just before the entry is stored: once set, the shards
+                written so far are removed, no entry is stored, and
+                :class:`~atdata_lite.errors.OperationCancelled` is raised.
             version: The version to store the entry as, as for :meth:`insert_dataset`
                 (``"1.2.0"``, or ``"next"``/``"patch"``/``"minor"``/``"major"``).
 
@@ -915,8 +1020,11 @@ class Index:
             SchemaNotFoundError: ``schema_ref`` names no published schema.
             InvalidMetadataError: The metadata would not read back equal.
             DatasetExistsError: ``name`` is taken (``on_conflict="error"``).
+            OperationCancelled: ``cancel`` was set; nothing written by this call remains.
         """
         import itertools
+
+        from ..progress import check_cancel
 
         _check_name(name)
         on_conflict = check_on_conflict(on_conflict)
@@ -941,10 +1049,14 @@ class Index:
         options: dict[str, Any] = {"maxcount": maxcount, "progress": progress}
         if maxsize is not None:
             options["maxsize"] = maxsize
+        if cancel is not None:
+            options["cancel"] = cancel
+        check_cancel(cancel, f"writing {name}")
         shards = store.write_samples(
             itertools.chain([first], it), prefix=_prefix_for(name), **options
         )
         try:
+            check_cancel(cancel, f"writing {name}")  # after this, the entry is stored
             return self._store(
                 name=name,
                 schema_ref=ref,
@@ -1461,6 +1573,22 @@ class Index:
         with self._lock:
             self._types._register(cls.__name__, cls)
         return cls
+
+    def get_schema_type(self, ref: str, *, register: bool = True) -> type:
+        """Build the Python type of a published schema (atdata 0.7's name).
+
+        Args:
+            ref: A schema ref in any form (``atdata://local/schema/Name@x.y.z`` too).
+            register: Also make it available as ``index.types.<Name>`` (as
+                :meth:`load_schema` does).
+
+        Returns:
+            The sample type, a ``PackableSample`` subclass (cached per record).
+
+        Raises:
+            As :meth:`decode_schema`.
+        """
+        return self.load_schema(ref) if register else self.decode_schema(ref)
 
     # --- stubs ----------------------------------------------------------------------------
 

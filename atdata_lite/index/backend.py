@@ -636,6 +636,21 @@ class IndexBackend(abc.ABC):
 
     # --- lifecycle ------------------------------------------------------------------
 
+    def data_version(self) -> int:
+        """A number that changes whenever any process changes the catalog.
+
+        Cheap enough to poll a few times a second. Only compare values read from the same
+        backend object for equality: how the number is made differs per backend (a change
+        counter, a transaction id), and it means nothing across backends or processes.
+
+        Raises:
+            NotImplementedError: The backend cannot tell (the default, for plugins).
+        """
+        raise NotImplementedError(
+            f"The {self.kind} backend does not report changes (data_version); poll "
+            "list_datasets() instead."
+        )
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the connections this process opened.

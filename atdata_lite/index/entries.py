@@ -104,6 +104,77 @@ class LocalDatasetEntry:
         """Legacy: the same as ``schema_ref``."""
         return self.schema_ref
 
+    # --- atdata 0.2's Redis layout ----------------------------------------------------------
+
+    def write_to(self, redis: Any) -> None:
+        """Store this entry in a Redis database in atdata 0.2's layout.
+
+        The hash ``LocalDatasetEntry:{cid}`` gets atdata's fields (``name``, ``schema_ref``,
+        ``data_urls`` and ``metadata`` as msgpack, ``cid``, ``legacy_uuid``) plus the
+        ``atl_*`` fields atdata ignores (shard sizes, counts, hashes, splits). Unlike
+        atdata's ``HSET``, which merged into an existing hash (stale metadata survived a
+        rewrite without metadata), the hash is replaced whole, in one ``MULTI``
+        transaction. An ``Index`` on that Redis database finds the entry by name after it
+        reconciles (on open, or ``index.backend.reconcile()``).
+
+        Args:
+            redis: A ``redis.Redis`` client.
+
+        Raises:
+            InvalidMetadataError: The metadata would not read back equal (nothing written).
+        """
+        from ._metadata import encode_metadata
+        from .redis._layout import encode_entry, entry_key
+
+        record = DatasetRecord(
+            cid=self.cid,
+            name=self.name,
+            schema_ref=self.schema_ref,
+            shards=tuple(self.shards),
+            metadata=encode_metadata(self.metadata),
+            legacy_uuid=self._legacy_uuid,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+        key = entry_key(self.cid)
+        pipe = redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping=encode_entry(record))
+        pipe.execute()
+
+    @classmethod
+    def from_redis(cls, redis: Any, cid: str) -> LocalDatasetEntry:
+        """Read the entry with CID ``cid`` from a Redis database in atdata 0.2's layout.
+
+        Args:
+            redis: A ``redis.Redis`` client.
+            cid: The entry's CID (the suffix of its ``LocalDatasetEntry:`` key).
+
+        Returns:
+            The entry; its ``cid`` is the stored ``cid`` field (the key's suffix when the
+            field is absent), as in atdata.
+
+        Raises:
+            DatasetNotFoundError: (a ``KeyError``) no such hash, with atdata's message
+                ``"LocalDatasetEntry not found: {cid}"``.
+            CorruptEntryError: (a ``KeyError`` and a ``ValueError``) the hash lacks
+                ``name``, ``schema_ref`` or a readable ``data_urls``.
+        """
+        from ..errors import CorruptEntryError, DatasetNotFoundError
+        from .redis._layout import BadRow, decode_entry, entry_key
+
+        key = entry_key(cid)
+        fields = redis.hgetall(key)
+        if not fields:
+            raise DatasetNotFoundError(f"LocalDatasetEntry not found: {cid}")
+        fields = {(k.encode() if isinstance(k, str) else k): v for k, v in fields.items()}
+        fields = {k: (v.encode() if isinstance(v, str) else v) for k, v in fields.items()}
+        try:
+            record = decode_entry(key, fields)
+        except BadRow as exc:
+            raise CorruptEntryError(f"Cannot read {key}: {exc}") from None
+        return entry_from_record(record)
+
 
 class _StoredMetadata:
     """``LocalDatasetEntry.metadata`` of an entry read from an index: decoded on first use.

@@ -28,6 +28,8 @@ from typing import Any
 
 from ..index._registry import open_backend, url_scheme
 from ..index.backend import DatasetRecord, IndexBackend, LabelRow, LensRow
+from ..progress import CancelToken, ProgressArg, ProgressEvent
+from ..progress import Progress as _Counter
 from ._backup import BACKUP_FORMAT, BACKUP_VERSION, write_backup
 from ._plan import ReportItem, plan_import
 from ._sources import read_source
@@ -43,7 +45,34 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
-"""``progress(done, total)``: called as rows are processed (``total`` may grow by none)."""
+"""The older form of a progress callback, ``progress(done, total)``: still accepted."""
+
+
+def _progress_arg(progress: Any) -> Any:
+    """A ``progress(done, total)`` callable (the older form) becomes an event callback."""
+    if not callable(progress):
+        return progress
+    import inspect
+
+    try:
+        inspect.signature(progress).bind(0, 0)
+    except (TypeError, ValueError):
+        return progress  # takes one argument: the event
+    try:
+        inspect.signature(progress).bind(0)
+        return progress
+    except TypeError:
+        pass
+    legacy = progress
+    last: list[tuple[int, int]] = []
+
+    def on_event(event: ProgressEvent) -> None:
+        call = (event.done, event.total if event.total is not None else event.done)
+        if (event.done or event.finished) and call not in last[-1:]:
+            last[:] = [call]
+            legacy(*call)
+
+    return on_event
 
 
 @dataclass
@@ -200,7 +229,8 @@ def import_catalog(
     target: Any,
     *,
     dry_run: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressArg | Progress = None,
+    cancel: CancelToken | None = None,
 ) -> ImportReport:
     """Copy the catalog at ``source`` into ``target``.
 
@@ -211,7 +241,12 @@ def import_catalog(
         target: An :class:`~atdata_lite.index.api.Index`, an index backend, or an index
             location (path or URL) opened for the import and closed after.
         dry_run: Decide and report everything, write nothing.
-        progress: ``progress(done, total)`` called while rows are processed.
+        progress: ``None``/``True`` a bar on a terminal, ``False`` nothing, or a callable
+            receiving :class:`~atdata_lite.progress.ProgressEvent` objects (unit ``"row"``);
+            the older ``progress(done, total)`` form is accepted too.
+        cancel: Checked for every source row and once more just before the one write:
+            once set, nothing is written and
+            :class:`~atdata_lite.errors.OperationCancelled` is raised.
 
     Returns:
         The report: every source row as imported, renamed, skipped or unchanged.
@@ -221,6 +256,7 @@ def import_catalog(
         IndexTooNewError: The backup file is from a newer atdata-lite.
         SchemaConflictError, DatasetExistsError: The target changed during the import in a
             way that clashes; nothing was written.
+        OperationCancelled: ``cancel`` was set; nothing was written.
     """
     source = os.fspath(source)
     if not source.startswith(("redis://", "rediss://", "unix://")):
@@ -232,13 +268,18 @@ def import_catalog(
     else:
         backend, opened = _resolve(target)
         label = backend.location
+    total = len(catalog.schemas) + len(catalog.datasets)
     try:
-        plan = plan_import(catalog, backend, progress)
-        backend.write_catalog(plan.schemas, plan.datasets, dry_run=dry_run)
-        if catalog.labels or catalog.lenses:
-            from ._extras import import_labels_and_lenses
+        with _Counter(
+            "importing", total, _progress_arg(progress), unit="row", cancel=cancel
+        ) as counter:
+            plan = plan_import(catalog, backend, counter)
+            counter.check()  # the last moment a cancel leaves the target untouched
+            backend.write_catalog(plan.schemas, plan.datasets, dry_run=dry_run)
+            if catalog.labels or catalog.lenses:
+                from ._extras import import_labels_and_lenses
 
-            import_labels_and_lenses(catalog, backend, plan, dry_run=dry_run)
+                import_labels_and_lenses(catalog, backend, plan, dry_run=dry_run)
         return ImportReport(
             source=_source_label(source),
             target=label,
@@ -258,7 +299,8 @@ def export_catalog(
     to: str | os.PathLike[str],
     *,
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressArg | Progress = None,
+    cancel: CancelToken | None = None,
 ) -> ExportReport:
     """Write the whole catalog of ``index`` to a Redis database or a backup file.
 
@@ -271,7 +313,10 @@ def export_catalog(
             version, label and stored lens (see :mod:`atdata_lite.transfer._backup`),
             written atomically.
         overwrite: Replace an existing backup file (files only).
-        progress: ``progress(done, total)`` called once the catalog is read and written.
+        progress: As in :func:`import_catalog` (the rows are counted once written).
+        cancel: Checked before the write: once set, nothing is written and
+            :class:`~atdata_lite.errors.OperationCancelled` is raised. The write itself
+            (one Redis transaction, or one atomic file) is not interrupted.
 
     Returns:
         What was written.
@@ -280,14 +325,19 @@ def export_catalog(
         FileExistsError: The backup file exists and ``overwrite`` is false.
         SchemaConflictError, DatasetExistsError: The Redis database holds other content
             under the same names; nothing was written.
+        OperationCancelled: ``cancel`` was set; nothing was written.
     """
     backend, opened = _resolve(index)
+    counter = _Counter("exporting", None, _progress_arg(progress), unit="row", cancel=cancel)
     try:
+        counter.__enter__()
         schemas = list(backend.iter_schemas())
         datasets = list(backend.iter_datasets())
         labels = list(backend.iter_labels())
         lenses = list(backend.iter_lenses())
         total = len(schemas) + len(datasets)
+        counter.set_total(total)
+        counter.check()
         dest = os.fspath(to)
         if dest.startswith(("redis://", "rediss://", "unix://")):
             from ..index.redis import open_redis_backend
@@ -330,9 +380,12 @@ def export_catalog(
                 labels=len(labels),
                 lenses=len(lenses),
             )
-        if progress is not None:
-            progress(total, total)
+        counter.update(total)
+        counter.__exit__(None, None, None)
         return report
+    except BaseException as exc:
+        counter.__exit__(type(exc), exc, exc.__traceback__)
+        raise
     finally:
         if opened:
             backend.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 
@@ -273,19 +274,17 @@ def _fields(rec: DatasetRecord) -> dict:
     return {n: getattr(rec, n) for n in DatasetRecord.__slots__}
 
 
-def plan_import(
-    catalog: RawCatalog, target: IndexBackend, progress: Callable[[int, int], None] | None
-) -> Plan:
-    """Decide every row of ``catalog`` against ``target`` (reads the target, writes nothing)."""
+def plan_import(catalog: RawCatalog, target: IndexBackend, counter: Any = None) -> Plan:
+    """Decide every row of ``catalog`` against ``target`` (reads the target, writes nothing).
+
+    ``counter`` (a :class:`~atdata_lite.progress.Progress`) counts the rows, and raises
+    :class:`~atdata_lite.errors.OperationCancelled` when its cancel token is set.
+    """
     plan = Plan()
-    total = len(catalog.schemas) + len(catalog.datasets)
-    done = 0
 
     def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None and (done % 100 == 0 or done == total):
-            progress(done, total)
+        if counter is not None:
+            counter.update()
 
     known = _plan_schemas(catalog.schemas, target, plan)
     for _ in catalog.schemas:

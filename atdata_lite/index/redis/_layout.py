@@ -57,6 +57,9 @@ LENS_HASHES_KEY = "atdata_lite:lens_hashes"
 NAMES_KEY = "atdata_lite:dataset_names"
 #: hash "Name@version" -> content hash of the stored schema record.
 SCHEMA_HASHES_KEY = "atdata_lite:schema_hashes"
+#: integer, INCR-ed by every atdata-lite write (in the write's own MULTI when there is one):
+#: ``Index.data_version()``. Writes made by atdata itself do not change it.
+DATA_VERSION_KEY = "atdata_lite:data_version"
 
 F_SHARDS = b"atl_shards"
 F_SPLITS = b"atl_splits"

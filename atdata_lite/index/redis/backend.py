@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..._log import get_logger
 from ...errors import (
     DatasetExistsError,
     DatasetNotFoundError,
@@ -52,6 +52,7 @@ from ..backend import (
 from . import _scripts
 from ._faults import reaching
 from ._layout import (
+    DATA_VERSION_KEY,
     ENTRY_PREFIX,
     LABEL_PREFIX,
     LENS_HASHES_KEY,
@@ -81,7 +82,7 @@ from ._layout import _timestamp as _timestamp
 
 __all__ = ["RedisBackend"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _SCAN_COUNT = 1000
 _BATCH = 1000
@@ -248,6 +249,7 @@ class RedisBackend(IndexBackend):
                     pipe.watch(*keys)
                     result = body(pipe)
                     if pipe.explicit_transaction:
+                        pipe.incr(DATA_VERSION_KEY)  # commits with the write, or not at all
                         pipe.execute()
                     return result
                 except self._watch_error:
@@ -695,6 +697,7 @@ class RedisBackend(IndexBackend):
                 args=[name, *patterns, latest, candidate, text, content_hash, SCHEMA_PREFIX],
             )
             if ok:
+                self._client.incr(DATA_VERSION_KEY)
                 return SchemaRow(name, candidate, text, content_hash), True
             latest = value.decode()  # someone published meanwhile: go after their version
         raise RuntimeError(f"Could not pick a new version of schema {name!r}: too much contention")
@@ -708,6 +711,7 @@ class RedisBackend(IndexBackend):
             args=[field, text, content_hash],
         )
         if res[0]:
+            self._client.incr(DATA_VERSION_KEY)
             return SchemaRow(name, version, text, content_hash), True
         stored = self._row(name, version, res[1], res[2] or None)
         if stored.content_hash == content_hash:
@@ -852,7 +856,15 @@ class RedisBackend(IndexBackend):
                 )
             if mapped.get(name) not in cids:
                 added += self._client.hsetnx(NAMES_KEY, name, min(cids))
+        if added or removed:
+            self._client.incr(DATA_VERSION_KEY)
         return {"added": added, "removed": removed}
+
+    # --- change notification ------------------------------------------------------------
+
+    @reaching
+    def data_version(self) -> int:
+        return int(self._client.get(DATA_VERSION_KEY) or 0)
 
     # --- lifecycle ------------------------------------------------------------------
 

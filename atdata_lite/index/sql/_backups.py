@@ -11,18 +11,18 @@ backing up leaves only a ``.tmp-`` file, which ``atdata-lite db check`` reports 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..._log import get_logger
 from ...errors import MigrationError
 
 __all__ = ["KEEP_BACKUPS", "backup_sqlite", "list_backups", "newest_backup"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: Backups kept per index file: the three newest (one per upgrade; older ones are deleted
 #: when a new one is complete).

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import logging
 import sqlite3
 import threading
 import weakref
@@ -35,12 +34,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from ..._log import get_logger
 from ._faults import translate
 from .engine import FORK, WRITE, configure_sqlite_connection, connect_read_only
 
 __all__ = ["EngineExecutor", "Executor", "IntegrityErrors", "SqliteExecutor", "Writer"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: What a unique-constraint violation raises, whichever executor ran the statement.
 IntegrityErrors = (sa.exc.IntegrityError, sqlite3.IntegrityError)

@@ -15,11 +15,11 @@ versions on both databases.
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..._log import get_logger
 from ...errors import (
     DatasetExistsError,
     DatasetNotFoundError,
@@ -52,12 +53,13 @@ from ..backend import (
     version_slot,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
+from ._version import PG_BUMP, PG_READ, SqliteDataVersion
 from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, labels, lenses, schemas
 
 __all__ = ["SqlBackend"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _RETRIES = 20
 _CHUNK = 400  # bound parameters per IN (...) list: far below every SQLite build's limit
@@ -345,6 +347,7 @@ class SqlBackend(IndexBackend):
         self._x = executor
         self.read_only = read_only
         self._read_only_reason = read_only_reason
+        self._versions = SqliteDataVersion(target.path) if target.kind == "sqlite" else None
 
     # --- identity ---------------------------------------------------------------------
 
@@ -391,7 +394,25 @@ class SqlBackend(IndexBackend):
                 "listed and read but not changed. Open it without read_only=True, where it "
                 "is writable, to change it."
             )
-        return self._x.write()
+        return self._counted(self._x.write())
+
+    @contextmanager
+    def _counted(self, transaction: Any) -> Iterator[Any]:
+        # Every write transaction changes the data version (see ._version), just before it
+        # commits: a rolled-back transaction changes nothing.
+        with transaction as writer:
+            yield writer
+            if self._versions is None:
+                writer.execute(PG_BUMP, {})
+        if self._versions is not None:
+            self._versions.own_write()
+
+    def data_version(self) -> int:
+        self._check_open()
+        if self._versions is not None:
+            return self._versions.current()
+        rows = self._x.read(PG_READ, {})
+        return int(rows[0][0]) if rows else 0
 
     # --- datasets ---------------------------------------------------------------------
 
@@ -893,6 +914,8 @@ class SqlBackend(IndexBackend):
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
+            if self._versions is not None:
+                self._versions.close()
             self._x.close()
             engine.dispose()
 

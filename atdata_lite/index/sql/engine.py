@@ -91,6 +91,10 @@ def resolve_location(location: str | os.PathLike[str]) -> IndexTarget:
         BackendUnavailableError: No PostgreSQL driver is installed.
     """
     location = os.fspath(location)
+    if location == ":memory:":
+        # SQLite's own name for a private in-memory database (as sqlite3.connect takes it),
+        # never a file called ":memory:" in the current directory.
+        return IndexTarget(sa.make_url("sqlite://"), "sqlite", None)
     if "://" not in location:
         path = Path(location).expanduser().resolve()
         return IndexTarget(sa.URL.create("sqlite", database=str(path)), "sqlite", path)

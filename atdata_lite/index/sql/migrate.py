@@ -36,7 +36,6 @@ processes opening the same new or old index at once wait for the one that migrat
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..._log import get_logger
 from ...errors import IndexOpenError, IndexReadOnlyError, MigrationError
 from ._backups import backup_sqlite
 from ._faults import corrupt_error, is_corruption
@@ -71,7 +71,7 @@ __all__ = [
     "upgrade",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 300.0
 
