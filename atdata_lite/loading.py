@@ -37,8 +37,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._paths import is_local_path
 from .errors import ShardNotFoundError
-from .index._paths import is_local_path
 
 if TYPE_CHECKING:
     from .dataset import Dataset

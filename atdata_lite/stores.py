@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._records import ShardRecord
 from .errors import InvalidPrefixError
-from .index.backend import ShardRecord
 from .sources import check_url
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class FsspecDataStore:
     def __init__(self, root_url: str, storage_options: dict[str, Any] | None = None) -> None:
         root_url = os.fspath(root_url)
         check_url(root_url)
-        from .index._paths import local_root
+        from ._paths import local_root
 
         self.root_url = local_root(root_url)
         self.storage_options = dict(storage_options or {})

@@ -129,7 +129,7 @@ def test_unknown_dataset_is_one_line_exit_1(cli: Cli, demo: dict) -> None:
 
 def test_unknown_dataset_suggests_a_close_name(cli: Cli, demo: dict) -> None:
     err = cli.fails("show", "dmeo").stderr
-    assert "did you mean 'demo'?" in err and "atdata-lite ls" in err
+    assert "did you mean 'demo'?" in err.lower() and "atdata-lite ls" in err
 
 
 # --- verify -----------------------------------------------------------------------------

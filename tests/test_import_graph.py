@@ -151,4 +151,11 @@ def test_the_data_path_never_imports_the_index_transfer_or_cli():
 
 def test_the_backend_contract_names_no_implementation():
     graph = import_graph()
-    assert graph["atdata_lite.index.backend"] <= {"atdata_lite.errors", "atdata_lite._records"}
+    # _versions is the contract's own vocabulary (version strings and their order), shared
+    # by every implementation; it names none of them.
+    assert graph["atdata_lite.index.backend"] <= {
+        "atdata_lite.errors",
+        "atdata_lite._records",
+        "atdata_lite.index._versions",
+    }
+    assert graph["atdata_lite.index._versions"] <= {"atdata_lite.errors", "atdata_lite._text"}

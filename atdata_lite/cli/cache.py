@@ -74,6 +74,12 @@ def pull(state: AppState, names: tuple[str, ...], split: str | None) -> None:
     Each copy is verified against the SHA-256 the index records. Interrupted and run again,
     it resumes: shards already cached are skipped and a partly downloaded shard continues
     where it stopped. Local shards are read in place and never copied.
+
+    Example:
+
+    \b
+        atdata-lite pull mnist
+        atdata-lite pull mnist --split train
     """
     from .._pull import pull
     from ..cache import offline_enabled
@@ -103,14 +109,27 @@ def pull(state: AppState, names: tuple[str, ...], split: str | None) -> None:
 
 @cli.group("cache")
 def cache_group() -> None:
-    """The shard cache: local copies of remote shards (see `atdata-lite pull`)."""
+    """The shard cache: local copies of remote shards (see `atdata-lite pull`).
+
+    Example:
+
+    \b
+        atdata-lite cache ls
+        atdata-lite cache prune --to 10GB
+    """
 
 
 @cache_group.command("ls")
 @json_option
 @pass_state
 def cache_ls(state: AppState) -> None:
-    """Per dataset: cached / remote bytes and whether it is available offline."""
+    """Per dataset: cached / remote bytes and whether it is available offline.
+
+    Example:
+
+    \b
+        atdata-lite cache ls
+    """
     cache = _cache()
     rows = [_status(cache, e) for e in state.index().list_datasets()]
     if state.json:
@@ -142,7 +161,13 @@ def cache_ls(state: AppState) -> None:
 @json_option
 @pass_state
 def cache_du(state: AppState) -> None:
-    """How much the cache holds, and its budget."""
+    """How much the cache holds, and its budget.
+
+    Example:
+
+    \b
+        atdata-lite cache du --json
+    """
     cache = _cache()
     doc = {
         "location": str(cache.root),
@@ -182,7 +207,13 @@ def _parse_size(text: str | None) -> int | None:
 @json_option
 @pass_state
 def cache_prune(state: AppState, to: str | None, dry_run: bool) -> None:
-    """Evict least recently used copies until the cache fits; copies in use are kept."""
+    """Evict least recently used copies until the cache fits; copies in use are kept.
+
+    Example:
+
+    \b
+        atdata-lite cache prune --to 5GB --dry-run
+    """
     cache = _cache()
     evicted = cache.prune(_parse_size(to), dry_run=dry_run)
     freed = sum(i.size for i in evicted)
@@ -209,7 +240,13 @@ def cache_prune(state: AppState, to: str | None, dry_run: bool) -> None:
 @json_option
 @pass_state
 def cache_rm(state: AppState, name: str, yes: bool) -> None:
-    """Delete the cached copies of one dataset's shards (a dry run unless --yes)."""
+    """Delete the cached copies of one dataset's shards (a dry run unless --yes).
+
+    Example:
+
+    \b
+        atdata-lite cache rm mnist --yes
+    """
     cache = _cache()
     entry = get_entry(state, name)
     items = [
@@ -237,7 +274,13 @@ def cache_rm(state: AppState, name: str, yes: bool) -> None:
 @json_option
 @pass_state
 def cache_clear(state: AppState, yes: bool) -> None:
-    """Delete every cached copy (a dry run unless --yes)."""
+    """Delete every cached copy (a dry run unless --yes).
+
+    Example:
+
+    \b
+        atdata-lite cache clear --yes
+    """
     cache = _cache()
     size = cache.total_bytes() if cache.root.is_dir() else 0
     freed = cache.clear() if yes else size

@@ -94,10 +94,10 @@ def not_found(state: AppState, name: str) -> CliError:
 
     # The backend's bounded look-up of close names, not a listing of every entry.
     names = close_dataset_names(state.index().backend, name)
-    return CliError(
-        f"No dataset named {name!r} in {state.display_location}. "
-        f"{did_you_mean(name, names, 'atdata-lite ls')}"
-    )
+    hint = did_you_mean(name, names, "atdata-lite ls")
+    if not hint.startswith("List"):
+        hint += " List them all with: atdata-lite ls"
+    return CliError(f"No dataset named {name!r} in {state.display_location}. {hint}")
 
 
 def _fit_value(text: str, state: AppState, label_width: int = 10) -> str:

@@ -353,6 +353,12 @@ def db_check(state: AppState, stores: tuple[str, ...], clean: bool, grace: float
     Runs SQLite's integrity_check and the index's own consistency checks (read-only), and
     lists temporary files and orphan shards. Exit code 1 if the index is damaged or
     inconsistent; leftovers alone do not fail the check.
+
+    Example:
+
+    \b
+        atdata-lite db check
+        atdata-lite db check --clean
     """
     from ..config import default_store_url
     from ..index.sql._check import check_index, clean_leftovers
@@ -414,6 +420,12 @@ def db_recover(state: AppState, from_backup: str | None, yes: bool) -> None:
     By default every row that can still be read is salvaged into a new file; datasets that
     lost shard rows are dropped whole and listed. With --from-backup the index becomes the
     backup (older content). Stop other programs using the index first.
+
+    Example:
+
+    \b
+        atdata-lite db recover --yes
+        atdata-lite db recover --from-backup --yes
     """
     from ..index.sql._recover import recover_index
 

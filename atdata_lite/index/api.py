@@ -10,7 +10,7 @@ an insert without a ref is the published schema whose content matches the sample
 validated before anything is written; multi-shard sources are indexed with every shard;
 published schema versions are immutable; stubs are ``.pyi`` files written only on request;
 local shard paths are recorded absolute, and shards inside the data store relative to its
-root (``store://``, see :mod:`atdata_lite.index._paths`), whichever method added them.
+root (``store://``, see :mod:`atdata_lite._paths`), whichever method added them.
 
 Opening an index and looking a dataset up (``Index(path).get_dataset(name)``) imports
 neither numpy, webdataset, fsspec nor Alembic: they are imported inside the methods that
@@ -29,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._log import get_logger
+from .._paths import STORE_SCHEME, local_root, rebase, recorded_url, resolve_url
 from .._text import check_name
 from ..errors import (
     DatasetExistsError,
@@ -50,7 +51,6 @@ from ..schema import (
 )
 from ._hints import cid_hint, no_entry_named, schema_hint
 from ._metadata import encode_metadata
-from ._paths import STORE_SCHEME, local_root, rebase, recorded_url, resolve_url
 from ._registry import open_backend, url_scheme
 from ._versions import BUMPS, check_label_version, check_version, split_ref, version_sort_key
 from .backend import (
@@ -591,7 +591,7 @@ class Index:
     ) -> LocalDatasetEntry:
         for shard in shards:
             check_name(shard.url, "shard URL")
-        # Every route into the index records locations the same way (see index._paths).
+        # Every route into the index records locations the same way (see atdata_lite._paths).
         root = self.store_root
         shards = [_recorded(s, root) for s in shards]
         entry = LocalDatasetEntry(name, schema_ref, [s.url for s in shards], shards=tuple(shards))

@@ -720,9 +720,9 @@ def insert_conflict(
             return holder
         raise DatasetExistsError(
             f"Cannot store dataset {record.name!r}: the same content (CID {record.cid}) is "
-            f"already in the index as {holder.name}@{holder.version}. Give it another name "
-            f"with index.label({record.name!r}, {holder.cid!r}), rename it, or delete it "
-            "first."
+            f"already in the index as {holder.name}@{holder.version}. Rename that entry "
+            "(rename_dataset) or delete it (delete_dataset) first, or give the content "
+            f"another name with a label: index.label({record.name!r}, {holder.cid!r})."
         )
     if named is not None:
         if on_conflict == "error":
