@@ -106,10 +106,11 @@ def versions_hint(backend: IndexBackend, ref: str) -> str:
     labels = [lab for lab in backend.iter_labels(name) if lab.name == name and lab.version]
     if not rows and not labels:
         return ""
-    by_cid = {r.cid: r.version for r in rows}
+    # Stored records always have a version (the field is optional only on input).
+    by_cid = {r.cid: str(r.version) for r in rows}
     parts = []
     if rows:
-        shown = [r.version for r in rows[-MAX_VERSIONS:]]
+        shown = [str(r.version) for r in rows[-MAX_VERSIONS:]]
         more = f" (and {len(rows) - len(shown)} older)" if len(rows) > len(shown) else ""
         parts.append(
             f"Versions of {name!r}: {', '.join(shown)}{more}; the latest is {rows[-1].version}."

@@ -97,11 +97,15 @@ def _import_lenses(catalog: RawCatalog, target: IndexBackend, plan: Plan, *, dry
                 )
             continue
         if not dry_run:
+
+            def render(_version: str, text: str = text) -> str:
+                return text  # stored exactly as exported
+
             try:
                 target.store_lens(
                     name,
                     version,
-                    lambda _v, t=text: t,
+                    render,
                     digest,
                     str(record.get("source_schema", "")),
                     str(record.get("view_schema", "")),
