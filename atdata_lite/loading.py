@@ -8,7 +8,11 @@ The shape is atdata's (``atdata.load_dataset``, after Hugging Face ``datasets``)
 * ``"@local/NAME"`` reads the entry ``NAME`` of an index (the default index unless
   ``index=`` is given) and decodes its sample type from the stored schema unless
   ``sample_type`` is given; ``len()`` of the result works when the entry records its
-  shards' sample counts;
+  shards' sample counts. ``NAME`` is anything :meth:`Index.get_dataset
+  <atdata_lite.index.api.Index.get_dataset>` resolves: ``"@local/mnist"`` (the latest
+  version), ``"@local/mnist@1.2.0"`` (one version), ``"@local/mnist:stable"`` or
+  ``"@local/mnist@stable"`` (a label). Each version decodes its own stored schema, so an
+  old version loads with the sample type it was written with;
 * anything else is a path or URL: a shard file, a brace pattern (``data-{000..009}.tar``),
   a glob (``data/*.tar``, local or remote), or a directory (every ``.tar`` below it). The
   files are grouped into splits by their names (see :func:`detect_split`).
@@ -273,7 +277,8 @@ def load_dataset(
     """Load a dataset by name from an index, or from shard files.
 
     Args:
-        path: ``"@local/NAME"`` for the entry ``NAME`` of the index; otherwise a shard file,
+        path: ``"@local/NAME"`` for the entry ``NAME`` of the index (``NAME@VERSION`` or
+            ``NAME:LABEL`` for one version of it); otherwise a shard file,
             a brace pattern, a glob or a directory (local or any fsspec URL), or the base
             directory of ``data_files``.
         sample_type: The sample type. ``None``: for an indexed dataset, the type decoded
@@ -292,7 +297,8 @@ def load_dataset(
         A ``Dataset`` when ``split`` is given, otherwise a ``DatasetDict``.
 
     Raises:
-        DatasetNotFoundError: (a ``KeyError``) no entry has that name.
+        DatasetNotFoundError: (a ``KeyError``) no entry has that name; for an unknown
+            version or label, the message lists the versions and labels the name has.
         SchemaNotFoundError: (a ``KeyError``) the entry's schema is not in the index.
         ValueError: A malformed ``@`` path, or ``split`` is not one of the splits.
         ShardNotFoundError: (a ``FileNotFoundError``) no file matches ``path``.

@@ -919,6 +919,23 @@ class VersionConformance:
             assert backend.get_label(pattern, "") is None
             assert backend.iter_labels(pattern) == []
 
+    def test_resolve_name_takes_the_unversioned_label_first(self, backend: IndexBackend) -> None:
+        assert backend.resolve_name("m") is None
+        (old,) = backend.insert_datasets([_versioned("m", "1.0.0")])
+        (new,) = backend.insert_datasets([_versioned("m", "2.0.0")])
+        (other,) = backend.insert_datasets([_versioned("o", "1.0.0")])
+        assert _present(backend.resolve_name("m")).cid == new.cid  # no label: the latest version
+        backend.set_label("m", "stable", old.cid, None)  # a versioned label does not pin
+        assert _present(backend.resolve_name("m")).cid == new.cid
+        backend.set_label("m", "", old.cid, None)  # atdata's unversioned label pins the name
+        pinned = _present(backend.resolve_name("m"))
+        assert (pinned.cid, pinned.version, pinned.shards) == (old.cid, "1.0.0", old.shards)
+        backend.set_label("alias", "", other.cid, None)  # a name no dataset has
+        assert _present(backend.resolve_name("alias")).name == "o"
+        assert backend.resolve_name("m*") is None and backend.resolve_name("alia?") is None
+        backend.delete_label("m", "")
+        assert _present(backend.resolve_name("m")).cid == new.cid
+
     def test_rename_moves_every_version(self, backend: IndexBackend) -> None:
         backend.insert_datasets([_versioned("old", "1.0.0")])
         backend.insert_datasets([_versioned("old", "1.1.0")])

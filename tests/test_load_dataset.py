@@ -148,6 +148,42 @@ def test_load_by_name_errors(tmp_path):
         }
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_load_by_version_and_label(kind, tmp_path, request):
+    with open_index(kind, tmp_path, request, data_store=tmp_path / "store") as index:
+        old = index.write_samples(_points(3), name="pts", version="1.2.0")
+        # A later version with another sample type: each version decodes its own schema.
+        new = index.write_samples(images(2), name="pts", version="2.0.0")
+        index.tag("pts@1.2.0", "stable")
+        index.label("favourite", old.cid)
+
+        def load(ref: str) -> Dataset:
+            return load_dataset(ref, index=index, split="train")
+
+        latest = load("@local/pts")
+        assert latest.sample_type.__name__ == "ImageSample"
+        assert [s.label for s in latest] == ["l0", "l1"]
+        for ref in ("@local/pts@1.2.0", "@local/pts:stable", "@local/pts@stable"):
+            pinned = load(ref)
+            assert pinned.sample_type.__name__ == "Point", ref
+            assert sorted(p.x for p in pinned) == [0, 1, 2], ref
+            assert len(pinned) == 3
+        assert [s.label for s in load("@local/pts@2.0.0")] == ["l0", "l1"]
+        assert len(load("@local/favourite")) == 3  # another name for the same content
+        # A type passed by the caller wins over the stored schema.
+        assert load_dataset("@local/pts@1.2.0", Point, index=index)["train"].sample_type is Point
+        assert index.get_dataset("pts@2.0.0").cid == new.cid
+
+        wanted = r"No entry with name: pts@9\.9\.9\. Versions of 'pts': 1\.2\.0, 2\.0\.0;"
+        with pytest.raises(KeyError, match=wanted) as info:
+            load("@local/pts@9.9.9")
+        assert "Labels: stable -> 1.2.0." in str(info.value)
+        with pytest.raises(KeyError, match=r"pts:nope\. Versions of 'pts': 1\.2\.0, 2\.0\.0"):
+            load("@local/pts:nope")
+        with pytest.raises(KeyError, match=r"No entry with name: nope@1\.0\.0\. List the entries"):
+            load("@local/nope@1.0.0")  # no such name at all: the usual advice
+
+
 # --- load_dataset from files -----------------------------------------------------------
 
 

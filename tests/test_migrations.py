@@ -247,6 +247,65 @@ def test_committed_revision_1_file_is_upgraded_with_data_and_backup_kept(tmp_pat
     conn.close()
 
 
+REV3 = "c4e6a8b0d2f5"  # the revision before versions: named splits
+
+
+def test_committed_revision_3_file_with_splits_becomes_versions_and_still_loads(tmp_path) -> None:
+    from _index_helpers import Point
+
+    from atdata_lite import Index, load_dataset
+    from atdata_lite.cid import dataset_cid
+    from atdata_lite.loading import entry_splits
+
+    path = tmp_path / "index.db"
+    shutil.copyfile(DATA / f"index-{REV3}.db", path)
+    store = tmp_path / "store"  # the shards its store-relative URLs name
+    shutil.copytree(DATA / f"shards-{REV3}", store)
+    before = sqlite_dump(path)
+    assert current_revision(path) == REV3
+
+    with Index(path, data_store=store) as index:
+        assert current_revision(path) == HEAD_REVISION
+        # Every existing dataset is version 1.0.0 of its name, found as before and by version.
+        assert [(e.name, e.version) for e in index.list_datasets()] == [
+            ("empty", "1.0.0"), ("mnist-test", "1.0.0"), ("mnist-train", "1.0.0"),
+            ("pts", "1.0.0"),
+        ]  # fmt: skip
+        pts = index.get_dataset("pts")
+        assert index.get_dataset("pts@1.0.0").cid == pts.cid
+        assert pts.cid == dataset_cid(pts.schema_ref, pts.recorded_urls)
+        assert pts.metadata == {"source": "rev3"}
+        assert {s: len(urls) for s, urls in entry_splits(pts).items()} == {"train": 2, "test": 1}
+        assert [e.version for e in index.list_versions("mnist-train")] == ["1.0.0"]
+        train = index.get_dataset("mnist-train@1.0.0")
+        assert train.shards[0].size == 1000 and train.shards[0].sha256 == "d" * 64
+
+        splits = load_dataset("@local/pts@1.0.0", index=index)
+        assert sorted(splits) == ["test", "train"]
+        assert splits.sample_type.__name__ == "Point"  # decoded from the stored schema
+        assert len(splits["train"]) == 7 and len(splits["test"]) == 2
+        assert sorted(p.x for p in splits["train"]) == list(range(7))
+        assert sorted(p.x for p in splits["test"]) == [0, 1]
+
+        # Versions and labels work on the upgraded data.
+        index.tag("pts@1.0.0", "stable")
+        newer = index.write_samples([Point(x=9, y=9)], name="pts", version="next")
+        assert newer.version == "1.0.1" and newer.schema_ref == pts.schema_ref
+        assert index.get_dataset("pts").cid == newer.cid
+        assert len(load_dataset("@local/pts:stable", index=index, split="test")) == 2
+
+    backups = list(tmp_path.glob(f"index.db.backup-{REV3}-*"))
+    assert len(backups) == 1
+    assert sqlite_dump(backups[0]) == before  # the backup is the file as it was
+    conn = sqlite3.connect(path)
+    # Shard rows (with their splits) survived the datasets table rebuild.
+    assert conn.execute(
+        "SELECT split, count(*) FROM dataset_shards GROUP BY split ORDER BY split"
+    ).fetchall() == [(None, 4), ("test", 1), ("train", 2)]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()
+
+
 def test_upgrade_function_reports_the_step(tmp_path) -> None:
     path = copy_rev1(tmp_path)
     assert upgrade(path) == (REV1, HEAD_REVISION)

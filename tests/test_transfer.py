@@ -7,6 +7,7 @@ import sqlite3
 
 import msgpack
 import pytest
+from _index_helpers import BACKENDS, open_index
 from _redis_helpers import (
     atdata_entries,
     atdata_get_schema,
@@ -334,7 +335,7 @@ def test_export_to_file_and_import_round_trips(tmp_path, target):
     report = export_catalog(target, backup)
     assert (report.schemas, report.datasets) == (2, 2)
     doc = json.loads(backup.read_text())
-    assert doc["format"] == "atdata-lite-catalog" and doc["version"] == 1
+    assert doc["format"] == "atdata-lite-catalog" and doc["version"] == 2
     restored = str(tmp_path / "restored.db")
     assert len(import_catalog(backup, restored).imported) == 4
     src, dst = _snapshot(target), _snapshot(restored)
@@ -402,3 +403,154 @@ def test_import_into_an_index_object_reports_progress(client, redis_url, tmp_pat
         assert index.get_dataset("images-train").metadata["classes"] == ["cat", "dog"]
         assert report.to_dict()["summary"]["imported"] == 6
     assert calls and calls[-1] == (6, 6)
+
+
+# --- versions, labels and lenses in backups ----------------------------------------------
+
+
+def _versioned_catalog(index) -> None:
+    """Three versions of a name (one not x.y.z), labels of every kind, two lenses."""
+    from atdata_lite.lenses import Lens
+    from atdata_lite.testing import LensSource, LensView, copy_name, upper_name
+
+    ref = index.publish_schema(LensSource)
+    for version, url in (("1.2.0", "a"), ("2024-06", "b"), ("2.0.0", "c")):
+        index.add_shards([f"/data/mnist-{url}.tar"], name="mnist", schema_ref=ref, version=version)
+    index.add_shards(["/data/other.tar"], name="other", schema_ref=ref)
+    index.tag("mnist@1.2.0", "stable", description="pinned for the paper")
+    index.label("digits", index.get_dataset("mnist@2.0.0").cid)  # unversioned: another name
+    index.label("digits", index.get_dataset("mnist@1.2.0").cid, version="v1")
+    for name, getter in (("copy", copy_name), ("upper", upper_name), ("upper", upper_name)):
+        index.store_lens(
+            Lens(getter), name=name, source_schema=LensSource, view_schema=LensView,
+            description=f"{name} lens",
+        )  # fmt: skip
+
+
+def _state(index) -> dict:
+    """Everything a backup must carry, as seen through the Index."""
+    return {
+        "versions": {
+            name: [(e.version, e.cid, e.data_urls, e.created_at) for e in index.list_versions(name)]
+            for name in ("mnist", "other")
+        },
+        "labels": index.list_labels(),
+        "label_rows": [
+            (r.name, r.version, r.cid, r.description) for r in index.backend.iter_labels()
+        ],
+        "lenses": index.list_lenses(),
+        "resolved": {
+            ref: index.get_dataset(ref).cid
+            for ref in ("mnist", "mnist:stable", "digits", "digits@v1", "mnist@2024-06")
+        },
+    }
+
+
+def _document(path) -> dict:
+    """A backup's content, without what differs from one export to the next (when and from
+    where, the order of a name's versions, and label times, which are the import's)."""
+    doc = json.loads(path.read_text())
+    del doc["exported_at"], doc["source"]
+    doc["datasets"].sort(key=lambda d: (d["name"], d["version"]))
+    for label in doc["labels"]:
+        del label["created_at"], label["updated_at"]
+    return doc
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_backup_round_trips_versions_labels_and_lenses(kind, tmp_path, request):
+    from atdata_lite import Index
+    from atdata_lite.testing import LensSource, LensView
+
+    with Index(tmp_path / "source.db") as source:
+        _versioned_catalog(source)
+        expected = _state(source)
+        report = export_catalog(source, tmp_path / "backup.json")
+    assert (report.datasets, report.labels, report.lenses) == (4, 3, 3)
+    assert "4 datasets, 3 labels, 3 lenses" in report.summary()
+    doc = _document(tmp_path / "backup.json")
+    assert doc["version"] == 2
+    assert sorted(d["version"] for d in doc["datasets"] if d["name"] == "mnist") == [
+        "1.2.0", "2.0.0", "2024-06",
+    ]  # fmt: skip
+
+    with open_index(kind, tmp_path, request) as restored:
+        result = import_catalog(tmp_path / "backup.json", restored)
+        assert not result.renamed and not result.skipped
+        kinds = [i.kind for i in result.imported]
+        assert (kinds.count("dataset"), kinds.count("label"), kinds.count("lens")) == (4, 3, 3)
+        assert _state(restored) == expected
+        upper = restored.load_lens("upper@1.0.1", source_type=LensSource, view_type=LensView)
+        assert upper(LensSource(name="abc", n=1)) == LensView(name="ABC")
+        # A second import changes nothing, and exporting the restored index gives the same file.
+        again = import_catalog(tmp_path / "backup.json", restored)
+        assert not again.changed and len(again.unchanged) == len(result.imported)
+        export_catalog(restored, tmp_path / "again.json")
+    assert _document(tmp_path / "again.json") == doc
+
+
+def test_version_1_backup_still_imports(tmp_path, target):
+    _populate(target)
+    backup = tmp_path / "v1.json"
+    export_catalog(target, backup)
+    doc = json.loads(backup.read_text())
+    # What atdata-lite wrote before versions existed: no versions, labels or lenses.
+    doc["version"] = 1
+    for item in doc["datasets"]:
+        del item["version"]
+    del doc["labels"], doc["lenses"]
+    backup.write_text(json.dumps(doc))
+    restored = str(tmp_path / "restored.db")
+    report = import_catalog(backup, restored)
+    assert not report.renamed and not report.skipped and len(report.imported) == 4
+    _, datasets = _snapshot(restored)
+    assert [(d.name, d.version) for d in datasets] == [("a", "1.0.0"), ("b", "1.0.0")]
+
+
+def test_backup_labels_and_lenses_that_cannot_be_imported_are_reported(tmp_path):
+    from atdata_lite import Index
+    from atdata_lite.testing import LensSource
+
+    with Index(tmp_path / "source.db") as source:
+        _versioned_catalog(source)
+        export_catalog(source, tmp_path / "backup.json")
+    doc = json.loads((tmp_path / "backup.json").read_text())
+    doc["labels"].append({"name": "ghost", "version": "", "cid": "bafy-not-stored"})
+    doc["labels"].append({"name": 7, "version": "", "cid": "x"})
+    doc["lenses"][0]["record_json"] = "[1, 2]"
+    (tmp_path / "backup.json").write_text(json.dumps(doc))
+    with Index(tmp_path / "target.db") as target:
+        # The target already has another dataset as mnist@2.0.0: that version is renamed.
+        ref = target.publish_schema(LensSource)
+        target.add_shards(["/data/mine.tar"], name="mnist", schema_ref=ref, version="2.0.0")
+        report = import_catalog(tmp_path / "backup.json", target)
+        skipped = {(i.kind, i.name): i.reason for i in report.skipped}
+        assert skipped[("label", "ghost")] == "points at CID bafy-not-stored, which is not imported"
+        assert "name must be strings" in skipped[("labels", "")]
+        assert "not a JSON object" in skipped[("lens", "copy@1.0.0")]
+        moved = next(d for d in doc["datasets"] if d["version"] == "2.0.0")
+        assert [i.name for i in report.renamed] == [f"mnist-{moved['cid'][-8:]}"]
+        # The label that named the renamed content still points at it.
+        assert target.get_dataset("digits").name == report.renamed[0].name
+        assert target.get_dataset("mnist@2.0.0").data_urls == ["/data/mine.tar"]
+
+
+@pytest.mark.redis
+def test_export_to_redis_carries_versions_labels_and_lenses(client, redis_url, tmp_path):
+    from atdata_lite import Index
+    from atdata_lite.errors import SchemaConflictError
+
+    with Index(tmp_path / "source.db") as source:
+        _versioned_catalog(source)
+        expected = _state(source)
+        # A lens version the Redis index holds with other content: nothing at all is written.
+        client.set("LocalLens:copy@1.0.0", json.dumps({"name": "copy", "kind": "other"}))
+        before = dump(client)
+        with pytest.raises(SchemaConflictError, match=r"lens copy.*nothing was written"):
+            export_catalog(source, redis_url)
+        assert dump(client) == before
+        client.delete("LocalLens:copy@1.0.0")
+        report = export_catalog(source, redis_url)
+        assert (report.datasets, report.labels, report.lenses) == (4, 3, 3)
+    with Index(redis_url) as exported:
+        assert _state(exported) == expected

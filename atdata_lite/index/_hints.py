@@ -24,10 +24,13 @@ __all__ = [
     "dataset_name_hint",
     "no_entry_named",
     "schema_hint",
+    "versions_hint",
 ]
 
 #: How many stored names a hint compares against (the first ones, in name order).
 MAX_NAMES = 2_000
+#: How many versions of a name a hint lists (the latest ones).
+MAX_VERSIONS = 20
 
 _LIST_DATASETS = "List the entries with `atdata-lite ls` (or Index.list_datasets())."
 _LIST_SCHEMAS = "List them with `atdata-lite schemas` (or Index.list_schemas())."
@@ -70,6 +73,9 @@ def dataset_name_hint(backend: IndexBackend, name: str) -> str:
         ``"Did you mean 'images'? List the entries with `atdata-lite ls` ..."`` (the first
         sentence only when a stored name is close to ``name``).
     """
+    versions = versions_hint(backend, str(name))
+    if versions:
+        return versions
     names = _dataset_names(backend)
     if not names:
         return "The index has no entries yet: add one with Index.add_entry or `atdata-lite add`."
@@ -81,6 +87,45 @@ def no_entry_named(backend: IndexBackend, name: str) -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"No entry with name: {name}", hint=partial(dataset_name_hint, backend, name)
     )
+
+
+def versions_hint(backend: IndexBackend, ref: str) -> str:
+    """Advice for ``name@version`` or ``name:label`` when ``name`` exists but that does not.
+
+    Returns:
+        ``"Versions of 'mnist': 1.2.0, 1.3.0 (latest 1.3.0); labels: stable -> 1.2.0. ..."``
+        (at most :data:`MAX_VERSIONS` versions, the latest ones), or ``""`` when ``ref``
+        names no version or label, or its name has neither versions nor labels.
+    """
+    from ._versions import split_ref
+
+    name, version, label = split_ref(ref)
+    if version is None and label is None:
+        return ""
+    rows = backend.iter_versions(name)
+    labels = [lab for lab in backend.iter_labels(name) if lab.name == name and lab.version]
+    if not rows and not labels:
+        return ""
+    # Stored records always have a version (the field is optional only on input).
+    by_cid = {r.cid: str(r.version) for r in rows}
+    parts = []
+    if rows:
+        shown = [str(r.version) for r in rows[-MAX_VERSIONS:]]
+        more = f" (and {len(rows) - len(shown)} older)" if len(rows) > len(shown) else ""
+        parts.append(
+            f"Versions of {name!r}: {', '.join(shown)}{more}; the latest is {rows[-1].version}."
+        )
+    else:
+        parts.append(f"{name!r} has no dataset versions, only labels.")
+    if labels:
+        tags = ", ".join(f"{lab.version} -> {by_cid.get(lab.cid, lab.cid)}" for lab in labels)
+        parts.append(f"Labels: {tags}.")
+    example = rows[-1].version if rows else labels[0].version
+    parts.append(
+        f"Ask for one as '{name}@{example}' (a label as '{name}:LABEL'); "
+        f"`atdata-lite log {name}` shows the history."
+    )
+    return " ".join(parts)
 
 
 def cid_hint(backend: IndexBackend, cid: str) -> str:

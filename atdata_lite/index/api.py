@@ -497,10 +497,9 @@ class Index:
         b = self._backend
         if not isinstance(ref, str):
             return None
-        label = b.get_label(ref, "")
-        if label is not None:
-            return b.get_dataset_by_cid(label.cid)
-        record = b.get_dataset(ref)
+        # The unversioned label, else the latest version: one statement on SQL backends, as
+        # this is every load's first lookup. The rest runs only for names no dataset has.
+        record = b.resolve_name(ref)
         if record is not None:
             return record
         labels = b.iter_labels(ref)

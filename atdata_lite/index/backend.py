@@ -414,6 +414,27 @@ class IndexBackend(abc.ABC):
             The entry, or ``None``.
         """
 
+    def resolve_name(self, name: str) -> DatasetRecord | None:
+        """The dataset a plain name stands for: the one the unversioned label ``name`` points
+        at when that label is set (atdata 0.7 resolves labels first), else :meth:`get_dataset`.
+
+        This is the first call of every ``Index.get_dataset(name)``. The default makes two
+        lookups; a backend that can answer both in one round trip should (the SQL backend
+        does it in one statement).
+
+        Args:
+            name: The name, exactly (never a pattern).
+
+        Returns:
+            The entry, or ``None`` when neither a label nor a dataset has that name.
+        """
+        label = self.get_label(name, "")
+        if label is not None:
+            record = self.get_dataset_by_cid(label.cid)
+            if record is not None:
+                return record
+        return self.get_dataset(name)
+
     @abc.abstractmethod
     def iter_versions(self, name: str) -> list[DatasetRecord]:
         """Every version of ``name``, oldest first (the last one is :meth:`get_dataset`'s).

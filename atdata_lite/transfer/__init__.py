@@ -5,8 +5,10 @@
   index, keeping CIDs, names, refs, shard URLs and metadata bytes. The source is only read.
   The write is one :meth:`~atdata_lite.index.backend.IndexBackend.write_catalog` call, so it
   is all-or-nothing, and a second run changes nothing.
-* :func:`export_catalog` writes an index's whole catalog to a Redis database in atdata's
-  layout (so atdata 0.2 can use it again) or to a backup file (:mod:`._backup`).
+* :func:`export_catalog` writes an index's whole catalog -- every version of every dataset,
+  the schemas, the labels and the stored lenses -- to a Redis database in atdata's layout
+  (so atdata 0.2 can use it again) or to a backup file (:mod:`._backup`), which
+  :func:`import_catalog` reads back.
 
 Example::
 
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..index._registry import open_backend, url_scheme
-from ..index.backend import IndexBackend
+from ..index.backend import DatasetRecord, IndexBackend, LabelRow, LensRow
 from ..progress import CancelToken, ProgressArg, ProgressEvent
 from ..progress import Progress as _Counter
 from ._backup import BACKUP_FORMAT, BACKUP_VERSION, write_backup
@@ -127,14 +129,22 @@ class ExportReport:
     datasets: int
     schemas_unchanged: int = 0
     datasets_unchanged: int = 0
+    labels: int = 0
+    lenses: int = 0
 
     def summary(self) -> str:
         """One line for people."""
-        return f"exported {self.schemas} schemas and {self.datasets} datasets to {self.to}" + (
-            f" ({self.schemas_unchanged} schemas and {self.datasets_unchanged} datasets "
-            "were already there)"
-            if self.kind == "redis"
-            else ""
+        extras = "".join(
+            f", {n} {what}" for n, what in ((self.labels, "labels"), (self.lenses, "lenses")) if n
+        )
+        return (
+            f"exported {self.schemas} schemas and {self.datasets} datasets{extras} to {self.to}"
+            + (
+                f" ({self.schemas_unchanged} schemas and {self.datasets_unchanged} datasets "
+                "were already there)"
+                if self.kind == "redis"
+                else ""
+            )
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,6 +180,42 @@ def _missing_sqlite_file(target: Any) -> bool:
         database = make_url(location).database or ""
         return bool(database) and database != ":memory:" and not os.path.exists(database)
     return False
+
+
+def _write_labels_and_lenses(
+    target: IndexBackend,
+    datasets: list[DatasetRecord],
+    labels: list[LabelRow],
+    lenses: list[LensRow],
+    *,
+    dry_run: bool,
+) -> list[str]:
+    """Write labels and lenses after their datasets; the kinds of the rows written.
+
+    With ``dry_run`` nothing is written: ``datasets`` count as stored, so every clash is
+    found before :meth:`~atdata_lite.index.backend.IndexBackend.write_catalog` runs.
+
+    Raises:
+        SchemaConflictError: The target holds a label's name and version as a dataset
+            version of other content, or a lens version with other content.
+    """
+    from ..errors import SchemaConflictError
+    from ._extras import import_labels_and_lenses
+    from ._plan import Plan
+    from ._raw import RawCatalog
+
+    catalog = RawCatalog(kind="export")
+    catalog.labels = [(f"label {r.name}", r.name, r.version, r.cid, r.description) for r in labels]
+    catalog.lenses = [(f"lens {r.name}", r.name, r.version, r.record_json) for r in lenses]
+    plan = Plan(datasets=list(datasets))
+    import_labels_and_lenses(catalog, target, plan, dry_run=dry_run)
+    if plan.skipped:
+        item = plan.skipped[0]
+        raise SchemaConflictError(
+            f"Cannot export the {item.kind} {item.name} to {target.location}: {item.reason}; "
+            "nothing was written."
+        )
+    return [item.kind for item in plan.imported]
 
 
 def _source_label(source: str | os.PathLike[str]) -> str:
@@ -261,10 +307,11 @@ def export_catalog(
     Args:
         index: An :class:`~atdata_lite.index.api.Index`, an index backend, or a location.
         to: A ``redis://``/``rediss://`` URL: entries and schemas are written in atdata
-            0.2's layout, next to whatever is there, all-or-nothing (a clash with a stored
-            entry or schema raises and writes nothing). Anything else is a file path: a
-            versioned JSON backup (see :mod:`atdata_lite.transfer._backup`), written
-            atomically.
+            0.2's layout, labels and lenses in atdata 0.7's, next to whatever is there; a
+            clash with a stored entry, schema, label or lens raises and writes nothing.
+            Anything else is a file path: a versioned JSON backup holding every dataset
+            version, label and stored lens (see :mod:`atdata_lite.transfer._backup`),
+            written atomically.
         overwrite: Replace an existing backup file (files only).
         progress: As in :func:`import_catalog` (the rows are counted once written).
         cancel: Checked before the write: once set, nothing is written and
@@ -286,6 +333,8 @@ def export_catalog(
         counter.__enter__()
         schemas = list(backend.iter_schemas())
         datasets = list(backend.iter_datasets())
+        labels = list(backend.iter_labels())
+        lenses = list(backend.iter_lenses())
         total = len(schemas) + len(datasets)
         counter.set_total(total)
         counter.check()
@@ -295,7 +344,12 @@ def export_catalog(
 
             redis_backend = open_redis_backend(dest)
             try:
+                # Labels and lenses are checked first, so a clash writes nothing at all.
+                _write_labels_and_lenses(redis_backend, datasets, labels, lenses, dry_run=True)
                 result = redis_backend.write_catalog(schemas, datasets)
+                written = _write_labels_and_lenses(
+                    redis_backend, datasets, labels, lenses, dry_run=False
+                )
             finally:
                 redis_backend.close()
             report = ExportReport(
@@ -305,6 +359,8 @@ def export_catalog(
                 datasets=len(result.datasets_added),
                 schemas_unchanged=len(result.schemas_unchanged),
                 datasets_unchanged=len(result.datasets_unchanged),
+                labels=written.count("label"),
+                lenses=written.count("lens"),
             )
         else:
             path = write_backup(
@@ -313,9 +369,16 @@ def export_catalog(
                 datasets,
                 source=backend.location,
                 overwrite=overwrite,
+                labels=labels,
+                lenses=lenses,
             )
             report = ExportReport(
-                to=str(path), kind="file", schemas=len(schemas), datasets=len(datasets)
+                to=str(path),
+                kind="file",
+                schemas=len(schemas),
+                datasets=len(datasets),
+                labels=len(labels),
+                lenses=len(lenses),
             )
         counter.update(total)
         counter.__exit__(None, None, None)

@@ -291,5 +291,7 @@ def plan_import(catalog: RawCatalog, target: IndexBackend, counter: Any = None) 
         tick()
     _plan_datasets(catalog.datasets, target, known, plan, tick)
     for key, reason in catalog.ignored:
-        plan.skipped.append(ReportItem(key.split(":", 1)[0], key, "", reason))
+        # The kind is the key's table: "lenses:rowid=3" and "lenses[3]" are both "lenses".
+        kind = key.split(":", 1)[0].split("[", 1)[0]
+        plan.skipped.append(ReportItem(kind, key, "", reason))
     return plan

@@ -105,6 +105,16 @@ _LATEST_ID = (
     .scalar_subquery()
 )
 _GET_BY_NAME = _WITH_SHARDS.where(_d.id == _LATEST_ID).order_by(_s.position)
+# A plain name in one statement: the unversioned label's dataset, else the latest version
+# (two uncorrelated scalar subqueries, each an index lookup, then a primary-key read).
+_UNVERSIONED_LABEL_ID = (
+    sa.select(_lb.dataset_id)
+    .where(_lb.name == sa.bindparam("name"), _lb.version == "")
+    .scalar_subquery()
+)
+_RESOLVE_NAME = _WITH_SHARDS.where(
+    _d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_ID)
+).order_by(_s.position)
 _GET_VERSION = _WITH_SHARDS.where(
     _d.name == sa.bindparam("name"), _d.version == sa.bindparam("version")
 ).order_by(_s.position)
@@ -423,6 +433,11 @@ class SqlBackend(IndexBackend):
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
         for _, record in _records(*self._read_raw(_GET_BY_NAME, {"name": name})):
+            return record
+        return None
+
+    def resolve_name(self, name: str) -> DatasetRecord | None:
+        for _, record in _records(*self._read_raw(_RESOLVE_NAME, {"name": name})):
             return record
         return None
 
