@@ -6,6 +6,7 @@ the CID message, and every error class against the builtin atdata raised."""
 from __future__ import annotations
 
 import importlib
+import tarfile
 import warnings
 
 import msgpack
@@ -269,7 +270,7 @@ ATDATA_BUILTINS = {
     "NotPackableError": TypeError,
     "SampleDecodeError": ValueError,
     "ShardNotFoundError": FileNotFoundError,
-    "CorruptShardError": ValueError,
+    "CorruptShardError": (ValueError, tarfile.TarError),
     "UnsafeURLError": ValueError,
     "InvalidPrefixError": ValueError,
     "InvalidCredentialsError": (KeyError, ValueError),
@@ -287,6 +288,14 @@ ATDATA_BUILTINS = {
     "InvalidSampleKeyError": ValueError,
     "InvalidNameError": ValueError,
     "ShardNotCachedError": FileNotFoundError,
+    # atdata 0.7 code catches tarfile.TarError / EOFError for damaged shards.
+    "TruncatedShardError": (tarfile.TarError, EOFError),
+    "FieldTypeError": TypeError,
+    "SampleMismatchError": (ValueError, TypeError),
+    "InvalidVersionError": ValueError,
+    "LabelNotFoundError": KeyError,
+    "LensNotFoundError": KeyError,
+    "UntrustedLensError": ImportError,
 }
 # Errors of situations atdata had no error for (opening, migrating, the cache...).
 OWN_ERRORS = {
@@ -301,6 +310,9 @@ OWN_ERRORS = {
     "IndexReadOnlyError",
     "IndexDiskFullError",
     "CacheFullError",
+    "LensCheckError",
+    "OperationCancelled",
+    "ShardSkippedWarning",  # a warning category, not an error
 }
 
 
