@@ -20,7 +20,7 @@ from .errors import InvalidNameError
 
 _V = TypeVar("_V")
 
-__all__ = ["CONTROL_CHARACTERS", "check_name", "escape_control", "first_control"]
+__all__ = ["CONTROL_CHARACTERS", "check_name", "escape_control", "first_control", "format_size"]
 
 # C0 and C1 control codes and DEL (Unicode category Cc), the line and paragraph separators,
 # and the bidirectional formatting controls (marks, embeddings, overrides, isolates).
@@ -98,3 +98,15 @@ def check_name(value: _V, what: str = "dataset name") -> _V:
         f"A {what} cannot hold control characters, newlines or bidirectional-text controls "
         "(they would garble or spoof terminal output); choose one without them."
     )
+
+
+def format_size(size: int | None) -> str:
+    """``1536`` -> ``"1.5 KiB"`` (binary units); ``None`` (unknown) -> ``"?"``."""
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

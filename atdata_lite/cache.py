@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, cast
 
 from ._filelock import FileLock
+from ._text import format_size
 from .errors import CacheFullError, CorruptShardError, ShardNotCachedError, ShardNotFoundError
 
 __all__ = [
@@ -130,18 +131,6 @@ def parse_size(text: str | int) -> int:
             f"Not a size: {text!r}. Give bytes or a number with a unit, e.g. 500MB, 20GiB."
         )
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
-
-
-def format_size(n: int | None) -> str:
-    """``1536`` -> ``"1.5 KiB"`` (binary units); ``None`` -> ``"?"``."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _default_max_bytes() -> int:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .._text import escape_control
+from .._text import escape_control, format_size
 
 __all__ = [
     "echo_json",
@@ -120,18 +120,6 @@ def echo_json(document: Any) -> None:
     """
     text = json.dumps(document, indent=2, default=_json_default, ensure_ascii=False)
     click.echo(_JSON_RAW_CONTROL.sub(_json_escape, text))
-
-
-def format_size(size: int | None) -> str:
-    """``1536`` -> ``"1.5 KiB"``; ``None`` (unknown) -> ``"?"``."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_time(value: datetime | str | None) -> str:
