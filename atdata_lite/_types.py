@@ -14,6 +14,7 @@ import dataclasses
 import sys
 import types
 import typing
+import warnings
 import weakref
 from typing import Annotated, Any, Union
 
@@ -217,8 +218,12 @@ def ndarray_dtype(tp: Any) -> str | None:
     if not isinstance(scalar, type) or not issubclass(scalar, np.generic):
         return None  # Any, a TypeVar, ...
     try:
-        dtype = np.dtype(scalar)
-    except TypeError:  # abstract scalar types such as np.generic / np.floating
+        with warnings.catch_warnings():
+            # numpy < 2 turns an abstract scalar type into a guessed dtype with a
+            # DeprecationWarning; numpy >= 2 raises TypeError. Both mean "no exact dtype".
+            warnings.simplefilter("error", DeprecationWarning)
+            dtype = np.dtype(scalar)
+    except (TypeError, DeprecationWarning):  # abstract scalar types: np.generic, np.floating
         return None
     if scalar is not dtype.type:  # np.dtype(np.floating) -> float64 would be a guess
         return None
