@@ -131,6 +131,17 @@ def test_http_without_known_hash_keys_by_version_and_refetches_replaced_object(s
     url = records[0].url
     assert _idx(Dataset[Row](url, cache=cache)) == [0, 1, 2, 3, 4]
     assert _idx(Dataset[Row](url, cache=cache)) == [0, 1, 2, 3, 4]
+    import fsspec
+
+    from atdata_lite.cache import _version_of
+
+    if _version_of(fsspec.filesystem("http", skip_instance_cache=True).info(url)) is None:
+        # Older fsspec releases report no ETag or modification time for HTTP objects: with
+        # nothing to tell a replaced object from the old one, such shards are read directly
+        # every time (documented), never served from a copy that may be stale.
+        assert server.sent["s-000.tar"] == 2 * records[0].size
+        assert cache.keys() == []
+        return
     assert server.sent["s-000.tar"] == records[0].size
     # Replace the object under the same URL (new content, new mtime).
     path = server.root / "s-000.tar"
