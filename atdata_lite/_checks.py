@@ -204,7 +204,7 @@ def _array_check(tp: Any, load_array: Callable[[bytes], Any]) -> Check:
             if not isinstance(v, bytes | bytearray | memoryview):
                 hint = f"np.asarray(value{f', dtype=np.{dtype.name}' if dtype else ''})"
                 raise Mismatch(expected, v, hint=hint)
-            v = load_array(bytes(v))  # NPY bytes, as atdata allows
+            v = load_array(v)  # NPY bytes, as atdata allows
         # the same type may come under another name (longlong/int64) or byte order
         if (
             dtype is not None

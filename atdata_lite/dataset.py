@@ -37,6 +37,7 @@ import webdataset as wds
 from webdataset.pytorch import IterableDataset as _IterableBase
 
 from ._records import ShardRecord
+from ._shardread import read_shard
 from .cache import ShardCache, is_remote, offline_enabled
 from .errors import (
     CorruptShardError,
@@ -46,8 +47,7 @@ from .errors import (
     ShardSkippedWarning,
 )
 from .lenses import Lens, LensNetwork
-from .samples import KEY_ATTR, DictSample, SampleBatch
-from .shards import iter_shard
+from .samples import KEY_ATTR, DictSample, PackableSample, SampleBatch
 from .sources import DataSource, URLSource, open_url
 
 __all__ = ["Dataset", "WDSRawBatch", "WDSRawSample"]
@@ -60,6 +60,8 @@ VT = TypeVar("VT")
 WDSRawSample: TypeAlias = dict[str, Any]
 WDSRawBatch: TypeAlias = dict[str, Any]
 OnShardError = Literal["raise", "skip"]
+#: Bytes of remote shards read ahead by default (see ``Dataset(readahead=...)``).
+DEFAULT_READAHEAD = 256 << 20
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -262,7 +264,12 @@ class _Read:
         chunk: tuple[int, int] | None = None,
         opener: _Opener | None = None,
         sample_counts: Mapping[str, int] | None = None,
+        *,
+        copy_arrays: bool = False,
+        readahead: int = 0,
     ) -> None:
+        self.copy_arrays = copy_arrays
+        self.readahead = readahead
         self.source = source
         self.opener = opener
         self.decode_type = decode_type
@@ -302,21 +309,35 @@ class _Read:
         except FileNotFoundError as exc:  # a third-party DataSource
             raise ShardNotFoundError(f"Shard not found: {url}") from exc
 
+    def _decoder(self) -> Callable[[Any], Any]:
+        """The payload decoder: arrays as views unless copies were asked for."""
+        decode_type = self.decode_type
+        if not self.copy_arrays:
+            view = getattr(decode_type, "_from_bytes_view", None)
+            if view is not None:
+                return cast("Callable[[Any], Any]", view)
+        if isinstance(decode_type, type) and issubclass(decode_type, PackableSample | DictSample):
+            return cast("Callable[[Any], Any]", decode_type.from_bytes)
+        plain = decode_type.from_bytes  # a foreign type: give it the bytes it expects
+        return lambda payload: plain(bytes(payload))
+
     def _read_shard(self, url: str, offset: int = 0, step: int = 1) -> Iterator[Any]:
-        decode = self.decode_type.from_bytes
+        decode = self._decoder()
         lens = self.output_lens
         stream = self._open(url)
         try:
             expected = self.sample_counts.get(url)
-            for position, raw in enumerate(iter_shard(stream, url, expected_count=expected)):
+            samples = read_shard(
+                stream, url, expected_count=expected, reopen=lambda: self._open(url)
+            )
+            for position, (key, members) in enumerate(samples):
                 if step != 1 and position % step != offset:
                     continue  # another chunk's sample: skipped before decoding
-                key = raw["__key__"]
-                payload = raw.get("msgpack")
+                payload = members.get("msgpack")
                 if payload is None:
                     raise CorruptShardError(
                         f"Corrupt shard {url}: sample {key!r} has no .msgpack member "
-                        f"(members: {sorted(k for k in raw if not k.startswith('__'))}). "
+                        f"(members: {sorted(members)}). "
                         "It was not written by atdata or atdata-lite."
                     )
                 try:
@@ -413,6 +434,16 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
         sample_counts: ``{shard URL: number of samples}`` the shards must hold (what an
             index recorded); a shard holding another number is a
             :class:`CorruptShardError`. Shards not named are not counted.
+        copy_arrays: ``False`` (default): array fields are read-only views of the bytes
+            read (no copy; ``arr.flags.writeable`` is false, and writing to one raises
+            ``ValueError``); take ``arr.copy()`` of the ones you change. ``True`` gives
+            every array its own writable memory, as ``np.load`` does (slower for large
+            arrays).
+        readahead: Bytes of remote shards (not on the local filesystem) read ahead in a
+            background thread while the current shard is decoded, so a loop over an
+            object store does not stall between shards: ``None`` (default) allows
+            :data:`DEFAULT_READAHEAD`, ``0`` turns it off. Local shards are read through
+            a memory map and never read ahead.
 
     The sample type is the subscript: ``Dataset[MySample](...)``. Without one, samples are
     :class:`DictSample`.
@@ -445,9 +476,17 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
         cache: ShardCache | bool | None = None,
         offline: bool | None = None,
         sample_counts: Mapping[str, int] | None = None,
+        copy_arrays: bool = False,
+        readahead: int | None = None,
     ) -> None:
         if source is None:
             source = url
+        if readahead is not None and (not isinstance(readahead, int) or readahead < 0):
+            raise ValueError(
+                f"readahead must be a number of bytes (0 turns it off), got {readahead!r}."
+            )
+        self.copy_arrays = bool(copy_arrays)
+        self.readahead = DEFAULT_READAHEAD if readahead is None else readahead
         self.sample_counts: dict[str, int] = dict(sample_counts or {})
         if _is_shard_records(source):
             records = list(source)
@@ -531,6 +570,8 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
         result._shard_facts = self._shard_facts
         result._chunk = self._chunk
         result.sample_counts = self.sample_counts
+        result.copy_arrays = self.copy_arrays
+        result.readahead = self.readahead
 
     # --- types ---------------------------------------------------------------------
 
@@ -740,6 +781,8 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
             self._chunk,
             self._opener(),
             self.sample_counts,
+            copy_arrays=self.copy_arrays,
+            readahead=self.readahead,
         )
 
     def _tail(self, batch_size: int | None) -> list[Callable[..., Any]]:

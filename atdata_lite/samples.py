@@ -40,6 +40,7 @@ import msgpack
 import numpy as np
 
 from ._checks import Check, Mismatch, build_check
+from ._npy import npy_view
 from ._types import field_types, is_ndarray_type, strip_annotated, unwrap_optional
 from .errors import (
     FieldTypeError,
@@ -158,15 +159,30 @@ def array_to_bytes(arr: np.ndarray, *, allow_pickle: bool = False, where: str = 
 
 
 def bytes_to_array(
-    data: bytes | bytearray | memoryview, *, allow_pickle: bool = False, where: str = ""
+    data: bytes | bytearray | memoryview,
+    *,
+    allow_pickle: bool = False,
+    where: str = "",
+    copy: bool = True,
 ) -> np.ndarray:
     """Read NPY bytes written by :func:`array_to_bytes` (or by atdata).
+
+    Args:
+        data: The NPY bytes.
+        allow_pickle: Allow object-dtype arrays (stored with pickle; only for data you trust).
+        where: What the bytes are, for error messages.
+        copy: ``True`` (default) returns an array owning its data, as ``np.load`` does.
+            ``False`` returns a view of ``data`` where the format allows (read-only when
+            ``data`` is ``bytes``): no copy, and it keeps ``data`` alive.
 
     Raises:
         SampleDecodeError: The bytes are not NPY data, or hold an object array and
             ``allow_pickle`` is false.
     """
     try:
+        fast = npy_view(data, copy=copy)
+        if fast is not None:
+            return fast
         _check_npy_size(data)
         array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=allow_pickle)
         return array
@@ -296,6 +312,7 @@ class _Codec:
     name_set: frozenset[str]
     required: frozenset[str]
     checks: tuple[tuple[str, Check], ...]  # every field, in order: the one validator
+    view_checks: tuple[tuple[str, Check], ...]  # the same, arrays as views of the payload
     not_init: frozenset[str]  # fields set after construction (dataclass field(init=False))
     encoders: tuple[tuple[str, Conv], ...]
     decoders: tuple[tuple[str, Conv], ...]
@@ -328,6 +345,7 @@ def codec_for(cls: type) -> _Codec:
     encoders = []
     decoders = []
     checks = []
+    view_checks = []
     required = set()
     not_init = set()
     for f in dataclasses.fields(cls):
@@ -338,6 +356,7 @@ def codec_for(cls: type) -> _Codec:
         dec = _decoder(tp, where, allow_pickle)
         load = _array_loader(allow_pickle, where)
         checks.append((f.name, build_check(tp, load)))
+        view_checks.append((f.name, build_check(tp, _array_loader(allow_pickle, where, False))))
         if not f.init:
             not_init.add(f.name)
         if enc is not None:
@@ -352,6 +371,7 @@ def codec_for(cls: type) -> _Codec:
         name_set=frozenset(names),
         required=frozenset(required),
         checks=tuple(checks),
+        view_checks=tuple(view_checks),
         not_init=frozenset(not_init),
         encoders=tuple(encoders),
         decoders=tuple(decoders),
@@ -360,9 +380,11 @@ def codec_for(cls: type) -> _Codec:
     return codec
 
 
-def _array_loader(allow_pickle: bool, where: str) -> Callable[[bytes], np.ndarray]:
+def _array_loader(
+    allow_pickle: bool, where: str, copy: bool = True
+) -> Callable[[bytes], np.ndarray]:
     def load(data: bytes) -> np.ndarray:
-        return bytes_to_array(data, allow_pickle=allow_pickle, where=where)
+        return bytes_to_array(data, allow_pickle=allow_pickle, where=where, copy=copy)
 
     return load
 
@@ -419,6 +441,10 @@ class PackableSample:
                 required field, or holds a value that does not match its field's type (also
                 a ``TypeError``).
         """
+        return cls._build(data, codec_for(cls).checks)
+
+    @classmethod
+    def _build(cls, data: Any, checks: tuple[tuple[str, Check], ...]) -> Self:
         if not isinstance(data, dict):
             raise SampleDecodeError(
                 f"Cannot decode a {cls.__qualname__}: expected a map of fields, got "
@@ -443,7 +469,7 @@ class PackableSample:
                 field=missing[0] if len(missing) == 1 else None,
             )
         kwargs = {}
-        for name, check in codec.checks:
+        for name, check in checks:
             if name in data:
                 try:
                     kwargs[name] = check(data[name])
@@ -470,6 +496,11 @@ class PackableSample:
             SampleDecodeError: The bytes are not msgpack, or do not match the class.
         """
         return cls.from_data(_unpack(bs, f"a {cls.__qualname__} sample"))
+
+    @classmethod
+    def _from_bytes_view(cls, bs: bytes | memoryview) -> Self:
+        """:meth:`from_bytes`, with array fields as read-only views (no copy of the data)."""
+        return cls._build(_unpack(bs, f"a {cls.__qualname__} sample"), codec_for(cls).view_checks)
 
     @property
     def packed(self) -> bytes:

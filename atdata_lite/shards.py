@@ -37,6 +37,7 @@ from typing import IO, Any
 
 from ._log import get_logger
 from ._records import ShardRecord
+from ._tarscan import MAX_TRAILING as _MAX_TRAILING
 from .errors import (
     CorruptShardError,
     FieldTypeError,
@@ -700,7 +701,6 @@ class _HashingReader(io.RawIOBase):
 # record size (10 KiB by default; 1 MiB for `tar -b 2048`). Anything longer is not a shard
 # (e.g. /dev/zero or a never-ending stream reads as "end of archive, then zeros for ever"):
 # reading stops here instead of running out of memory or time.
-_MAX_TRAILING = 4 << 20
 
 
 def _read_rest(stream: IO[bytes], url: str) -> None:

@@ -1,0 +1,99 @@
+"""Fast NPY decoding: a header parsed once per distinct header, data read in place.
+
+``np.load`` parses every array's header with ``ast.literal_eval`` and copies the data into a
+new array. Samples of one dataset share a handful of headers (same dtype and shape), so
+:func:`npy_view` keeps the parsed headers (a bounded table) and returns the data as an array
+over the caller's buffer: a read-only view when the buffer is ``bytes`` or a read-only
+``memoryview``, or a copy on request.
+
+Anything unusual (object dtypes, NPY format 3.0, a malformed header) returns ``None``: the
+caller then goes the general way (``np.load``), which decides and words the error.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+__all__ = ["npy_view"]
+
+_MAGIC = b"\x93NUMPY"
+_MAX_HEADERS = 1024  # distinct headers kept; a dataset of varied shapes just re-parses
+
+
+class _Header:
+    __slots__ = ("count", "dtype", "nbytes", "order", "shape")
+
+    def __init__(self, shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> None:
+        self.shape = shape
+        self.order = "F" if fortran else "C"
+        self.dtype = dtype
+        count = 1
+        for dim in shape:
+            count *= dim
+        self.count = count
+        self.nbytes = count * dtype.itemsize
+
+
+_HEADERS: dict[bytes, _Header | None] = {}
+
+
+def _parse(prefix: bytes, major: int) -> _Header | None:
+    buf = io.BytesIO(prefix)
+    npy_format.read_magic(buf)
+    try:
+        if major == 1:
+            shape, fortran, dtype = npy_format.read_array_header_1_0(buf)
+        else:
+            shape, fortran, dtype = npy_format.read_array_header_2_0(buf)
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    if dtype.hasobject:
+        return None
+    return _Header(tuple(shape), bool(fortran), dtype)
+
+
+def npy_view(data: Any, *, copy: bool) -> np.ndarray | None:
+    """The array NPY ``data`` holds, without ``np.load``; ``None`` to use ``np.load``.
+
+    Args:
+        data: ``bytes``, ``bytearray`` or ``memoryview`` holding one NPY file.
+        copy: Return an array that owns its (writable) data; otherwise the array is a view
+            of ``data`` (read-only for ``bytes``).
+
+    Raises:
+        ValueError: The header describes more data than ``data`` holds.
+    """
+    view = memoryview(data)
+    if len(view) < 10 or view[:6] != _MAGIC:
+        return None
+    major = view[6]
+    if major == 1:
+        start = 10
+        header_len = view[8] | view[9] << 8
+    elif major == 2:
+        start = 12
+        header_len = int.from_bytes(view[8:12], "little")
+    else:
+        return None
+    offset = start + header_len
+    text = bytes(view[start:offset])
+    header = _HEADERS.get(text, False)
+    if header is False:
+        header = _parse(bytes(view[:offset]), major)
+        if len(_HEADERS) >= _MAX_HEADERS:
+            _HEADERS.clear()
+        _HEADERS[text] = header
+    if header is None:
+        return None
+    have = len(view) - offset
+    if have < header.nbytes:
+        raise ValueError(
+            f"the header describes {header.nbytes} bytes of data, the payload holds {have}"
+        )
+    array = np.frombuffer(view, dtype=header.dtype, count=header.count, offset=offset)
+    array = array.reshape(header.shape, order=header.order)
+    return array.copy(order="K") if copy else array
