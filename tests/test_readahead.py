@@ -231,13 +231,13 @@ def test_later_shards_are_read_while_the_consumer_holds_the_first():
     it = prefetch(list(blobs), source, max_bytes=7_000, chunk_bytes=1_000)
     url, get_stream = next(it)
     deadline = time.monotonic() + PATIENCE
-    while source.read < 6_000 and time.monotonic() < deadline:
+    while source.read < 7_000 and time.monotonic() < deadline:
         time.sleep(0.005)
-    # Nothing consumed yet, and the thread has gone past shard 0 into shards 1 and 2 ...
-    assert source.opened[:3] == list(blobs)[:3]
     time.sleep(0.05)
-    # ... but no further than the bound.
-    assert 6_000 <= source.read <= 7_000
+    # Nothing consumed yet: the thread went past shard 0 through shard 1 into shard 2, up to
+    # the bound and no further.
+    assert source.opened == list(blobs)[:3]
+    assert source.read == 7_000
     assert get_stream().read() == blobs[url]
     it.close()
 
