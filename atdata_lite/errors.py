@@ -44,6 +44,7 @@ __all__ = [
     "NotAnIndexError",
     "NotPackableError",
     "OperationCancelled",
+    "ReadAheadStalledError",
     "SampleDecodeError",
     "SampleMismatchError",
     "SchemaConflictError",
@@ -317,6 +318,16 @@ class FieldTypeError(AtdataLiteError, TypeError):
         self.expected = expected
         self.got = got
         self.position = position
+
+
+class ReadAheadStalledError(AtdataLiteError, TimeoutError):
+    """Reading shards ahead made no progress for longer than its stall timeout.
+
+    The background reader was opening or reading a shard (the message names it and what it
+    was doing) and nothing arrived for ``stall_timeout`` seconds: the storage behind it is not
+    answering. Also a ``TimeoutError``. Check the network and the endpoint, raise the stall
+    timeout when reads are only slow, or read without read-ahead.
+    """
 
 
 class ShardSkippedWarning(UserWarning):

@@ -312,6 +312,7 @@ OWN_ERRORS = {
     "CacheFullError",
     "LensCheckError",
     "OperationCancelled",
+    "ReadAheadStalledError",
     "ShardSkippedWarning",  # a warning category, not an error
 }
 
