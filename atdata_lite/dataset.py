@@ -15,6 +15,7 @@ stored schema) and samples pickle, so the ``spawn`` start method works as well a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import typing
@@ -36,6 +37,7 @@ from typing import (
 import webdataset as wds
 from webdataset.pytorch import IterableDataset as _IterableBase
 
+from ._readahead import prefetch
 from ._records import ShardRecord
 from ._shardread import read_shard
 from .cache import ShardCache, is_remote, offline_enabled
@@ -291,13 +293,26 @@ class _Read:
         if self.output_lens is not None:
             check_worker_picklable(getattr(self.output_lens, "view_type", None))
         offset, step = self._sample_slice()
-        for url in urls:
+        for url, open_stream in self._streams(urls):
             try:
-                yield from self._read_shard(url, offset, step)
+                yield from self._read_shard(url, offset, step, open_stream)
             except (ShardNotFoundError, CorruptShardError) as exc:
                 if self.on_shard_error != "skip":
                     raise
                 warnings.warn(f"Skipping shard {url}: {exc}", ShardSkippedWarning, stacklevel=2)
+
+    def _streams(self, urls: Iterable[str]) -> Iterator[tuple[str, Callable[[], Any]]]:
+        """Each URL with the way to open it: read ahead when every shard is remote."""
+        urls = list(urls)
+        if self.readahead > 0 and urls and all(is_remote(u) for u in urls):
+            ahead = prefetch(urls, self._open, max_bytes=self.readahead)
+            try:
+                yield from ahead
+            finally:
+                ahead.close()  # type: ignore[attr-defined]
+            return
+        for url in urls:
+            yield url, functools.partial(self._open, url)
 
     def _open(self, url: str) -> Any:
         try:
@@ -321,10 +336,16 @@ class _Read:
         plain = decode_type.from_bytes  # a foreign type: give it the bytes it expects
         return lambda payload: plain(bytes(payload))
 
-    def _read_shard(self, url: str, offset: int = 0, step: int = 1) -> Iterator[Any]:
+    def _read_shard(
+        self,
+        url: str,
+        offset: int = 0,
+        step: int = 1,
+        open_stream: Callable[[], Any] | None = None,
+    ) -> Iterator[Any]:
         decode = self._decoder()
         lens = self.output_lens
-        stream = self._open(url)
+        stream = open_stream() if open_stream is not None else self._open(url)
         try:
             expected = self.sample_counts.get(url)
             samples = read_shard(

@@ -1,0 +1,252 @@
+"""The fast shard reader gives exactly what the general one (``iter_shard``) gives.
+
+Sample by sample on varied shards (our writer, webdataset's ``TarWriter`` with its PAX
+headers and long names, GNU long names, compressed shards, tar features the fast reader
+leaves to the general one mid-shard), and error type by error type on damaged ones, over
+both routes: a memory-mapped local file and a stream read in chunks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import random
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import webdataset as wds
+from numpy.typing import NDArray
+
+from atdata_lite import Dataset
+from atdata_lite._shardread import read_shard
+from atdata_lite.errors import CorruptShardError, TruncatedShardError
+from atdata_lite.samples import packable
+from atdata_lite.shards import iter_shard, write_samples
+
+
+@packable
+class Row:
+    idx: int
+    label: str
+    image: NDArray[np.float32]
+
+
+def _general(data: bytes, expected: int | None) -> tuple[list[Any], type | None]:
+    out: list[Any] = []
+    try:
+        for raw in iter_shard(io.BytesIO(data), "s.tar", expected_count=expected):
+            members = {k: bytes(v) for k, v in raw.items() if not k.startswith("__")}
+            out.append((raw["__key__"], members))
+    except Exception as exc:
+        return out, type(exc)
+    return out, None
+
+
+class _Stream(io.RawIOBase):
+    """A non-seekable stream without a file descriptor (as a remote file would be)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._data.readinto(b)
+
+
+def _fast(
+    path: Path, data: bytes, expected: int | None, mapped: bool
+) -> tuple[list[Any], type | None]:
+    out: list[Any] = []
+    stream: Any = open(path, "rb") if mapped else _Stream(data)  # noqa: SIM115
+    try:
+        samples = read_shard(stream, "s.tar", expected_count=expected, reopen=lambda: _Stream(data))
+        for key, members in samples:
+            out.append((key, {k: bytes(v) for k, v in members.items()}))
+    except Exception as exc:
+        return out, type(exc)
+    finally:
+        stream.close()
+    return out, None
+
+
+def _same_on_both_routes(tmp_path: Path, data: bytes, expected: int | None = None) -> list[Any]:
+    path = tmp_path / "s.tar"
+    path.write_bytes(data)
+    want = _general(data, expected)
+    assert _fast(path, data, expected, mapped=True) == want
+    assert _fast(path, data, expected, mapped=False) == want
+    return want[0]
+
+
+def _wds_shard(path: Path, n: int, long_every: int = 0) -> bytes:
+    rng = random.Random(n)
+    with wds.TarWriter(str(path)) as sink:
+        for i in range(n):
+            key = f"s{i:04d}" + ("k" * 150 if long_every and i % long_every == 0 else "")
+            sink.write(
+                {"__key__": key, "msgpack": rng.randbytes(rng.randint(0, 2000)), "json": b"{}"}
+            )
+    return path.read_bytes()
+
+
+def _ours_shard(path: Path, n: int) -> bytes:
+    rows = [Row(idx=i, label="x" * i, image=np.full((i % 5, 3), i, np.float32)) for i in range(n)]
+    write_samples(rows, str(path), progress=False)
+    return path.read_bytes()
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]], fmt: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for info, payload in members:
+            tar.addfile(info, io.BytesIO(payload) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def _member(
+    name: str, payload: bytes = b"", kind: bytes = tarfile.REGTYPE
+) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = len(payload) if kind == tarfile.REGTYPE else 0
+    if kind == tarfile.SYMTYPE:
+        info.linkname = "elsewhere"
+    return info, payload
+
+
+def test_webdataset_shards_with_long_names_read_the_same(tmp_path: Path) -> None:
+    data = _wds_shard(tmp_path / "w.tar", 60, long_every=7)
+    samples = _same_on_both_routes(tmp_path, data, expected=60)
+    assert len(samples) == 60
+    assert samples[7][0] == "s0007" + "k" * 150  # a PAX path, as webdataset wrote it
+    assert set(samples[0][1]) == {"msgpack", "json"}
+
+
+def test_our_shards_read_the_same(tmp_path: Path) -> None:
+    data = _ours_shard(tmp_path / "o.tar", 40)
+    assert len(_same_on_both_routes(tmp_path, data, expected=40)) == 40
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
+def test_tar_formats_long_names_and_directories(tmp_path: Path, fmt: int) -> None:
+    members = [
+        _member("top/", kind=tarfile.DIRTYPE),
+        _member("a.msgpack", b"\x01"),
+        _member("__meta__", b"ignored"),
+        _member("c.msgpack", b"\x03"),
+        _member("c.json", b"{}"),
+    ]
+    keys = ["a", "c"]
+    if fmt != tarfile.USTAR_FORMAT:
+        members.append(_member("f" * 140 + ".msgpack", b"\x04"))  # an L or x header
+        keys.append("f" * 140)
+    # ustar splits a long path into prefix and name; a key with "/" is refused by both
+    members.append(_member("d" * 90 + "/" + "e" * 60 + "/b.msgpack", b"\x02"))
+    samples = _same_on_both_routes(tmp_path, _tar(members, fmt))
+    assert [key for key, _ in samples] == keys
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [
+        _member("link.msgpack", kind=tarfile.SYMTYPE),
+        _member("fifo", kind=tarfile.FIFOTYPE),
+    ],
+    ids=["symlink", "fifo"],
+)
+def test_tar_features_left_to_the_general_reader_mid_shard(tmp_path: Path, feature: Any) -> None:
+    members = [_member(f"k{i}.msgpack", bytes([i])) for i in range(5)]
+    members.insert(3, feature)
+    samples = _same_on_both_routes(tmp_path, _tar(members, tarfile.GNU_FORMAT))
+    assert [key for key, _ in samples] == ["k0", "k1", "k2", "k3", "k4"]
+
+
+def test_global_pax_header_is_left_to_the_general_reader(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers={"comment": "x"}
+    ) as tar:
+        for i in range(4):
+            info, payload = _member(f"k{i}.msgpack", bytes([i]))
+            tar.addfile(info, io.BytesIO(payload))
+    assert len(_same_on_both_routes(tmp_path, buf.getvalue())) == 4
+
+
+def test_compressed_shards_read_the_same(tmp_path: Path) -> None:
+    data = gzip.compress(_ours_shard(tmp_path / "o.tar", 10))
+    assert len(_same_on_both_routes(tmp_path, data)) == 10
+
+
+def test_damaged_shards_give_the_same_samples_then_the_same_error(tmp_path: Path) -> None:
+    rng = random.Random(20261129)
+    for data in (
+        _wds_shard(tmp_path / "w.tar", 12, long_every=5),
+        _ours_shard(tmp_path / "o.tar", 12),
+    ):
+        variants = [data[:cut] for cut in range(0, len(data), 512)]
+        variants += [data[: rng.randrange(len(data))] for _ in range(40)]
+        for _ in range(150):
+            flipped = bytearray(data)
+            flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            variants.append(bytes(flipped))
+        variants += [data + b"junk" * 300, data + bytes(700), data[:-512]]
+        errors = set()
+        for variant in variants:
+            for expected in (None, 12, 11):
+                path = tmp_path / "s.tar"
+                path.write_bytes(variant)
+                want = _general(variant, expected)
+                errors.add(want[1])
+                assert _fast(path, variant, expected, mapped=True) == want, len(variant)
+                assert _fast(path, variant, expected, mapped=False) == want, len(variant)
+        # the battery reaches both kinds of damage, not only clean reads
+        assert {TruncatedShardError, CorruptShardError} <= errors
+
+
+def test_dataset_yields_the_general_readers_samples(tmp_path: Path) -> None:
+    path = tmp_path / "o.tar"
+    _ours_shard(path, 30)
+    with open(path, "rb") as f:
+        want = [Row.from_bytes(raw["msgpack"]) for raw in iter_shard(f, str(path))]
+    got = list(Dataset[Row](str(path)).ordered())
+    assert len(got) == len(want) == 30
+    for a, b in zip(got, want, strict=True):
+        assert (a.idx, a.label) == (b.idx, b.label)
+        np.testing.assert_array_equal(a.image, b.image)
+        assert a.image.dtype == b.image.dtype
+
+
+def test_arrays_are_read_only_views_unless_copies_are_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "o.tar"
+    _ours_shard(path, 5)
+    view = list(Dataset[Row](str(path)))[4].image
+    assert not view.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        view[0, 0] = 1.0
+    copied = list(Dataset[Row](str(path), copy_arrays=True))[4].image
+    assert copied.flags.writeable and copied.flags.owndata
+    copied[0, 0] = 1.0
+    np.testing.assert_array_equal(view, np.full((4, 3), 4, np.float32))
+
+
+def test_from_bytes_still_gives_writable_arrays() -> None:
+    row = Row.from_bytes(Row(idx=1, label="a", image=np.ones((2, 2), np.float32)).packed)
+    assert row.image.flags.writeable
+
+
+def test_dataset_reads_a_stream_without_a_file_descriptor(tmp_path: Path) -> None:
+    # memory:// files have no descriptor: the chunked route, same samples
+    import fsspec
+
+    data = _ours_shard(tmp_path / "o.tar", 25)
+    with fsspec.open("memory://fast-read/o.tar", "wb") as f:
+        f.write(data)
+    got = [(r.idx, r.label) for r in Dataset[Row]("memory://fast-read/o.tar", cache=False)]
+    assert got == [(i, "x" * i) for i in range(25)]
+    assert os.path.getsize(tmp_path / "o.tar") == len(data)
