@@ -24,6 +24,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
+from zlib import adler32
 
 from .errors import CorruptShardError, TruncatedShardError
 from .samples import is_valid_key
@@ -169,13 +170,14 @@ def scan_shard(
     count = 0
     override: str | None = None  # the next member's name from an L or x header
     extended = False  # the previous header was an L or x header
+    zero, octal, meta, valid_key = _ZERO_BLOCK, _OCTAL, _META_MEMBER.match, is_valid_key
     while True:
         if pos + _BLOCK > end and refill is not None:
             buf, pos, end = refill(buf, pos, _BLOCK)
             view = memoryview(buf)
-        block = bytes(view[pos : pos + _BLOCK])
+        block = buf[pos : pos + _BLOCK]
         if extended and (
-            not block or block == _ZERO_BLOCK or (len(block) == _BLOCK and not _checksum_ok(block))
+            not block or block == zero or (len(block) == _BLOCK and not _checksum_ok(block))
         ):
             # tarfile: the header after a long-name or PAX header must be a good one
             raise _corrupt(url, f"missing or bad header after the extended header at byte {pos}")
@@ -185,18 +187,28 @@ def scan_shard(
             raise _truncated(
                 url, f"no end-of-archive marker (the samples after byte {pos} are missing)"
             )
-        if block == _ZERO_BLOCK:
+        if block == zero:
             break
-        if not _checksum_ok(block):
-            raise _corrupt(url, f"unreadable member header at byte {pos}")
-        if block[100:148].translate(None, _OCTAL) or block[329:345].translate(None, _OCTAL):
+        # mode, ids, size, mtime, checksum; device numbers: octal (else tarfile decides)
+        if block[100:156].translate(None, octal) or block[329:345].translate(None, octal):
+            if not _checksum_ok(block):
+                raise _corrupt(url, f"unreadable member header at byte {pos}")
             raise Unsupported("numeric field")
+        field = block[148:156]
+        # the unsigned byte sum with the checksum field counted as spaces, via adler32
+        if (
+            (adler32(block) & 0xFFFF)
+            + 255
+            - sum(field)
+            - int(field.split(b"\x00", 1)[0].strip() or b"0", 8)
+        ) % 65521 and not _checksum_ok(block):
+            raise _corrupt(url, f"unreadable member header at byte {pos}")
         extended = False
-        size = _octal(block[124:136])
-        flag = block[156:157]
+        size = int(block[124:136].split(b"\x00", 1)[0].strip() or b"0", 8)
+        flag = block[156]
         data_start = pos + _BLOCK
         data_end = data_start + size
-        next_pos = data_start + -(-size // _BLOCK) * _BLOCK
+        next_pos = data_start + ((size + 511) & ~511)
         if data_end > end and refill is not None:
             buf, shift, end = refill(buf, pos, next_pos - pos)
             view = memoryview(buf)
@@ -205,45 +217,46 @@ def scan_shard(
             next_pos += shift - pos
             pos = shift
         if data_end > end:
-            if flag in (b"L", b"x"):
+            if flag in (0x4C, 0x78):  # L, x
                 raise _corrupt(
                     url, f"missing or bad header after the extended header at byte {pos}"
                 )
             raise _truncated(url, f"the data ends early (a member at byte {pos} is cut short)")
-        if flag in (b"0", b"\x00"):
-            name = override if override is not None else _name(block[0:100])
+        if flag == 0x30 or flag == 0:  # "0", NUL: a regular file
             if override is None:
-                prefix = _name(block[345:500])
-                if prefix:
-                    name = f"{prefix}/{name}"
-            override = None
-            if flag == b"\x00" and name.endswith("/"):
+                name = block[:100].split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+                if block[345]:
+                    name = f"{_name(block[345:500])}/{name}"
+            else:
+                name = override
+                override = None
+            if flag == 0 and name[-1:] == "/":
                 if size:
                     raise Unsupported("directory with data")
                 pos = next_pos  # a V7 directory
                 continue
-        elif flag == b"5" and size == 0:
+        elif flag == 0x35 and size == 0:  # "5": a directory
             override = None
             pos = next_pos
             continue
-        elif flag == b"L":
+        elif flag == 0x4C:  # "L": the next member's long name
             override = _name(bytes(view[data_start:data_end]))
             extended = True
             pos = next_pos
             continue
-        elif flag == b"x":
+        elif flag == 0x78:  # "x": per-file PAX header
             path = _pax_path(bytes(view[data_start:data_end]))
             override = path if path is not None else override
             extended = True
             pos = next_pos
             continue
         else:
-            raise Unsupported(f"member type {flag!r}")
+            raise Unsupported(f"member type {chr(flag)!r}")
         pos = next_pos
         # webdataset's base_plus_ext: the key is everything up to the first dot of the basename
         slash = name.rfind("/")
         dot = name.find(".", slash + 1)
-        if dot <= slash + 1 or _META_MEMBER.match(name):
+        if dot <= slash + 1 or (name[:2] == "__" and meta(name)):
             if dot == slash + 1:
                 raise _bad_key(url, name, "")  # ".msgpack": no key
             continue
@@ -254,7 +267,7 @@ def scan_shard(
                 yield current_key, current
             if key in seen:
                 raise _duplicate(url, key, f"member {name!r}")
-            if not is_valid_key(key):
+            if not valid_key(key):
                 raise _bad_key(url, name, key)
             seen.add(key)
             count += 1

@@ -14,7 +14,6 @@ stored schema) and samples pickle, so the ``spawn`` start method works as well a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import random
@@ -414,8 +413,10 @@ def _is_shard_records(source: object) -> TypeIs[Sequence[ShardRecord]]:
 def _set_key(sample: Any, key: str) -> None:
     # The key rides along on the sample (never serialised) so that rewriting a dataset
     # keeps it; objects that cannot take attributes simply do not remember it.
-    with contextlib.suppress(AttributeError, TypeError):
+    try:
         object.__setattr__(sample, KEY_ATTR, key)
+    except (AttributeError, TypeError):
+        pass
 
 
 # --- Dataset ---------------------------------------------------------------------------

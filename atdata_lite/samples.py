@@ -316,9 +316,14 @@ class _Codec:
     not_init: frozenset[str]  # fields set after construction (dataclass field(init=False))
     encoders: tuple[tuple[str, Conv], ...]
     decoders: tuple[tuple[str, Conv], ...]
+    # Reading may fill the instance dict directly: the class's __init__ is the one
+    # dataclass generated, nothing runs after it but our own __post_init__, and the
+    # instances keep their fields in a plain __dict__.
+    plain_init: bool = False
 
 
 _CODECS: weakref.WeakKeyDictionary[type, _Codec] = weakref.WeakKeyDictionary()
+_CODEC_ATTR = "__atdata_lite_codec__"
 
 
 def _numpy_default(obj: Any) -> Any:
@@ -336,6 +341,9 @@ def _numpy_default(obj: Any) -> Any:
 
 def codec_for(cls: type) -> _Codec:
     """Return the (cached) codec of a packable class, checking its field types once."""
+    codec = cls.__dict__.get(_CODEC_ATTR)  # its own, not a base class's
+    if codec is not None:
+        return codec  # type: ignore[no-any-return]
     try:
         return _CODECS[cls]
     except KeyError:
@@ -366,6 +374,14 @@ def codec_for(cls: type) -> _Codec:
         if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             required.add(f.name)
     names = tuple(hints)
+    init = getattr(cls, "__init__", None)
+    plain_init = (
+        not not_init
+        and getattr(cls, "__post_init__", None) is PackableSample.__post_init__
+        and getattr(getattr(init, "__code__", None), "co_filename", "") == "<string>"
+        and all("__slots__" not in vars(k) for k in cls.__mro__[:-1])
+        and set(names) == {f.name for f in dataclasses.fields(cls)}
+    )
     codec = _Codec(
         names=names,
         name_set=frozenset(names),
@@ -375,8 +391,13 @@ def codec_for(cls: type) -> _Codec:
         not_init=frozenset(not_init),
         encoders=tuple(encoders),
         decoders=tuple(decoders),
+        plain_init=plain_init,
     )
     _CODECS[cls] = codec
+    try:
+        setattr(cls, _CODEC_ATTR, codec)  # the fast lookup; the weak map is the fallback
+    except (AttributeError, TypeError):
+        pass
     return codec
 
 
@@ -393,10 +414,12 @@ def _mismatch_text(cls: type, name: str, exc: Mismatch) -> str:
     return f"field {name + exc.path!r} of {cls.__qualname__} expects {exc.expected}, got {exc.got}"
 
 
-def _unpack(data: bytes, what: str) -> Any:
+def _unpack(data: bytes, what: str | type) -> Any:
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:
+        if isinstance(what, type):
+            what = f"a {what.__qualname__} sample"
         raise SampleDecodeError(f"Cannot decode {what}: not valid msgpack ({exc}).") from exc
 
 
@@ -445,12 +468,24 @@ class PackableSample:
 
     @classmethod
     def _build(cls, data: Any, checks: tuple[tuple[str, Check], ...]) -> Self:
+        codec = cls.__dict__.get(_CODEC_ATTR) or codec_for(cls)
+        if codec.plain_init and type(data) is dict and len(data) == len(checks):
+            # The common case, every field present and well-typed: one pass. Anything else
+            # (a missing or unknown field, a mismatch) goes the careful way below, which
+            # finds and words the problem.
+            try:
+                kwargs = {name: check(data[name]) for name, check in checks}
+            except (KeyError, Mismatch):
+                pass
+            else:
+                sample = cls.__new__(cls)
+                object.__setattr__(sample, "__dict__", kwargs)
+                return sample
         if not isinstance(data, dict):
             raise SampleDecodeError(
                 f"Cannot decode a {cls.__qualname__}: expected a map of fields, got "
                 f"{type(data).__name__}."
             )
-        codec = codec_for(cls)
         keys = data.keys()
         if not (keys <= codec.name_set and codec.required <= keys):
             unknown = [k for k in keys if k not in codec.name_set]
@@ -495,12 +530,12 @@ class PackableSample:
         Raises:
             SampleDecodeError: The bytes are not msgpack, or do not match the class.
         """
-        return cls.from_data(_unpack(bs, f"a {cls.__qualname__} sample"))
+        return cls._build(_unpack(bs, cls), codec_for(cls).checks)
 
     @classmethod
     def _from_bytes_view(cls, bs: bytes | memoryview) -> Self:
         """:meth:`from_bytes`, with array fields as read-only views (no copy of the data)."""
-        return cls._build(_unpack(bs, f"a {cls.__qualname__} sample"), codec_for(cls).view_checks)
+        return cls._build(_unpack(bs, cls), codec_for(cls).view_checks)
 
     @property
     def packed(self) -> bytes:
