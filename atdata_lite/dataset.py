@@ -413,7 +413,8 @@ def _is_shard_records(source: object) -> TypeIs[Sequence[ShardRecord]]:
 def _set_key(sample: Any, key: str) -> None:
     # The key rides along on the sample (never serialised) so that rewriting a dataset
     # keeps it; objects that cannot take attributes simply do not remember it.
-    try:
+    # (try/except, not contextlib.suppress: this runs once per sample)
+    try:  # noqa: SIM105
         object.__setattr__(sample, KEY_ATTR, key)
     except (AttributeError, TypeError):
         pass

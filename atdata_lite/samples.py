@@ -24,6 +24,7 @@ Differences from atdata, all deliberate (see ``docs/readme/data.md``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -394,10 +395,8 @@ def codec_for(cls: type) -> _Codec:
         plain_init=plain_init,
     )
     _CODECS[cls] = codec
-    try:
+    with contextlib.suppress(AttributeError, TypeError):
         setattr(cls, _CODEC_ATTR, codec)  # the fast lookup; the weak map is the fallback
-    except (AttributeError, TypeError):
-        pass
     return codec
 
 
