@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-__all__ = ["npy_view"]
+__all__ = ["npy_header", "npy_view"]
 
 _MAGIC = b"\x93NUMPY"
 _MAX_HEADERS = 1024  # distinct headers kept; a dataset of varied shapes just re-parses
@@ -56,17 +56,8 @@ def _parse(prefix: bytes, major: int) -> _Header | None:
     return _Header(tuple(shape), bool(fortran), dtype)
 
 
-def npy_view(data: Any, *, copy: bool) -> np.ndarray | None:
-    """The array NPY ``data`` holds, without ``np.load``; ``None`` to use ``np.load``.
-
-    Args:
-        data: ``bytes``, ``bytearray`` or ``memoryview`` holding one NPY file.
-        copy: Return an array that owns its (writable) data; otherwise the array is a view
-            of ``data`` (read-only for ``bytes``).
-
-    Raises:
-        ValueError: The header describes more data than ``data`` holds.
-    """
+def npy_header(data: Any) -> tuple[int, _Header] | None:
+    """``(data offset, parsed header)`` of NPY ``data``, or ``None`` to use ``np.load``."""
     view = memoryview(data)
     if len(view) < 10 or view[:6] != _MAGIC:
         return None
@@ -89,6 +80,25 @@ def npy_view(data: Any, *, copy: bool) -> np.ndarray | None:
         _HEADERS[text] = header
     if header is None:
         return None
+    return offset, header
+
+
+def npy_view(data: Any, *, copy: bool) -> np.ndarray | None:
+    """The array NPY ``data`` holds, without ``np.load``; ``None`` to use ``np.load``.
+
+    Args:
+        data: ``bytes``, ``bytearray`` or ``memoryview`` holding one NPY file.
+        copy: Return an array that owns its (writable) data; otherwise the array is a view
+            of ``data`` (read-only for ``bytes``).
+
+    Raises:
+        ValueError: The header describes more data than ``data`` holds.
+    """
+    found = npy_header(data)
+    if found is None:
+        return None
+    offset, header = found
+    view = memoryview(data)
     have = len(view) - offset
     if have < header.nbytes:
         raise ValueError(

@@ -413,7 +413,16 @@ def _mismatch_text(cls: type, name: str, exc: Mismatch) -> str:
     return f"field {name + exc.path!r} of {cls.__qualname__} expects {exc.expected}, got {exc.got}"
 
 
-def _unpack(data: bytes, what: str | type) -> Any:
+def unpack_payload(data: bytes | memoryview, what: str | type) -> Any:
+    """Decode one sample's msgpack payload (``what``: the sample type, for errors).
+
+    Raises:
+        SampleDecodeError: Not valid msgpack.
+    """
+    return _unpack(data, what)
+
+
+def _unpack(data: bytes | memoryview, what: str | type) -> Any:
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:
@@ -814,22 +823,39 @@ class SampleBatch(Generic[DT]):
 
     @classmethod
     def _from_columns(
-        cls, sample_type: type, length: int, columns: dict[str, Any]
+        cls,
+        sample_type: type,
+        length: int,
+        columns: dict[str, Any],
+        keys: Sequence[str] | None = None,
+        values: dict[str, list[Any]] | None = None,
     ) -> SampleBatch[Any]:
-        """A batch holding only its columns (``samples`` is rebuilt from them when read)."""
+        """A batch holding only its columns (``samples`` is rebuilt from them when read).
+
+        ``keys`` are the samples' keys; ``values`` the Python values of columns held as
+        arrays or tensors (the rebuilt samples get those, not numpy scalars).
+        """
         self = cls.__new__(cls)
         self._aggregates = dict(columns)
         self._sample_type = sample_type
         self._length = length
+        self._keys = list(keys) if keys is not None else None
+        self._values = dict(values or {})
         return self
 
     def _rebuild_samples(self) -> list[Any]:
         st = self._sample_type
-        columns = self._aggregates
+        columns = {**self._aggregates, **self.__dict__.get("_values", {})}
         rows = [{k: col[i] for k, col in columns.items()} for i in range(self._length)]
         if st is not None and issubclass(st, DictSample):
-            return [DictSample(row) for row in rows]
-        return [st(**row) for row in rows]  # type: ignore[misc]
+            samples: list[Any] = [DictSample(row) for row in rows]
+        else:
+            samples = [st(**row) for row in rows]  # type: ignore[misc]
+        keys = self.__dict__.get("_keys")
+        if keys is not None:
+            for sample, key in zip(samples, keys, strict=True):
+                object.__setattr__(sample, KEY_ATTR, key)
+        return samples
 
     def __len__(self) -> int:
         if "samples" not in self.__dict__:
