@@ -241,6 +241,7 @@ def load_dataset(
     streaming: bool = False,
     index: Index | None = None,
     storage_options: dict[str, Any] | None = None,
+    copy_arrays: bool = False,
 ) -> Dataset[_S]: ...
 @overload
 def load_dataset(
@@ -252,6 +253,7 @@ def load_dataset(
     streaming: bool = False,
     index: Index | None = None,
     storage_options: dict[str, Any] | None = None,
+    copy_arrays: bool = False,
 ) -> Dataset[Any]: ...
 @overload
 def load_dataset(
@@ -263,6 +265,7 @@ def load_dataset(
     streaming: bool = False,
     index: Index | None = None,
     storage_options: dict[str, Any] | None = None,
+    copy_arrays: bool = False,
 ) -> DatasetDict: ...
 def load_dataset(
     path: str | os.PathLike[str],
@@ -273,6 +276,7 @@ def load_dataset(
     streaming: bool = False,
     index: Index | None = None,
     storage_options: dict[str, Any] | None = None,
+    copy_arrays: bool = False,
 ) -> Dataset[Any] | DatasetDict:
     """Load a dataset by name from an index, or from shard files.
 
@@ -292,6 +296,8 @@ def load_dataset(
             closes it again).
         storage_options: fsspec options for opening the shards (credentials, endpoint);
             ``None`` uses the index's data store's options for shards inside it.
+        copy_arrays: Give every array field its own writable memory instead of a
+            read-only view of the bytes read (see ``Dataset(copy_arrays=...)``).
 
     Returns:
         A ``Dataset`` when ``split`` is given, otherwise a ``DatasetDict``.
@@ -328,6 +334,8 @@ def load_dataset(
             name: Dataset[sample_type](urls, storage_options=storage_options)  # type: ignore[valid-type]
             for name, urls in files.items()
         }
+    for dataset in splits.values():
+        dataset.copy_arrays = copy_arrays
     if split is not None:
         if split not in splits:
             raise ValueError(f"Split {split!r} not found. Available splits: {sorted(splits)}")
