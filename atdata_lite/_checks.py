@@ -192,7 +192,7 @@ def _array_text(dtype: np.dtype | None, shape: tuple[int | None, ...] | None) ->
     return text
 
 
-def _array_check(tp: Any, load_array: Callable[[bytes], Any]) -> Check:
+def _array_check(tp: Any, load_array: Callable[[Any], Any]) -> Check:
     name = ndarray_dtype(tp)
     dtype = np.dtype(name) if name is not None else None
     dtype_type = dtype.type if dtype is not None else None
@@ -204,7 +204,7 @@ def _array_check(tp: Any, load_array: Callable[[bytes], Any]) -> Check:
             if not isinstance(v, bytes | bytearray | memoryview):
                 hint = f"np.asarray(value{f', dtype=np.{dtype.name}' if dtype else ''})"
                 raise Mismatch(expected, v, hint=hint)
-            v = load_array(v)  # NPY bytes, as atdata allows
+            v = load_array(v)  # NPY bytes (or a view of them), as atdata allows
         # the same type may come under another name (longlong/int64) or byte order
         if (
             dtype is not None
@@ -241,7 +241,7 @@ def expected_text(tp: Any) -> str:
     return f"None or {text}" if optional else text
 
 
-def _list_check(item_tp: Any, load_array: Callable[[bytes], Any]) -> Check:
+def _list_check(item_tp: Any, load_array: Callable[[Any], Any]) -> Check:
     inner, optional = unwrap_optional(item_tp)
     inner = strip_annotated(inner)
     item = build_check(item_tp, load_array)
@@ -277,7 +277,7 @@ def _list_check(item_tp: Any, load_array: Callable[[bytes], Any]) -> Check:
     return check_list
 
 
-def build_check(tp: Any, load_array: Callable[[bytes], Any]) -> Check:
+def build_check(tp: Any, load_array: Callable[[Any], Any]) -> Check:
     """Build the check of a field annotation (already accepted by the codec).
 
     Args:

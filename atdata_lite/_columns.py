@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ._npy import npy_header
-from ._types import is_ndarray_type, unwrap_optional
-from .samples import KEY_ATTR, PackableSample, SampleBatch, codec_for, field_types
+from ._types import field_types, is_ndarray_type, unwrap_optional
+from .samples import KEY_ATTR, PackableSample, SampleBatch, codec_for
 
 __all__ = ["BatchFormat", "ColumnBuilder", "can_build_columns"]
 
@@ -120,7 +120,8 @@ class ColumnBuilder:
         """One batch from sample objects (e.g. what a lens made), in this batch format."""
         columns = self._columns_of_samples(list(samples))
         keys = [getattr(s, KEY_ATTR, None) for s in samples]
-        return self._finish(columns, len(samples), keys if None not in keys else None)
+        known = [k for k in keys if isinstance(k, str)]
+        return self._finish(columns, len(samples), known if len(known) == len(keys) else None)
 
     def _columns(self, maps: Sequence[Any]) -> dict[str, Any] | None:
         n_fields = len(self.fields)

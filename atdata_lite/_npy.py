@@ -13,7 +13,7 @@ caller then goes the general way (``np.load``), which decides and words the erro
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -29,7 +29,7 @@ class _Header:
 
     def __init__(self, shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> None:
         self.shape = shape
-        self.order = "F" if fortran else "C"
+        self.order: Literal["C", "F"] = "F" if fortran else "C"
         self.dtype = dtype
         count = 1
         for dim in shape:
@@ -72,8 +72,9 @@ def npy_header(data: Any) -> tuple[int, _Header] | None:
         return None
     offset = start + header_len
     text = bytes(view[start:offset])
-    header = _HEADERS.get(text, False)
-    if header is False:
+    if text in _HEADERS:
+        header = _HEADERS[text]
+    else:
         header = _parse(bytes(view[:offset]), major)
         if len(_HEADERS) >= _MAX_HEADERS:
             _HEADERS.clear()
@@ -104,6 +105,6 @@ def npy_view(data: Any, *, copy: bool) -> np.ndarray | None:
         raise ValueError(
             f"the header describes {header.nbytes} bytes of data, the payload holds {have}"
         )
-    array = np.frombuffer(view, dtype=header.dtype, count=header.count, offset=offset)
-    array = array.reshape(header.shape, order=header.order)
+    flat = np.frombuffer(view, dtype=header.dtype, count=header.count, offset=offset)
+    array: np.ndarray = flat.reshape(header.shape, order=header.order)
     return array.copy(order="K") if copy else array

@@ -400,10 +400,8 @@ def codec_for(cls: type) -> _Codec:
     return codec
 
 
-def _array_loader(
-    allow_pickle: bool, where: str, copy: bool = True
-) -> Callable[[bytes], np.ndarray]:
-    def load(data: bytes) -> np.ndarray:
+def _array_loader(allow_pickle: bool, where: str, copy: bool = True) -> Callable[[Any], np.ndarray]:
+    def load(data: Any) -> np.ndarray:
         return bytes_to_array(data, allow_pickle=allow_pickle, where=where, copy=copy)
 
     return load
@@ -815,6 +813,8 @@ class SampleBatch(Generic[DT]):
     """
 
     _length: int  # the batch size, for a batch built from columns
+    _keys: list[str] | None  # the samples' keys, for a batch built from columns
+    _values: dict[str, list[Any]]  # Python values of array-held columns, for rebuilding
 
     def __init__(self, samples: Iterable[DT]) -> None:
         self.samples: list[DT] = list(samples)
