@@ -26,7 +26,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from zlib import adler32
 
+import numpy as np
+
 from .errors import CorruptShardError, TruncatedShardError
+from .samples import _BAD_KEY as _BAD_KEY_CHAR
 from .samples import is_valid_key
 
 __all__ = ["Unsupported", "scan_shard"]
@@ -101,6 +104,107 @@ def _pax_path(data: bytes) -> str | None:
     return path
 
 
+# --- many plain headers at once ---------------------------------------------------------
+
+_BULK_MAX = 4096  # headers checked per numpy pass
+_OCTAL_TABLE = np.zeros(256, dtype=bool)
+_OCTAL_TABLE[list(_OCTAL)] = True
+_POWERS = 8 ** np.arange(5, -1, -1, dtype=np.int64)  # six octal checksum digits
+
+
+def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int], int] | None:
+    """The run of plain members starting at ``pos``, checked together; None if there is none.
+
+    A plain member is a regular file (type ``0``) whose header is in the canonical form
+    tarfile and GNU tar write (an 11-digit octal size ended by NUL or space, a six-digit
+    octal checksum followed by NUL and space, no ustar prefix), lying whole inside ``buf``.
+    The run stops before the first member that is not, which the one-header path then
+    reads (and judges): what is accepted here is exactly what that path accepts.
+
+    Returns:
+        ``(names, data starts, data ends, position after the run)``.
+    """
+    positions: list[int] = []
+    sizes: list[int] = []
+    sums: list[int] = []
+    p = pos
+    limit = end - _BLOCK
+    while p <= limit and len(positions) < _BULK_MAX:
+        if buf[p + 156] != 0x30:
+            break
+        try:
+            size = int(buf[p + 124 : p + 135], 8)
+        except ValueError:
+            break
+        if size < 0 or p + _BLOCK + size > end:
+            break
+        positions.append(p)
+        sizes.append(size)
+        sums.append(adler32(buf[p : p + _BLOCK]) & 0xFFFF)
+        p += _BLOCK + ((size + 511) & ~511)
+    if not positions:
+        return None
+    rows = np.frombuffer(buf, dtype=np.uint8, count=(end // _BLOCK) * _BLOCK).reshape(-1, _BLOCK)
+    which = np.asarray(positions) // _BLOCK
+    numeric = rows[:, 100:156][which]  # mode ... checksum (bytes 100-155)
+    device = rows[:, 329:346][which]  # device numbers, and the first prefix byte
+    digits = numeric[:, 48:54].astype(np.int64) - 48
+    good = (
+        _OCTAL_TABLE[numeric].all(axis=1)
+        & _OCTAL_TABLE[device[:, :16]].all(axis=1)
+        & (device[:, 16] == 0)  # no ustar prefix
+        & ((numeric[:, 35] == 0) | (numeric[:, 35] == 32))  # the size ends at byte 135
+        & ((digits >= 0) & (digits <= 7)).all(axis=1)
+        & (numeric[:, 54] == 0)
+        & (numeric[:, 55] == 32)
+    )
+    # adler32's low half is 1 + the byte sum mod 65521; tarfile's checksum counts the
+    # checksum field as eight spaces
+    field_sum = numeric[:, 48:56].sum(axis=1, dtype=np.int64)
+    good &= (np.asarray(sums) + 255 - field_sum - digits @ _POWERS) % 65521 == 0
+    if not good.all():
+        n = int(np.argmin(good))  # the first member that is not plain
+        if n == 0:
+            return None
+        positions = positions[:n]
+        sizes = sizes[:n]
+    names = [
+        buf[q : q + 100].split(b"\x00", 1)[0].decode("utf-8", "surrogateescape") for q in positions
+    ]
+    starts = [q + _BLOCK for q in positions]
+    ends = [q + size for q, size in zip(starts, sizes, strict=True)]
+    last = positions[-1]
+    return names, starts, ends, last + _BLOCK + ((sizes[-1] + 511) & ~511)
+
+
+def _plain_samples(
+    names: list[str], seen: set[str], expected_count: int | None, count: int
+) -> tuple[list[str], list[str]] | None:
+    """Keys and extensions when each name is a new sample with a safe key, else None.
+
+    None sends the names through the member-by-member checks, which group members of one
+    sample, skip metadata members and raise, at the right sample, what is wrong.
+    """
+    joined = "\n".join(names)
+    if "/" in joined or "\n__" in "\n" + joined:
+        return None  # paths and metadata members
+    parts = [name.partition(".") for name in names]
+    keys = [key for key, _, _ in parts]
+    if (
+        not all(dot for _, dot, _ in parts)
+        or not 0 < min(map(len, keys)) <= max(map(len, keys)) <= 200
+    ):
+        return None
+    if _BAD_KEY_CHAR.search("-".join(keys)) is not None:
+        return None
+    unique = set(keys)
+    if len(unique) != len(keys) or not unique.isdisjoint(seen):
+        return None
+    if expected_count is not None and count + len(keys) > expected_count:
+        return None
+    return keys, [ext.lower() for _, _, ext in parts]
+
+
 def _truncated(url: str, detail: str) -> TruncatedShardError:
     return TruncatedShardError(
         f"Truncated shard {url}: {detail}. Re-create it, or read with on_shard_error='skip' "
@@ -172,112 +276,133 @@ def scan_shard(
     extended = False  # the previous header was an L or x header
     zero, octal, meta, valid_key = _ZERO_BLOCK, _OCTAL, _META_MEMBER.match, is_valid_key
     while True:
-        if pos + _BLOCK > end and refill is not None:
-            buf, pos, end = refill(buf, pos, _BLOCK)
-            view = memoryview(buf)
-        block = buf[pos : pos + _BLOCK]
-        if extended and (
-            not block or block == zero or (len(block) == _BLOCK and not _checksum_ok(block))
-        ):
-            # tarfile: the header after a long-name or PAX header must be a good one
-            raise _corrupt(url, f"missing or bad header after the extended header at byte {pos}")
-        if len(block) < _BLOCK:
-            if not block and pos == 0:
-                raise _truncated(url, "the data ends early (empty file)")
-            raise _truncated(
-                url, f"no end-of-archive marker (the samples after byte {pos} are missing)"
-            )
-        if block == zero:
-            break
-        # mode, ids, size, mtime, checksum; device numbers: octal (else tarfile decides)
-        if block[100:156].translate(None, octal) or block[329:345].translate(None, octal):
-            if not _checksum_ok(block):
-                raise _corrupt(url, f"unreadable member header at byte {pos}")
-            raise Unsupported("numeric field")
-        field = block[148:156]
-        # the unsigned byte sum with the checksum field counted as spaces, via adler32
-        if (
-            (adler32(block) & 0xFFFF)
-            + 255
-            - sum(field)
-            - int(field.split(b"\x00", 1)[0].strip() or b"0", 8)
-        ) % 65521 and not _checksum_ok(block):
-            raise _corrupt(url, f"unreadable member header at byte {pos}")
-        extended = False
-        size = int(block[124:136].split(b"\x00", 1)[0].strip() or b"0", 8)
-        flag = block[156]
-        data_start = pos + _BLOCK
-        data_end = data_start + size
-        next_pos = data_start + ((size + 511) & ~511)
-        if data_end > end and refill is not None:
-            buf, shift, end = refill(buf, pos, next_pos - pos)
-            view = memoryview(buf)
-            data_start += shift - pos
-            data_end += shift - pos
-            next_pos += shift - pos
-            pos = shift
-        if data_end > end:
-            if flag in (0x4C, 0x78):  # L, x
+        bulk = _bulk(buf, pos, end) if not extended and override is None else None
+        if bulk is not None:
+            names, starts, ends, pos = bulk
+            plain = _plain_samples(names, seen, expected_count, count)
+            if plain is not None:  # one member per sample, nothing to check one by one
+                keys, exts = plain
+                if current_key is not None:
+                    yield current_key, current
+                seen.update(keys)
+                count += len(keys)
+                last = len(keys) - 1
+                for i in range(last):
+                    yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
+                current_key = keys[last]
+                current = {exts[last]: view[starts[last] : ends[last]]}
+                continue
+        else:
+            if pos + _BLOCK > end and refill is not None:
+                buf, pos, end = refill(buf, pos, _BLOCK)
+                view = memoryview(buf)
+            block = buf[pos : pos + _BLOCK]
+            if extended and (
+                not block or block == zero or (len(block) == _BLOCK and not _checksum_ok(block))
+            ):
+                # tarfile: the header after a long-name or PAX header must be a good one
                 raise _corrupt(
                     url, f"missing or bad header after the extended header at byte {pos}"
                 )
-            raise _truncated(url, f"the data ends early (a member at byte {pos} is cut short)")
-        if flag == 0x30 or flag == 0:  # "0", NUL: a regular file
-            if override is None:
-                name = block[:100].split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
-                if block[345]:
-                    name = f"{_name(block[345:500])}/{name}"
-            else:
-                name = override
+            if len(block) < _BLOCK:
+                if not block and pos == 0:
+                    raise _truncated(url, "the data ends early (empty file)")
+                raise _truncated(
+                    url, f"no end-of-archive marker (the samples after byte {pos} are missing)"
+                )
+            if block == zero:
+                break
+            # mode, ids, size, mtime, checksum; device numbers: octal (else tarfile decides)
+            if block[100:156].translate(None, octal) or block[329:345].translate(None, octal):
+                if not _checksum_ok(block):
+                    raise _corrupt(url, f"unreadable member header at byte {pos}")
+                raise Unsupported("numeric field")
+            field = block[148:156]
+            # the unsigned byte sum with the checksum field counted as spaces, via adler32
+            if (
+                (adler32(block) & 0xFFFF)
+                + 255
+                - sum(field)
+                - int(field.split(b"\x00", 1)[0].strip() or b"0", 8)
+            ) % 65521 and not _checksum_ok(block):
+                raise _corrupt(url, f"unreadable member header at byte {pos}")
+            extended = False
+            size = int(block[124:136].split(b"\x00", 1)[0].strip() or b"0", 8)
+            flag = block[156]
+            data_start = pos + _BLOCK
+            data_end = data_start + size
+            next_pos = data_start + ((size + 511) & ~511)
+            if data_end > end and refill is not None:
+                buf, shift, end = refill(buf, pos, next_pos - pos)
+                view = memoryview(buf)
+                data_start += shift - pos
+                data_end += shift - pos
+                next_pos += shift - pos
+                pos = shift
+            if data_end > end:
+                if flag in (0x4C, 0x78):  # L, x
+                    raise _corrupt(
+                        url, f"missing or bad header after the extended header at byte {pos}"
+                    )
+                raise _truncated(url, f"the data ends early (a member at byte {pos} is cut short)")
+            if flag == 0x30 or flag == 0:  # "0", NUL: a regular file
+                if override is None:
+                    name = block[:100].split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+                    if block[345]:
+                        name = f"{_name(block[345:500])}/{name}"
+                else:
+                    name = override
+                    override = None
+                if flag == 0 and name[-1:] == "/":
+                    if size:
+                        raise Unsupported("directory with data")
+                    pos = next_pos  # a V7 directory
+                    continue
+            elif flag == 0x35 and size == 0:  # "5": a directory
                 override = None
-            if flag == 0 and name[-1:] == "/":
-                if size:
-                    raise Unsupported("directory with data")
-                pos = next_pos  # a V7 directory
+                pos = next_pos
                 continue
-        elif flag == 0x35 and size == 0:  # "5": a directory
-            override = None
+            elif flag == 0x4C:  # "L": the next member's long name
+                override = _name(bytes(view[data_start:data_end]))
+                extended = True
+                pos = next_pos
+                continue
+            elif flag == 0x78:  # "x": per-file PAX header
+                path = _pax_path(bytes(view[data_start:data_end]))
+                override = path if path is not None else override
+                extended = True
+                pos = next_pos
+                continue
+            else:
+                raise Unsupported(f"member type {chr(flag)!r}")
+            names, starts, ends = [name], [data_start], [data_end]
             pos = next_pos
-            continue
-        elif flag == 0x4C:  # "L": the next member's long name
-            override = _name(bytes(view[data_start:data_end]))
-            extended = True
-            pos = next_pos
-            continue
-        elif flag == 0x78:  # "x": per-file PAX header
-            path = _pax_path(bytes(view[data_start:data_end]))
-            override = path if path is not None else override
-            extended = True
-            pos = next_pos
-            continue
-        else:
-            raise Unsupported(f"member type {chr(flag)!r}")
-        pos = next_pos
-        # webdataset's base_plus_ext: the key is everything up to the first dot of the basename
-        slash = name.rfind("/")
-        dot = name.find(".", slash + 1)
-        if dot <= slash + 1 or (name[:2] == "__" and meta(name)):
-            if dot == slash + 1:
-                raise _bad_key(url, name, "")  # ".msgpack": no key
-            continue
-        key = name[:dot]
-        ext = name[dot + 1 :].lower()
-        if key != current_key:
-            if current_key is not None:
-                yield current_key, current
-            if key in seen:
-                raise _duplicate(url, key, f"member {name!r}")
-            if not valid_key(key):
-                raise _bad_key(url, name, key)
-            seen.add(key)
-            count += 1
-            if expected_count is not None and count > expected_count:
-                raise _count_error(url, expected_count, f"more than {expected_count}")
-            current_key = key
-            current = {}
-        elif ext in current:
-            raise _duplicate(url, key, f"two {name!r} members")
-        current[ext] = view[data_start:data_end]
+        for name, data_start, data_end in zip(names, starts, ends, strict=True):
+            # webdataset's base_plus_ext: the key is everything up to the first dot of the basename
+            slash = name.rfind("/")
+            dot = name.find(".", slash + 1)
+            if dot <= slash + 1 or (name[:2] == "__" and meta(name)):
+                if dot == slash + 1:
+                    raise _bad_key(url, name, "")  # ".msgpack": no key
+                continue
+            key = name[:dot]
+            ext = name[dot + 1 :].lower()
+            if key != current_key:
+                if current_key is not None:
+                    yield current_key, current
+                if key in seen:
+                    raise _duplicate(url, key, f"member {name!r}")
+                if not valid_key(key):
+                    raise _bad_key(url, name, key)
+                seen.add(key)
+                count += 1
+                if expected_count is not None and count > expected_count:
+                    raise _count_error(url, expected_count, f"more than {expected_count}")
+                current_key = key
+                current = {}
+            elif ext in current:
+                raise _duplicate(url, key, f"two {name!r} members")
+            current[ext] = view[data_start:data_end]
     # The end-of-archive marker: the rest must be zeros, at least two blocks, whole blocks.
     marker = pos
     if refill is not None:

@@ -250,3 +250,31 @@ def test_dataset_reads_a_stream_without_a_file_descriptor(tmp_path: Path) -> Non
     got = [(r.idx, r.label) for r in Dataset[Row]("memory://fast-read/o.tar", cache=False)]
     assert got == [(i, "x" * i) for i in range(25)]
     assert os.path.getsize(tmp_path / "o.tar") == len(data)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        [f"k{i}.msgpack" for i in range(40)] + ["k7.msgpack"],  # a key seen before
+        [f"k{i}.msgpack" for i in range(20)] + ["k19.json", "k19.msgpack"],  # twice in one
+        [f"k{i}.msgpack" for i in range(20)] + ["bad\x01key.msgpack"],
+        [f"k{i}.msgpack" for i in range(20)] + ["__index__", "k20.msgpack", ".msgpack"],
+        [f"k{i}.MsgPack" for i in range(20)] + ["noext", "k20.a.b"],
+    ],
+    ids=["repeat", "double-member", "unsafe-key", "meta-and-empty-key", "odd-extensions"],
+)
+def test_key_problems_inside_a_long_run_of_members(tmp_path: Path, names: list[str]) -> None:
+    members = [_member(name, bytes([i % 250])) for i, name in enumerate(names)]
+    data = _tar(members, tarfile.GNU_FORMAT)
+    for expected in (None, 20, 21, 40):
+        _same_on_both_routes(tmp_path, data, expected)
+
+
+def test_a_long_shard_cut_or_flipped_anywhere(tmp_path: Path) -> None:
+    data = _ours_shard(tmp_path / "big.tar", 300)
+    rng = random.Random(7)
+    for _ in range(40):
+        _same_on_both_routes(tmp_path, data[: rng.randrange(len(data))], 300)
+        flipped = bytearray(data)
+        flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        _same_on_both_routes(tmp_path, bytes(flipped), 300)
