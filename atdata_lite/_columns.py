@@ -49,13 +49,14 @@ def can_build_columns(sample_type: Any) -> bool:
 
 
 def _quick_scalar(kind: Any) -> Callable[[list[Any]], bool] | None:
+    """A one-pass check that a column holds only exact ``kind`` values, or None."""
+    only = {kind}
     if kind is int:
         return lambda col: (
-            all(type(v) is int for v in col)
-            and (not col or (min(col) >= _INT_MIN and max(col) <= _INT_MAX))
+            set(map(type, col)) == only and min(col) >= _INT_MIN and max(col) <= _INT_MAX
         )
     if kind in (float, str, bool, bytes):
-        return lambda col: all(type(v) is kind for v in col)
+        return lambda col: set(map(type, col)) == only
     return None
 
 
@@ -79,6 +80,7 @@ class ColumnBuilder:
                 elif inner in _NUMPY_SCALARS or inner in (str, bytes):
                     kind = inner
             self.fields.append((name, check, kind))
+        self.quick = {name: _quick_scalar(kind) for name, _, kind in self.fields}
 
     def build(self, keys: Sequence[str], maps: Sequence[Any]) -> SampleBatch[Any]:
         """One batch from ``maps`` (decoded msgpack maps) and their sample keys.
@@ -124,8 +126,7 @@ class ColumnBuilder:
         return self._finish(columns, len(samples), known if len(known) == len(keys) else None)
 
     def _columns(self, maps: Sequence[Any]) -> dict[str, Any] | None:
-        n_fields = len(self.fields)
-        if not all(type(m) is dict and len(m) == n_fields for m in maps):
+        if set(map(type, maps)) != {dict} or set(map(len, maps)) != {len(self.fields)}:
             return None
         columns: dict[str, Any] = {}
         try:
@@ -137,7 +138,7 @@ class ColumnBuilder:
                     if stacked is None:
                         columns[name] = _aggregate(columns[name])
                     continue
-                quick = _quick_scalar(kind)
+                quick = self.quick[name]
                 columns[name] = col if quick is not None and quick(col) else [check(v) for v in col]
         except Exception:  # KeyError, Mismatch, a decode error: let one sample tell
             return None
@@ -145,7 +146,7 @@ class ColumnBuilder:
 
     def _stack(self, col: list[Any], check: Any) -> np.ndarray | None:
         """One array from NPY values sharing one header, or None to go value by value."""
-        if not col or not all(type(v) is bytes for v in col):
+        if not col or set(map(type, col)) != {bytes}:
             return None
         first = col[0]
         header = npy_header(first)

@@ -417,7 +417,10 @@ def unpack_payload(data: bytes | memoryview, what: str | type) -> Any:
     Raises:
         SampleDecodeError: Not valid msgpack.
     """
-    return _unpack(data, what)
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception:
+        return _unpack(data, what)  # raises the worded error
 
 
 def _unpack(data: bytes | memoryview, what: str | type) -> Any:
