@@ -665,6 +665,8 @@ def parent_main(args: argparse.Namespace) -> None:
                     )
                 else:
                     print(f"  {label:<38} {r.get('na') or 'ERROR ' + r.get('error', '?')}")
+            # Reads should not compete with the write-back of what was just written.
+            os.sync()
             cases = plan.reads[w.name]
             res: dict[str, dict[str, Any]] = {}
             for rnd in range(rounds):
