@@ -54,6 +54,24 @@ def _local_map(stream: Any) -> mmap.mmap | None:
     return mapped
 
 
+def _releaser(mapped: mmap.mmap) -> Callable[[int], None] | None:
+    """Drops the pages of a map's part already read from the process (not from the page
+    cache): the resident size of a long read stays flat. A sample still holding a view of
+    a dropped page reads it again from the page cache, transparently."""
+    if not hasattr(mapped, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    done = 0
+
+    def release(upto: int) -> None:
+        nonlocal done
+        aligned = upto - upto % mmap.PAGESIZE
+        if aligned > done:
+            mapped.madvise(mmap.MADV_DONTNEED, done, aligned - done)
+            done = aligned
+
+    return release
+
+
 def _reader(stream: IO[bytes]) -> Callable[[bytes, int, int], tuple[bytes, int, int]]:
     """``refill`` for :func:`scan_shard` over a stream read in large chunks."""
 
@@ -118,8 +136,12 @@ def read_shard(
         yield from _general(_Prefixed(head, stream), url, expected_count, 0)  # type: ignore[arg-type]
         return
     done = 0
+    release = _releaser(mapped) if mapped is not None else None
     try:
-        for sample in scan_shard(buf, url, expected_count=expected_count, refill=refill):
+        samples = scan_shard(
+            buf, url, expected_count=expected_count, refill=refill, release=release
+        )
+        for sample in samples:
             yield sample
             done += 1
         return

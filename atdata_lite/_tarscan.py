@@ -107,6 +107,7 @@ def _pax_path(data: bytes) -> str | None:
 # --- many plain headers at once ---------------------------------------------------------
 
 _BULK_MAX = 4096  # headers checked per numpy pass
+_RELEASE_STEP = 32 << 20  # how often a memory-mapped shard's read part is released
 _OCTAL_TABLE = np.zeros(256, dtype=bool)
 _OCTAL_TABLE[list(_OCTAL)] = True
 _POWERS = 8 ** np.arange(5, -1, -1, dtype=np.int64)  # six octal checksum digits
@@ -249,6 +250,7 @@ def scan_shard(
     *,
     expected_count: int | None = None,
     refill: Refill | None = None,
+    release: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[str, dict[str, memoryview]]]:
     """Yield ``(key, {ext: payload})`` for each sample of one uncompressed tar shard.
 
@@ -260,6 +262,9 @@ def scan_shard(
         refill: For a streamed shard: ``refill(buf, pos, need)`` returns ``(buf, pos,
             end)`` with at least ``need`` bytes after ``pos`` unless the shard ends first
             (``buf`` may be a new buffer starting at the old ``pos``).
+        release: Called now and then with a position every sample before which has been
+            yielded (a memory map drops those pages from the process; see
+            :mod:`atdata_lite._shardread`).
 
     Raises:
         Unsupported: A tar feature left to ``iter_shard`` (before the sample it affects).
@@ -275,7 +280,11 @@ def scan_shard(
     override: str | None = None  # the next member's name from an L or x header
     extended = False  # the previous header was an L or x header
     zero, octal, meta, valid_key = _ZERO_BLOCK, _OCTAL, _META_MEMBER.match, is_valid_key
+    released = 0
     while True:
+        if release is not None and pos - released >= _RELEASE_STEP:
+            release(pos)
+            released = pos
         bulk = _bulk(buf, pos, end) if not extended and override is None else None
         if bulk is not None:
             names, starts, ends, pos = bulk

@@ -41,6 +41,7 @@ import msgpack
 import numpy as np
 
 from ._checks import Check, Mismatch, build_check
+from ._msgview import unpack_map_view
 from ._npy import npy_view
 from ._types import field_types, is_ndarray_type, strip_annotated, unwrap_optional
 from .errors import (
@@ -321,10 +322,13 @@ class _Codec:
     # dataclass generated, nothing runs after it but our own __post_init__, and the
     # instances keep their fields in a plain __dict__.
     plain_init: bool = False
+    array_fields: frozenset[str] = frozenset()  # fields holding one array (or None)
 
 
 _CODECS: weakref.WeakKeyDictionary[type, _Codec] = weakref.WeakKeyDictionary()
 _CODEC_ATTR = "__atdata_lite_codec__"
+# Payloads at least this large are decoded with their binary values in place.
+_IN_PLACE_MIN = 64 << 10
 
 
 def _numpy_default(obj: Any) -> Any:
@@ -393,6 +397,9 @@ def codec_for(cls: type) -> _Codec:
         encoders=tuple(encoders),
         decoders=tuple(decoders),
         plain_init=plain_init,
+        array_fields=frozenset(
+            name for name in names if is_ndarray_type(unwrap_optional(hints[name])[0])
+        ),
     )
     _CODECS[cls] = codec
     with contextlib.suppress(AttributeError, TypeError):
@@ -543,8 +550,19 @@ class PackableSample:
 
     @classmethod
     def _from_bytes_view(cls, bs: bytes | memoryview) -> Self:
-        """:meth:`from_bytes`, with array fields as read-only views (no copy of the data)."""
-        return cls._build(_unpack(bs, cls), codec_for(cls).view_checks)
+        """:meth:`from_bytes`, with array fields as read-only views (no copy of the data).
+
+        Large payloads are decoded keeping binary values in place, so an array field is a
+        view of ``bs`` itself; other binary fields still become ``bytes``.
+        """
+        codec = cls.__dict__.get(_CODEC_ATTR) or codec_for(cls)
+        data = unpack_map_view(bs) if len(bs) >= _IN_PLACE_MIN and codec.array_fields else None
+        if data is None:
+            return cls._build(_unpack(bs, cls), codec.view_checks)
+        for name, value in data.items():
+            if type(value) is memoryview and name not in codec.array_fields:
+                data[name] = value.tobytes()
+        return cls._build(data, codec.view_checks)
 
     @property
     def packed(self) -> bytes:
