@@ -55,15 +55,19 @@ class Unsupported(Exception):
 
 
 def _octal(field: bytes) -> int:
-    """tarfile's ``nti`` for octal fields; base-256 and junk are left to tarfile."""
-    if field[:1] in (b"\x80", b"\xff") or field.translate(None, _OCTAL):
-        raise Unsupported("numeric field")
+    """tarfile's ``nti`` for octal fields (ValueError where it fails); base-256 numbers are
+    left to tarfile."""
+    if field[:1] in (b"\x80", b"\xff"):
+        raise Unsupported("base-256 number")
     text = field.split(b"\x00", 1)[0].strip()
     return int(text, 8) if text else 0
 
 
 def _checksum_ok(block: bytes) -> bool:
-    stored = _octal(block[148:156])
+    try:
+        stored = _octal(block[148:156])
+    except ValueError:  # tarfile: an invalid header
+        return False
     field_sum = sum(block[148:156])
     # unsigned sum with the checksum field counted as spaces, modulo 65521
     if ((zlib.adler32(block) & 0xFFFF) - 1 - field_sum + 256 - stored) % 65521 == 0:
@@ -71,6 +75,35 @@ def _checksum_ok(block: bytes) -> bool:
     # tarfile also accepts the (historic) signed sum: compute it exactly, rarely needed
     signed = sum(b - 256 if b > 127 else b for b in block[:148] + block[156:]) + 256
     return signed == stored
+
+
+def _canonical(width: int) -> bytes:
+    # digits, then terminators (NUL or space): what tarfile and GNU tar write
+    return b"(?:" + b"|".join(b"[0-7]{%d}[ \x00]{%d}" % (d, width - d) for d in range(width)) + b")"
+
+
+# mode, uid, gid (8 bytes each), size, mtime (12), checksum (8); device major, minor (8)
+_CANONICAL_NUMBERS = re.compile(b"".join(_canonical(w) for w in (8, 8, 8, 12, 12, 8)))
+_CANONICAL_DEVICES = re.compile(_canonical(8) * 2)
+_NUMBER_FIELDS = (
+    (100, 108),
+    (108, 116),
+    (116, 124),
+    (124, 136),
+    (136, 148),
+    (329, 337),
+    (337, 345),
+)
+
+
+def _numbers_ok(block: bytes) -> bool:
+    """tarfile's own reading of the numeric fields (``nti``): False where it fails."""
+    for start, stop in _NUMBER_FIELDS:
+        try:
+            _octal(block[start:stop])
+        except ValueError:
+            return False
+    return True
 
 
 def _name(field: bytes) -> str:
@@ -113,6 +146,20 @@ _OCTAL_TABLE[list(_OCTAL)] = True
 _POWERS = 8 ** np.arange(5, -1, -1, dtype=np.int64)  # six octal checksum digits
 
 
+# where each field starts in the numeric (100-155) and device (329-344) parts of a header
+_NUMERIC_STARTS = (8, 16, 24, 36, 48)
+_DEVICE_STARTS = (8,)
+
+
+def _digit_after_end(fields: np.ndarray, starts: tuple[int, ...]) -> np.ndarray:
+    """Per row: a digit follows a NUL or space inside one field (not a canonical number)."""
+    digit = (fields >= 48) & (fields <= 55)
+    ended = (fields == 0) | (fields == 32)
+    after = ended[:, :-1] & digit[:, 1:]
+    after[:, [s - 1 for s in starts]] = False  # a new field may start with a digit
+    return after.any(axis=1)  # type: ignore[no-any-return]
+
+
 def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int], int] | None:
     """The run of plain members starting at ``pos``, checked together; None if there is none.
 
@@ -130,19 +177,23 @@ def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int]
     sums: list[int] = []
     p = pos
     limit = end - _BLOCK
-    while p <= limit and len(positions) < _BULK_MAX:
-        if buf[p + 156] != 0x30:
+    room = _BULK_MAX
+    stop = pos + _RELEASE_STEP  # a run spans at most this much, so releases keep up
+    while p <= limit and room and p < stop:
+        block = buf[p : p + _BLOCK]
+        if block[156] != 0x30:
             break
         try:
-            size = int(buf[p + 124 : p + 135], 8)
+            size = int(block[124:135], 8)
         except ValueError:
             break
         if size < 0 or p + _BLOCK + size > end:
             break
         positions.append(p)
         sizes.append(size)
-        sums.append(adler32(buf[p : p + _BLOCK]) & 0xFFFF)
+        sums.append(adler32(block) & 0xFFFF)
         p += _BLOCK + ((size + 511) & ~511)
+        room -= 1
     if not positions:
         return None
     rows = np.frombuffer(buf, dtype=np.uint8, count=(end // _BLOCK) * _BLOCK).reshape(-1, _BLOCK)
@@ -158,6 +209,10 @@ def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int]
         & ((digits >= 0) & (digits <= 7)).all(axis=1)
         & (numeric[:, 54] == 0)
         & (numeric[:, 55] == 32)
+    )
+    # each number is digits then terminators (no digit after a NUL or space in a field)
+    good &= ~_digit_after_end(numeric, _NUMERIC_STARTS) & ~_digit_after_end(
+        device[:, :16], _DEVICE_STARTS
     )
     # adler32's low half is 1 + the byte sum mod 65521; tarfile's checksum counts the
     # checksum field as eight spaces
@@ -279,7 +334,7 @@ def scan_shard(
     count = 0
     override: str | None = None  # the next member's name from an L or x header
     extended = False  # the previous header was an L or x header
-    zero, octal, meta, valid_key = _ZERO_BLOCK, _OCTAL, _META_MEMBER.match, is_valid_key
+    zero, meta, valid_key = _ZERO_BLOCK, _META_MEMBER.match, is_valid_key
     released = 0
     while True:
         if release is not None and pos - released >= _RELEASE_STEP:
@@ -322,10 +377,11 @@ def scan_shard(
             if block == zero:
                 break
             # mode, ids, size, mtime, checksum; device numbers: octal (else tarfile decides)
-            if block[100:156].translate(None, octal) or block[329:345].translate(None, octal):
-                if not _checksum_ok(block):
-                    raise _corrupt(url, f"unreadable member header at byte {pos}")
-                raise Unsupported("numeric field")
+            if not (
+                _CANONICAL_NUMBERS.fullmatch(block, 100, 156)
+                and _CANONICAL_DEVICES.fullmatch(block, 329, 345)
+            ) and not (_numbers_ok(block) and _checksum_ok(block)):
+                raise _corrupt(url, f"unreadable member header at byte {pos}")
             field = block[148:156]
             # the unsigned byte sum with the checksum field counted as spaces, via adler32
             if (

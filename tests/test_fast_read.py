@@ -278,3 +278,34 @@ def test_a_long_shard_cut_or_flipped_anywhere(tmp_path: Path) -> None:
         flipped = bytearray(data)
         flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         _same_on_both_routes(tmp_path, bytes(flipped), 300)
+
+
+def _with_field(data: bytes, member: int, start: int, value: bytes) -> bytes:
+    """``data`` with one numeric field of member ``member``'s header rewritten, and the
+    header's checksum made right again (a crafted, not a damaged, header)."""
+    out = bytearray(data)
+    header = 1024 * member  # the members below are 1 byte: header + one data block
+    out[header + start : header + start + len(value)] = value
+    out[header + 148 : header + 156] = b" " * 8
+    out[header + 148 : header + 156] = b"%06o\x00 " % sum(out[header : header + 512])
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("start", "value"),
+    [
+        (100, b"00 0644\x00"),  # a space inside the mode: tarfile refuses the header
+        (100, b"   644 \x00"),  # leading spaces: tarfile reads it
+        (124, b"0000000 001\x00"),  # a space inside the size
+        (329, b"\x00\x00\x00\x00\x00\x00\x00\x00"),  # an empty device number: 0
+        (136, b"1234\x00abcdefg"),  # junk after the NUL of mtime: ignored by tarfile
+        (108, b"\x80\x00\x00\x00\x00\x00\x00\x01"),  # a base-256 uid
+    ],
+)
+def test_crafted_number_fields_read_as_tarfile_reads_them(
+    tmp_path: Path, start: int, value: bytes
+) -> None:
+    members = [_member(f"k{i}.msgpack", bytes([i])) for i in range(30)]
+    data = _tar(members, tarfile.GNU_FORMAT)
+    for member in (0, 12, 29):
+        _same_on_both_routes(tmp_path, _with_field(data, member, start, value))
