@@ -272,7 +272,9 @@ class EngineExecutor(Executor):
 class _Compiled:
     """One statement compiled for SQLite, with its parameter order and type processors."""
 
-    __slots__ = ("binds", "compiled", "expanding", "getter", "memo", "processed", "results", "sql")
+    __slots__ = (
+        "binds", "compiled", "expanding", "getter", "memo", "processed", "results", "single", "sql"
+    )  # fmt: skip
 
     def __init__(self, compiled: SQLCompiler, dialect: sa.Dialect) -> None:
         self.compiled = compiled
@@ -290,6 +292,10 @@ class _Compiled:
         names = [name for name, _, _ in self.binds]
         self.getter = itemgetter(*names) if len(names) > 1 else None
         self.processed = [(i, proc) for i, (_, proc, _) in enumerate(self.binds) if proc]
+        # One parameter needing no conversion (a lookup by CID or name): read it straight.
+        self.single = (
+            names[0] if len(names) == 1 and not self.expanding and not self.processed else None
+        )
         self.memo: list[tuple[Any, Any]] = [(_UNSET, None)] * len(self.processed)
         # Result columns that need converting (timestamps on SQLite), by position.
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
@@ -303,6 +309,8 @@ class _Compiled:
                 self.results.append((i, result_proc))
 
     def parameters(self, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
+        if self.single is not None and self.single in params:
+            return self.sql, (params[self.single],)
         if self.expanding:
             state = self.compiled.construct_expanded_state(params)
             return state.statement, state.positional_parameters
@@ -450,6 +458,7 @@ class SqliteExecutor(Executor):
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, tuple[str, ...] | None], _Compiled] = {}
+        self._reads: dict[int, _Compiled] = {}  # the same entries, for keys=None, by id()
         # Statements built here are cached too: the compiled cache is keyed by their id().
         self._inserts: dict[str, sa.Insert] = {}
         self._max_ids: dict[str, sa.Select[Any]] = {}
@@ -458,6 +467,10 @@ class SqliteExecutor(Executor):
     # Compiled statements, cached by the statement's id(): the cache entry holds the
     # statement (compiled.statement), so the id cannot be reused while cached.
     def compiled(self, stmt: sa.Executable, keys: tuple[str, ...] | None = None) -> _Compiled:
+        if keys is None:  # reads: one dict lookup on the hot path
+            found = self._reads.get(id(stmt))
+            if found is not None:
+                return found
         cache_key = (id(stmt), keys if isinstance(stmt, sa.Insert) else None)
         found = self._cache.get(cache_key)
         if found is None:
@@ -467,6 +480,8 @@ class SqliteExecutor(Executor):
             # SQLAlchemy's Executable type lacks compile(), which every statement has.
             found = _Compiled(stmt.compile(dialect=self.dialect, **kwargs), self.dialect)  # type: ignore[attr-defined]
             self._cache[cache_key] = found
+            if keys is None:
+                self._reads[id(stmt)] = found
         return found
 
     def max_id(self, table: sa.Table) -> sa.Select[Any]:

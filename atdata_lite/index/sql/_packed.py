@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import msgpack
 
-from ..._records import ShardRecord
+from ..._records import ShardFields, ShardRecord
 
-__all__ = ["pack_shards", "unpack_shards"]
+__all__ = ["pack_shards", "unpack_shard_fields", "unpack_shards"]
 
 _unpackb = msgpack.unpackb
 
@@ -39,14 +39,15 @@ def pack_shards(shards: Sequence[ShardRecord]) -> bytes:
     return packed
 
 
-def unpack_shards(value: bytes) -> tuple[ShardRecord, ...]:
-    """Decode a ``packed_shards`` value, checking its shape and types.
+def unpack_shard_fields(value: bytes) -> ShardFields:
+    """Decode a ``packed_shards`` value into shard field tuples, checking shape and types.
 
     Args:
         value: The stored bytes.
 
     Returns:
-        The shards, in order.
+        One ``(url, size, sample_count, sha256, split)`` tuple per shard, in order (the
+        fields of :class:`ShardRecord`, in its order).
 
     Raises:
         ValueError: The value is not a packed shard list (not msgpack, wrong shape, a URL
@@ -54,20 +55,30 @@ def unpack_shards(value: bytes) -> tuple[ShardRecord, ...]:
     """
     try:
         items = _unpackb(value, use_list=False)  # arrays as tuples: checked by type below
-        if type(items) is not tuple or not all(type(item) is tuple for item in items):
-            raise TypeError("not an array of arrays")
-        shards = tuple([ShardRecord(*item) for item in items])
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise ValueError(f"packed shard list is unreadable ({exc})") from None
-    for shard in shards:
-        # One pass of isinstance checks: a value edited by hand must not reach readers as
-        # an entry whose URLs are numbers.
+    if type(items) is not tuple:
+        raise ValueError("packed shard list is unreadable (not an array)")
+    # One pass of type checks, the cheapest Python allows: listing runs this once per entry,
+    # and a value edited by hand must not reach readers as an entry whose URLs are numbers.
+    for item in items:
         if not (
-            type(shard.url) is str
-            and (shard.size is None or type(shard.size) is int)
-            and (shard.sample_count is None or type(shard.sample_count) is int)
-            and (shard.sha256 is None or type(shard.sha256) is str)
-            and (shard.split is None or type(shard.split) is str)
+            type(item) is tuple
+            and len(item) == 5
+            and type(item[0]) is str
+            and (item[1] is None or type(item[1]) is int)
+            and (item[2] is None or type(item[2]) is int)
+            and (item[3] is None or type(item[3]) is str)
+            and (item[4] is None or type(item[4]) is str)
         ):
-            raise ValueError(f"packed shard list holds a malformed shard: {shard!r}")
-    return shards
+            raise ValueError(f"packed shard list holds a malformed shard: {item!r}")
+    return items  # checked above
+
+
+def unpack_shards(value: bytes) -> tuple[ShardRecord, ...]:
+    """Decode a ``packed_shards`` value into records (see :func:`unpack_shard_fields`).
+
+    Raises:
+        ValueError: The value is not a packed shard list.
+    """
+    return tuple([ShardRecord(*fields) for fields in unpack_shard_fields(value)])

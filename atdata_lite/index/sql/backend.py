@@ -53,7 +53,7 @@ from ..backend import (
     version_slot,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
-from ._packed import pack_shards, unpack_shards
+from ._packed import pack_shards, unpack_shard_fields, unpack_shards
 from ._version import PG_BUMP, PG_READ, SqliteDataVersion
 from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, labels, lenses, schemas
@@ -239,7 +239,7 @@ def _utc(value: datetime | None) -> datetime | None:
 _R = TypeVar("_R")
 
 
-ShardsOf = Callable[[int], tuple[ShardRecord, ...]]
+ShardsOf = Callable[[int], Sequence[Sequence[Any]]]
 
 
 @overload
@@ -254,6 +254,7 @@ def _records(
     convert: Callable[[Any], Any],
     shards_of: ShardsOf,
     make: Callable[..., _R],
+    fields: bool = False,
 ) -> Iterator[tuple[int, _R]]: ...
 
 
@@ -262,29 +263,32 @@ def _records(
     convert: Callable[[Any], Any],
     shards_of: ShardsOf,
     make: Callable[..., Any] = DatasetRecord,
+    fields: bool = False,
 ) -> Iterator[tuple[int, Any]]:
     """Turn dataset rows (of :data:`_DATASET_COLUMNS`) into ``(id, record)`` pairs.
 
     ``make`` builds each one from :class:`DatasetRecord`'s fields, in order (see
-    :meth:`IndexBackend.iter_datasets_as`). ``shards_of(id)`` reads a row's shard rows when
-    its packed list is NULL or unreadable (with a warning for the latter). A row that cannot
-    be converted (a timestamp that does not read) is skipped with a warning naming it.
+    :meth:`IndexBackend.iter_datasets_as`), with the shards as records, or as field tuples
+    when ``fields`` is true. ``shards_of(id)`` reads a row's shard rows (as field tuples)
+    when its packed list is NULL or unreadable (with a warning for the latter). A row that
+    cannot be converted (a timestamp that does not read) is skipped with a warning naming it.
     """
+    decode = unpack_shard_fields if fields else unpack_shards
     for row in rows:
         try:
             row = convert(row)
             packed = row[8]
             if packed is None:
-                shards = shards_of(row[0])
+                shards = _shard_rows_as(shards_of(row[0]), fields)
             else:
                 try:
-                    shards = unpack_shards(packed)
+                    shards = decode(packed)
                 except ValueError as exc:
                     # The shard rows are the normalised record: read them instead.
                     log.warning("Dataset %r (row %s): %s; reading its shard rows instead "
                                 "('atdata-lite db check' reports it, 'db recover' repairs it).",
                                 row[2], row[0], exc)  # fmt: skip
-                    shards = shards_of(row[0])
+                    shards = _shard_rows_as(shards_of(row[0]), fields)
             created, updated = row[6], row[7]
             # PostgreSQL and the SQLite executor return aware timestamps; SQLAlchemy on an
             # in-memory SQLite database returns naive UTC.
@@ -297,13 +301,19 @@ def _records(
                            row[9])  # fmt: skip
 
 
+def _shard_rows_as(rows: Sequence[Sequence[Any]], fields: bool) -> tuple[Any, ...]:
+    if fields:
+        return tuple([tuple(r) for r in rows])
+    return tuple([ShardRecord(*r) for r in rows])
+
+
 def _written_records(
     w: Writer, stmt: sa.Executable, params: dict[str, Any]
 ) -> Iterator[tuple[int, DatasetRecord]]:
     """:func:`_records` of ``stmt``, read inside the write transaction ``w``."""
 
-    def shards_of(dataset_id: int) -> tuple[ShardRecord, ...]:
-        return tuple(ShardRecord(*r) for r in w.rows(_SHARDS_OF, {"did": dataset_id}))
+    def shards_of(dataset_id: int) -> Sequence[Sequence[Any]]:
+        return w.rows(_SHARDS_OF, {"did": dataset_id})
 
     return _records(w.rows(stmt, params), same_row, shards_of)
 
@@ -420,9 +430,8 @@ class SqlBackend(IndexBackend):
         rows, convert = self._read_raw(stmt, params)
         return _records(rows, convert, self._shards_of)
 
-    def _shards_of(self, dataset_id: int) -> tuple[ShardRecord, ...]:
-        rows = self._x.read(_SHARDS_OF, {"did": dataset_id})
-        return tuple(ShardRecord(*r) for r in rows)
+    def _shards_of(self, dataset_id: int) -> Sequence[Sequence[Any]]:
+        return self._x.read(_SHARDS_OF, {"did": dataset_id})
 
     def _begin_write(self) -> Any:
         if self._engine is None:
@@ -470,6 +479,14 @@ class SqlBackend(IndexBackend):
             return record
         return None
 
+    def get_dataset_by_cid_as(
+        self, cid: str, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> _R | None:
+        rows, convert = self._read_raw(_GET_BY_CID, {"cid": cid})
+        for _, item in _records(rows, convert, self._shards_of, make, shard_fields):
+            return item
+        return None
+
     def iter_datasets(self) -> Iterator[DatasetRecord]:
         self._check_open()
         # A row whose values cannot be converted (a timestamp mangled by hand, say) is
@@ -478,10 +495,12 @@ class SqlBackend(IndexBackend):
         rows, convert = self._x.read_raw(_LIST_DATASETS)
         return map(itemgetter(1), _records(rows, convert, self._shards_of))
 
-    def iter_datasets_as(self, make: Callable[..., _R]) -> Iterator[_R]:
+    def iter_datasets_as(
+        self, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> Iterator[_R]:
         self._check_open()
         rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return map(itemgetter(1), _records(rows, convert, self._shards_of, make))
+        return map(itemgetter(1), _records(rows, convert, self._shards_of, make, shard_fields))
 
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
