@@ -481,14 +481,14 @@ class Index:
         version: str | None = None,
     ) -> LocalDatasetEntry:
         # The read path's entries (get_entry, listing): shards arrive as checked field
-        # tuples and become records only when read, unless a URL needs resolving.
-        for fields in shard_fields:
-            if fields[0].startswith(STORE_SCHEME):
-                break
-        else:
+        # tuples and become records only when read, unless a URL needs resolving. One
+        # substring search over the joined URLs finds store-relative ones (a URL merely
+        # containing the scheme takes the careful path, which checks each one).
+        urls = [f[0] for f in shard_fields]
+        if STORE_SCHEME not in " ".join(urls):
             return entry_from_shard_fields(
                 cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
-                updated_at, version,
+                updated_at, version, urls,
             )  # fmt: skip
         return self._make_entry(
             cid, name, schema_ref, tuple([ShardRecord(*f) for f in shard_fields]), metadata,

@@ -301,19 +301,21 @@ def entry_from_shard_fields(
     created_at: datetime | None,
     updated_at: datetime | None,
     version: str | None = None,
+    data_urls: list[str] | None = None,
 ) -> LocalDatasetEntry:
     """Build the entry for a stored dataset whose shards come as field tuples.
 
     As :func:`entry_from_fields`, but ``shard_fields`` holds one ``(url, size,
     sample_count, sha256, split)`` tuple per shard, already checked by the backend: the
     :class:`ShardRecord` objects are made when ``shards`` is first read, so an entry that is
-    only listed, or only opened through its ``data_urls``, never builds them.
+    only listed, or only opened through its ``data_urls``, never builds them. ``data_urls``,
+    when given, is the list of the shards' URLs (the caller made it already).
     """
     self = object.__new__(LocalDatasetEntry)
     self.__dict__ = {
         "name": name,
         "schema_ref": schema_ref,
-        "data_urls": [f[0] for f in shard_fields],
+        "data_urls": [f[0] for f in shard_fields] if data_urls is None else data_urls,
         "_packed_metadata": metadata,
         "_cid": cid,
         "_legacy_uuid": legacy_uuid,

@@ -22,6 +22,8 @@ from ..._records import ShardFields, ShardRecord
 __all__ = ["pack_shards", "unpack_shard_fields", "unpack_shards"]
 
 _unpackb = msgpack.unpackb
+_INT_OR_NONE = frozenset({int, type(None)})
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
 def pack_shards(shards: Sequence[ShardRecord]) -> bytes:
@@ -59,19 +61,22 @@ def unpack_shard_fields(value: bytes) -> ShardFields:
         raise ValueError(f"packed shard list is unreadable ({exc})") from None
     if type(items) is not tuple:
         raise ValueError("packed shard list is unreadable (not an array)")
-    # One pass of type checks, the cheapest Python allows: listing runs this once per entry,
+    # One pass of type checks, as cheap as Python allows: listing runs this once per entry,
     # and a value edited by hand must not reach readers as an entry whose URLs are numbers.
-    for item in items:
-        if not (
-            type(item) is tuple
-            and len(item) == 5
-            and type(item[0]) is str
-            and (item[1] is None or type(item[1]) is int)
-            and (item[2] is None or type(item[2]) is int)
-            and (item[3] is None or type(item[3]) is str)
-            and (item[4] is None or type(item[4]) is str)
-        ):
-            raise ValueError(f"packed shard list holds a malformed shard: {item!r}")
+    # Unpacking each item into five names checks its length (and that it is an array: a
+    # string or map of five would fail the type checks).
+    try:
+        for url, size, count, sha256, split in items:
+            if (
+                type(url) is not str
+                or type(size) not in _INT_OR_NONE
+                or type(count) not in _INT_OR_NONE
+                or type(sha256) not in _STR_OR_NONE
+                or type(split) not in _STR_OR_NONE
+            ):
+                raise TypeError(f"a malformed shard: {(url, size, count, sha256, split)!r}")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"packed shard list holds {exc}") from None
     return items  # checked above
 
 

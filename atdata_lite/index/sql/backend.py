@@ -18,12 +18,11 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from operator import itemgetter
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -45,7 +44,6 @@ from ..backend import (
     LensRow,
     OnConflict,
     SchemaRow,
-    ShardRecord,
     checked_catalog,
     checked_insert,
     insert_conflict,
@@ -53,7 +51,8 @@ from ..backend import (
     version_slot,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
-from ._packed import pack_shards, unpack_shard_fields, unpack_shards
+from ._packed import pack_shards
+from ._rows import SKIPPED, items, records, row_reader
 from ._version import PG_BUMP, PG_READ, SqliteDataVersion
 from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, labels, lenses, schemas
@@ -239,83 +238,15 @@ def _utc(value: datetime | None) -> datetime | None:
 _R = TypeVar("_R")
 
 
-ShardsOf = Callable[[int], Sequence[Sequence[Any]]]
-
-
-@overload
-def _records(
-    rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any], shards_of: ShardsOf
-) -> Iterator[tuple[int, DatasetRecord]]: ...
-
-
-@overload
-def _records(
-    rows: Iterable[Sequence[Any]],
-    convert: Callable[[Any], Any],
-    shards_of: ShardsOf,
-    make: Callable[..., _R],
-    fields: bool = False,
-) -> Iterator[tuple[int, _R]]: ...
-
-
-def _records(
-    rows: Iterable[Sequence[Any]],
-    convert: Callable[[Any], Any],
-    shards_of: ShardsOf,
-    make: Callable[..., Any] = DatasetRecord,
-    fields: bool = False,
-) -> Iterator[tuple[int, Any]]:
-    """Turn dataset rows (of :data:`_DATASET_COLUMNS`) into ``(id, record)`` pairs.
-
-    ``make`` builds each one from :class:`DatasetRecord`'s fields, in order (see
-    :meth:`IndexBackend.iter_datasets_as`), with the shards as records, or as field tuples
-    when ``fields`` is true. ``shards_of(id)`` reads a row's shard rows (as field tuples)
-    when its packed list is NULL or unreadable (with a warning for the latter). A row that
-    cannot be converted (a timestamp that does not read) is skipped with a warning naming it.
-    """
-    decode = unpack_shard_fields if fields else unpack_shards
-    for row in rows:
-        try:
-            row = convert(row)
-            packed = row[8]
-            if packed is None:
-                shards = _shard_rows_as(shards_of(row[0]), fields)
-            else:
-                try:
-                    shards = decode(packed)
-                except ValueError as exc:
-                    # The shard rows are the normalised record: read them instead.
-                    log.warning("Dataset %r (row %s): %s; reading its shard rows instead "
-                                "('atdata-lite db check' reports it, 'db recover' repairs it).",
-                                row[2], row[0], exc)  # fmt: skip
-                    shards = _shard_rows_as(shards_of(row[0]), fields)
-            created, updated = row[6], row[7]
-            # PostgreSQL and the SQLite executor return aware timestamps; SQLAlchemy on an
-            # in-memory SQLite database returns naive UTC.
-            if created is not None and created.tzinfo is None:
-                created, updated = _utc(created), _utc(updated)
-        except (ValueError, TypeError) as exc:
-            log.warning("Skipping unreadable dataset %r (row %s): %s", row[2], row[0], exc)
-            continue
-        yield row[0], make(row[1], row[2], row[3], shards, row[4], row[5], created, updated,
-                           row[9])  # fmt: skip
-
-
-def _shard_rows_as(rows: Sequence[Sequence[Any]], fields: bool) -> tuple[Any, ...]:
-    if fields:
-        return tuple([tuple(r) for r in rows])
-    return tuple([ShardRecord(*r) for r in rows])
-
-
 def _written_records(
     w: Writer, stmt: sa.Executable, params: dict[str, Any]
 ) -> Iterator[tuple[int, DatasetRecord]]:
-    """:func:`_records` of ``stmt``, read inside the write transaction ``w``."""
+    """:func:`._rows.records` of ``stmt``, read inside the write transaction ``w``."""
 
     def shards_of(dataset_id: int) -> Sequence[Sequence[Any]]:
         return w.rows(_SHARDS_OF, {"did": dataset_id})
 
-    return _records(w.rows(stmt, params), same_row, shards_of)
+    return records(w.rows(stmt, params), same_row, shards_of)
 
 
 def _dataset_row(
@@ -428,7 +359,7 @@ class SqlBackend(IndexBackend):
         self, stmt: sa.Executable, params: dict[str, Any]
     ) -> Iterator[tuple[int, DatasetRecord]]:
         rows, convert = self._read_raw(stmt, params)
-        return _records(rows, convert, self._shards_of)
+        return records(rows, convert, self._shards_of)
 
     def _shards_of(self, dataset_id: int) -> Sequence[Sequence[Any]]:
         return self._x.read(_SHARDS_OF, {"did": dataset_id})
@@ -482,25 +413,26 @@ class SqlBackend(IndexBackend):
     def get_dataset_by_cid_as(
         self, cid: str, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> _R | None:
+        # The lookup every get_entry makes: one row, one reader call, no generator.
         rows, convert = self._read_raw(_GET_BY_CID, {"cid": cid})
-        for _, item in _records(rows, convert, self._shards_of, make, shard_fields):
-            return item
-        return None
+        if not rows:
+            return None
+        item = row_reader(convert, self._shards_of, make, shard_fields)(rows[0])
+        return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
         self._check_open()
         # A row whose values cannot be converted (a timestamp mangled by hand, say) is
-        # skipped with a warning by the executor rather than failing the whole listing.
-        # map/itemgetter rather than a generator: listing is a hot path.
+        # skipped with a warning rather than failing the whole listing.
         rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return map(itemgetter(1), _records(rows, convert, self._shards_of))
+        return items(rows, row_reader(convert, self._shards_of))
 
     def iter_datasets_as(
         self, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> Iterator[_R]:
         self._check_open()
         rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return map(itemgetter(1), _records(rows, convert, self._shards_of, make, shard_fields))
+        return items(rows, row_reader(convert, self._shards_of, make, shard_fields))
 
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
