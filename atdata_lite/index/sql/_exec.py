@@ -36,6 +36,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..._log import get_logger
 from ._faults import translate
+from ._pgread import DriverReads
+from ._postgres import ReplyTimeout
 from .engine import FORK, WRITE, configure_sqlite_connection, connect_read_only
 
 __all__ = ["EngineExecutor", "Executor", "IntegrityErrors", "SqliteExecutor", "Writer"]
@@ -206,18 +208,51 @@ class EngineExecutor(Executor):
 
     translate_errors: Callable[[BaseException], BaseException | None] | None = None
 
-    def __init__(self, engine: sa.Engine, *, serialize: bool = False) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, serialize: bool = False, read_engine: sa.Engine | None = None
+    ) -> None:
         self._write_engine = engine.execution_options(**{WRITE: True})
-        if engine.dialect.name == "postgresql":
+        self._read_engine = read_engine
+        if read_engine is not None:
+            engine = read_engine  # its own pool, every connection in autocommit
+        elif engine.dialect.name == "postgresql":
             # Reads are single statements: autocommit spares each one the BEGIN and the
             # ROLLBACK on return to the pool, two of its three round trips.
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.engine = engine
         self._serial: threading.RLock | None = threading.RLock() if serialize else None
+        # psycopg on an autocommit pool: reads skip SQLAlchemy's per-execution machinery
+        # (see ._pgread).
+        self._driver = (
+            DriverReads(read_engine)
+            if read_engine is not None and read_engine.dialect.driver == "psycopg"
+            else None
+        )
 
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
-        with self._translated(), self._serialized(), self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(stmt, params)]
+        statement = self._driver.compiled(stmt) if self._driver is not None else None
+        if statement is not None:
+            assert self._driver is not None
+            with self._translated():
+                try:
+                    return self._driver.rows(statement, params)
+                except sa.exc.DBAPIError as exc:
+                    if not _stale(exc):
+                        raise
+                log.debug("Retrying a read on a new connection: the pooled one was gone")
+                return self._driver.rows(statement, params)
+        with self._translated(), self._serialized():
+            try:
+                with self.engine.connect() as conn:
+                    return [tuple(r) for r in conn.execute(stmt, params)]
+            except sa.exc.DBAPIError as exc:
+                if not _stale(exc):
+                    raise
+            # A pooled connection that died since its last use (the pool pings only those
+            # that sat idle): a read is one autocommit statement, safe to run again once.
+            log.debug("Retrying a read on a new connection: the pooled one was gone")
+            with self.engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(stmt, params)]
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -232,7 +267,11 @@ class EngineExecutor(Executor):
     def read_raw(
         self, stmt: sa.Executable, params: dict[str, Any] | None = None
     ) -> tuple[Iterable[Row], Converter]:
-        if params is not None:
+        if params is not None or (
+            self._driver is not None and self._driver.compiled(stmt) is not None
+        ):
+            # psycopg fetches a whole result anyway (a client-side cursor): nothing is
+            # lost by reading it in one go, and the listing takes the driver path too.
             return self.read(stmt, params), same_row
         if self._serial is not None:
             with self._serial:
@@ -245,8 +284,16 @@ class EngineExecutor(Executor):
     def _stream(self, stmt: sa.Executable) -> Iterator[Row]:
         # SQLAlchemy converts while fetching: a row it cannot convert (a timestamp mangled
         # by hand, say) raises here; skip it with a warning and go on.
-        with self._translated(), self.engine.connect() as conn:
-            result = conn.execute(stmt)
+        with self._translated(), contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self.engine.connect())
+                result = conn.execute(stmt)
+            except sa.exc.DBAPIError as exc:
+                if not _stale(exc):
+                    raise
+                stack.close()  # as in read(): once, before any row was read
+                conn = stack.enter_context(self.engine.connect())
+                result = conn.execute(stmt)
             while True:
                 try:
                     row = result.fetchone()
@@ -264,6 +311,13 @@ class EngineExecutor(Executor):
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._read_engine is not None:
+            self._read_engine.dispose()
+
+
+def _stale(exc: sa.exc.DBAPIError) -> bool:
+    """Whether ``exc`` says the connection was gone (not a silent server: never retried)."""
+    return bool(exc.connection_invalidated) and not isinstance(exc.orig, ReplyTimeout)
 
 
 # --- straight on sqlite3 --------------------------------------------------------------------
