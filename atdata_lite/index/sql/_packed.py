@@ -14,6 +14,7 @@ packed list differs from its shard rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 import msgpack
 
@@ -22,6 +23,8 @@ from ..._records import ShardFields, ShardRecord
 __all__ = ["pack_shards", "unpack_shard_fields", "unpack_shards"]
 
 _unpackb = msgpack.unpackb
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_FIELDS = attrgetter("url", "size", "sample_count", "sha256", "split")
 _INT_OR_NONE = frozenset({int, type(None)})
 _STR_OR_NONE = frozenset({str, type(None)})
 
@@ -35,9 +38,7 @@ def pack_shards(shards: Sequence[ShardRecord]) -> bytes:
     Returns:
         The msgpack bytes (see the module docstring for the layout).
     """
-    packed: bytes = msgpack.packb(
-        [(s.url, s.size, s.sample_count, s.sha256, s.split) for s in shards], use_bin_type=True
-    )
+    packed: bytes = _packb(list(map(_FIELDS, shards)))
     return packed
 
 

@@ -52,7 +52,7 @@ from ..backend import (
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
 from ._packed import pack_shards
-from ._rows import SKIPPED, items, records, row_reader
+from ._rows import SKIPPED, items, read_row, records
 from ._version import PG_BUMP, PG_READ, SqliteDataVersion
 from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, labels, lenses, schemas
@@ -413,11 +413,11 @@ class SqlBackend(IndexBackend):
     def get_dataset_by_cid_as(
         self, cid: str, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> _R | None:
-        # The lookup every get_entry makes: one row, one reader call, no generator.
+        # The lookup every get_entry makes: one row, one call, no generator.
         rows, convert = self._read_raw(_GET_BY_CID, {"cid": cid})
         if not rows:
             return None
-        item = row_reader(convert, self._shards_of, make, shard_fields)(rows[0])
+        item = read_row(rows[0], convert, self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
@@ -425,14 +425,14 @@ class SqlBackend(IndexBackend):
         # A row whose values cannot be converted (a timestamp mangled by hand, say) is
         # skipped with a warning rather than failing the whole listing.
         rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return items(rows, row_reader(convert, self._shards_of))
+        return items(rows, convert, self._shards_of)
 
     def iter_datasets_as(
         self, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> Iterator[_R]:
         self._check_open()
         rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return items(rows, row_reader(convert, self._shards_of, make, shard_fields))
+        return items(rows, convert, self._shards_of, make, shard_fields)
 
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
