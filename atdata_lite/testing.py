@@ -295,8 +295,9 @@ class _BackendTests:
 
         def as_record(*fields: Any) -> DatasetRecord:
             given.append(fields[3])
-            shards = tuple(ShardRecord(*f) for f in fields[3])
-            return DatasetRecord(*fields[:3], shards, *fields[4:])
+            values = list(fields)
+            values[3] = tuple(ShardRecord(*f) for f in fields[3])
+            return DatasetRecord(*values)
 
         listed = list(backend.iter_datasets_as(as_record, shard_fields=True))
         assert listed == list(backend.iter_datasets())
