@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ShardRecord"]
+__all__ = ["ShardFields", "ShardRecord"]
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -36,3 +36,9 @@ class ShardRecord:
     sample_count: int | None = None
     sha256: str | None = None
     split: str | None = None
+
+
+#: Shards as tuples of :class:`ShardRecord`'s fields, in its order: ``(url, size,
+#: sample_count, sha256, split)``. What a backend hands a caller that builds records only
+#: when they are asked for (see ``IndexBackend.iter_datasets_as``).
+ShardFields = tuple[tuple[str, int | None, int | None, str | None, str | None], ...]

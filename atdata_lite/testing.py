@@ -285,6 +285,31 @@ class _BackendTests:
         assert [r.name for r in rebuilt] == ["a", "b"]
         assert [s.url for s in rebuilt[1].shards] == ["b1.tar", "b2.tar"]
 
+    def test_shard_fields_and_lookup_by_cid_as_give_the_same_entries(
+        self, backend: IndexBackend
+    ) -> None:
+        rec = make_record("b", ["b1.tar", "b2.tar"], metadata={"k": 1})
+        backend.insert_datasets([rec, make_record("a")])
+
+        given: list[Any] = []
+
+        def as_record(*fields: Any) -> DatasetRecord:
+            given.append(fields[3])
+            values = list(fields)
+            values[3] = tuple(ShardRecord(*f) for f in fields[3])
+            return DatasetRecord(*values)
+
+        listed = list(backend.iter_datasets_as(as_record, shard_fields=True))
+        assert listed == list(backend.iter_datasets())
+        assert given[1] == tuple((s.url, s.size, s.sample_count, s.sha256, s.split)
+                                 for s in rec.shards)  # fmt: skip
+        assert all(type(f) is tuple for shards in given for f in shards)
+        assert backend.get_dataset_by_cid_as(rec.cid, DatasetRecord) == _dataset_by_cid(
+            backend, rec.cid
+        )
+        assert backend.get_dataset_by_cid_as(rec.cid, as_record, shard_fields=True) == listed[1]
+        assert backend.get_dataset_by_cid_as(make_record("nope").cid, DatasetRecord) is None
+
     def test_write_catalog_refuses_a_catalog_that_names_a_thing_twice(
         self, backend: IndexBackend
     ) -> None:

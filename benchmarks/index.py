@@ -14,11 +14,24 @@ Each operation runs next to its baseline in the same run, on the same machine:
 * cold process: a new Python process that opens the index and looks one dataset up, against
   a process that only runs ``import sqlalchemy`` (median of several runs).
 
+With ``--level index`` and atdata 0.7 importable (it needs Python 3.12:
+``pip install atdata==0.7.0b1``), a third column measures atdata 0.7's own SQLite provider
+(``atdata.providers.create_provider("sqlite", ...)`` under ``atdata.index.Index``) on the
+same datasets in the same process: each operation through atdata's fastest public way to do
+it (provider-level ``store_entry`` and ``find_latest_version``/``store_schema`` for writes,
+``Index.get_entry_by_name``, ``Index.get_entry``, ``Index.list_entries``). Without atdata the
+column says how to install it.
+
+Reads alternate between the sides round by round and keep each side's best round; writes
+alternate chunk by chunk the same way. So a burst of noise on a shared machine does not
+land on one side only.
+
 It prints per-operation rates, the ratio to the baseline and its target, and exits with
 status 1 if a target is missed. The targets keep the index cheap next to the SQLite it runs
 on: a lookup by name (every dataset load) and a listing within 2x of raw ``sqlite3``, an
 insert within 3x, a bulk import at 40% of raw speed, and a cold start within 1.5x of a
-process that only imports SQLAlchemy.
+process that only imports SQLAlchemy; and at least as fast as atdata 0.7 at everything the
+two both do.
 """
 
 from __future__ import annotations
@@ -35,7 +48,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgpack
+# This directory holds benchmarks/redis.py, which would shadow the redis package that
+# atdata imports: take it off the path before anything imports either.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import msgpack  # noqa: E402
 
 SHARDS_PER_DATASET = 2
 SCHEMA_REF = "atdata://local/sampleSchema/BenchSample@1.0.0"
@@ -244,6 +261,76 @@ class Lite:
         (self.index or self.backend).close()
 
 
+# --- atdata 0.7's own SQLite provider ------------------------------------------------------
+
+ATDATA_INSTALL = "pip install atdata==0.7.0b1 (Python 3.12+)"
+
+
+def atdata_missing() -> str | None:
+    """Why atdata 0.7 cannot be measured here, or ``None`` when it can."""
+    if sys.version_info < (3, 12):
+        return f"atdata 0.7 needs Python 3.12+, this is {sys.version.split()[0]}"
+    try:
+        import atdata.index
+        import atdata.providers
+
+        del atdata
+    except ImportError as exc:
+        return f"atdata 0.7 is not importable ({exc})"
+    return None
+
+
+class Atdata07:
+    """atdata 0.7.0b1: its SQLite provider under its ``Index``, the same datasets."""
+
+    def __init__(self, path: Path) -> None:
+        from atdata.index import Index, LocalDatasetEntry
+        from atdata.providers import create_provider
+
+        self.provider = create_provider("sqlite", path=str(path))
+        # atmosphere=None: no network client (the default makes one lazily).
+        self.index = Index(provider=self.provider, atmosphere=None)
+        self._entry_type = LocalDatasetEntry
+
+    def publish(self, name: str) -> str:
+        # What Index.publish_schema does to storage: the latest version, then the next one.
+        latest = self.provider.find_latest_version(name)
+        if latest is None:
+            version = "1.0.0"
+        else:
+            major, minor, patch = latest.split(".")
+            version = f"{major}.{minor}.{int(patch) + 1}"
+        self.provider.store_schema(name, version, SCHEMA_JSON % version)
+        return version
+
+    def insert(self, i: int) -> None:
+        entry = self._entry_type(
+            name=f"ds-{i:06d}", schema_ref=SCHEMA_REF, data_urls=_urls(i), metadata=_meta(i)
+        )
+        self.provider.store_entry(entry)
+
+    def get_by_name(self, name: str) -> Any:
+        return self.index.get_entry_by_name(name)
+
+    def get_by_cid(self, cid: str) -> Any:
+        return self.index.get_entry(cid)
+
+    def list_all(self) -> int:
+        return len(self.index.list_entries())
+
+    def cids(self) -> list[str]:
+        return [e.cid for e in self.index.list_entries()]
+
+    @staticmethod
+    def cold_code(path: Path) -> str:
+        return (
+            "from atdata.index import Index\n"
+            "from atdata.providers import create_provider\n"
+            f"p = create_provider('sqlite', path={str(path)!r})\n"
+            "Index(provider=p, atmosphere=None).get_entry_by_name('ds-000042')"
+        )
+
+
 # --- measuring ----------------------------------------------------------------------------
 
 
@@ -254,33 +341,50 @@ def _rate(func: Callable[[Any], Any], items: list[Any]) -> float:
     return len(items) / (time.perf_counter() - start)
 
 
-def _best_rates(
-    lite: Callable[[Any], Any],
-    lite_items: list[Any],
-    raw: Callable[[Any], Any],
-    raw_items: list[Any],
-    rounds: int = 9,
-) -> tuple[float, float]:
-    """Best rate of each side over ``rounds`` alternating rounds.
+Side = tuple[Callable[[Any], Any], list[Any]]
+
+
+def _best_rates(sides: list[Side], rounds: int = 9) -> list[float]:
+    """Best rate of each side (a function and its items) over ``rounds`` alternating rounds.
 
     On a shared machine, noise comes in bursts: measuring one side's repeats and then the
     other's lets a burst land on one side only. Alternating, and keeping each side's best
-    round, compares the two under the same conditions.
+    round, compares the sides under the same conditions.
     """
-    best_lite = best_raw = 0.0
+    best = [0.0] * len(sides)
     for _ in range(rounds):
-        best_lite = max(best_lite, _rate(lite, lite_items))
-        best_raw = max(best_raw, _rate(raw, raw_items))
-    return best_lite, best_raw
+        for k, (func, items) in enumerate(sides):
+            best[k] = max(best[k], _rate(func, items))
+    return best
 
 
-def _cold(code: str, runs: int) -> float:
-    times = []
+def _best_chunked(funcs: list[Callable[[Any], Any]], items: list[Any], rounds: int) -> list[float]:
+    """Best rate of each write function over ``rounds`` chunks of ``items``, alternating.
+
+    Writes cannot repeat on the same data: round ``r`` runs every side on chunk ``r``.
+    """
+    size = max(1, len(items) // rounds)
+    best = [0.0] * len(funcs)
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        for k, func in enumerate(funcs):
+            best[k] = max(best[k], _rate(func, chunk))
+    return best
+
+
+def _cold(codes: list[str], runs: int) -> list[float]:
+    """Median seconds of a new process running each code, the codes alternating."""
+    times: list[list[float]] = [[] for _ in codes]
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for k, code in enumerate(codes):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            times[k].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+# name, atdata-lite/s, baseline/s, target, check, atdata 0.7/s (None: not measured)
+Result = tuple[str, float, float, str, Callable[[float], bool], float | None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,44 +394,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=int, default=9)
     args = parser.parse_args(argv)
     n = args.datasets
-    results: list[tuple[str, float, float, str, Callable[[float], bool]]] = []
+    results: list[Result] = []
+    missing = atdata_missing() if args.level == "index" else "only measured with --level index"
 
     with tempfile.TemporaryDirectory(prefix="atl-bench-") as tmp:
         root = Path(tmp)
         raw = Raw(root / "raw.db")
         lite = Lite(root / "lite.db", args.level)
+        theirs = Atdata07(root / "atdata.db") if missing is None else None
 
-        # publish schema: 500 auto-versioned publishes of one name
+        def sides(*pairs: Any) -> list[Any]:
+            # (lite, raw, atdata) or (lite, raw) when atdata is not measured
+            return list(pairs) if theirs is not None else list(pairs[:2])
+
+        def atdata_rate(rates: list[float]) -> float | None:
+            return rates[2] if theirs is not None else None
+
+        # publish schema: 500 auto-versioned publishes of one name, in chunks of 50
         names = ["Bench"] * 500
-        raw_rate = _rate(raw.publish, names)
-        lite_rate = _rate(lite.publish, names)
-        results.append(("publish schema (auto version)", lite_rate, raw_rate, "info", _any))
+        funcs = sides(lite.publish, raw.publish, theirs and theirs.publish)
+        rates = _best_chunked(funcs, names, 10)
+        results.append(("publish schema (auto version)", rates[0], rates[1], "info", _any,
+                        atdata_rate(rates)))  # fmt: skip
 
-        # insert: one call per dataset, n datasets
+        # insert: one call per dataset, n datasets, in chunks of n/10
         ids = list(range(n))
-        raw_rate = _rate(raw.insert, ids)
-        lite_rate = _rate(lite.insert, ids)
-        results.append(("insert (one call each)", lite_rate, raw_rate, ">= 1/3", _third))
+        funcs = sides(lite.insert, raw.insert, theirs and theirs.insert)
+        rates = _best_chunked(funcs, ids, 10)
+        results.append(("insert (one call each)", rates[0], rates[1], ">= 1/3", _third,
+                        atdata_rate(rates)))  # fmt: skip
 
         # get by name / CID: n random lookups (hits)
         names = [f"ds-{i:06d}" for i in random.Random(1).sample(ids, len(ids))]
-        lite_rate, raw_rate = _best_rates(lite.get_by_name, names, raw.get_by_name, names, 3)
-        results.append(("get by name", lite_rate, raw_rate, ">= 1/2", _half))
+        rates = _best_rates(
+            sides((lite.get_by_name, names), (raw.get_by_name, names),
+                  (theirs and theirs.get_by_name, names)),
+            5,
+        )  # fmt: skip
+        results.append(("get by name", rates[0], rates[1], ">= 1/2", _half, atdata_rate(rates)))
+        order = random.Random(2).sample(ids, len(ids))
         cids = lite.cids()
-        random.Random(2).shuffle(cids)
-        raw_cids = [f"bafy{i:06d}" for i in random.Random(2).sample(ids, len(ids))]
-        lite_rate, raw_rate = _best_rates(lite.get_by_cid, cids, raw.get_by_cid, raw_cids, 3)
-        results.append(("get by CID", lite_rate, raw_rate, "info", _any))
+        their_cids = theirs.cids() if theirs is not None else []
+        rates = _best_rates(
+            sides((lite.get_by_cid, [cids[i] for i in order]),
+                  (raw.get_by_cid, [f"bafy{i:06d}" for i in order]),
+                  (theirs and theirs.get_by_cid, [their_cids[i] for i in order] if theirs else [])),
+            5,
+        )  # fmt: skip
+        results.append(("get by CID", rates[0], rates[1], "info", _any, atdata_rate(rates)))
 
         # list all: datasets listed per second
-        lite_list, raw_list = _best_rates(
-            lambda _: lite.list_all(), [None], lambda _: raw.list_all(), [None], 15
-        )
-        lite_list, raw_list = lite_list * n, raw_list * n
-        results.append(("list all (datasets/s)", lite_list, raw_list, ">= 1/2", _half))
+        rates = _best_rates(
+            sides((lambda _: lite.list_all(), [None]), (lambda _: raw.list_all(), [None]),
+                  (lambda _: theirs.list_all() if theirs else 0, [None])),
+            15,
+        )  # fmt: skip
+        rates = [r * n for r in rates]
+        results.append(("list all (datasets/s)", rates[0], rates[1], ">= 1/2", _half,
+                        atdata_rate(rates)))  # fmt: skip
         lite.close()
 
-        # bulk insert: n datasets in one call, into fresh files
+        # bulk insert: n datasets in one call, into fresh files (atdata has no bulk insert)
         bulk_raw = Raw(root / "raw-bulk.db")
         bulk_lite = Lite(root / "lite-bulk.db", "backend")
         # Rows and records (with their CIDs) are built before the clock starts.
@@ -339,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         bulk_lite.bulk(prepared_lite)
         lite_rate = n / (time.perf_counter() - start)
         bulk_lite.close()
-        results.append(("bulk insert (datasets/s)", lite_rate, raw_rate, ">= 0.4", _forty))
+        results.append(("bulk insert (datasets/s)", lite_rate, raw_rate, ">= 0.4", _forty, None))
 
         # cold process: open the index and look one dataset up
         path = root / "lite.db"
@@ -350,20 +477,40 @@ def main(argv: list[str] | None = None) -> int:
                 "from atdata_lite.index import open_backend\n"
                 f"assert open_backend({str(path)!r}).get_dataset('ds-000042')"
             )
-        baseline = _cold("import sqlalchemy", args.cold_runs)
-        measured = _cold(code, args.cold_runs)
-        results.append(("cold process (runs/s)", 1 / measured, 1 / baseline, ">= 1/1.5", _cold_ok))
+        codes = sides(code, "import sqlalchemy", Atdata07.cold_code(root / "atdata.db"))
+        times = _cold(codes, args.cold_runs)
+        results.append(("cold process (runs/s)", 1 / times[0], 1 / times[1], ">= 1/1.5",
+                        _cold_ok, 1 / times[2] if theirs is not None else None))  # fmt: skip
 
     print(f"atdata-lite index benchmark: {n} datasets, level={args.level}, Python "
           f"{sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")  # fmt: skip
-    print(f"{'operation':32} {'atdata-lite/s':>14} {'baseline/s':>12} {'ratio':>7}  target")
+    header = (
+        f"{'operation':32} {'atdata-lite/s':>14} {'baseline/s':>12} {'ratio':>7}  {'target':12}"
+    )
+    if missing is None:
+        header += f"{'':10} {'atdata 0.7/s':>13} {'ratio':>7}  target"
+    print(header)
     missed = 0
-    for name, lite_rate, raw_rate, target, ok in results:
+    for name, lite_rate, raw_rate, target, ok, theirs_rate in results:
         ratio = lite_rate / raw_rate
         verdict = "" if target == "info" else ("ok" if ok(ratio) else "MISSED")
         missed += verdict == "MISSED"
-        print(f"{name:32} {lite_rate:14,.0f} {raw_rate:12,.0f} {ratio:7.2f}  {target} {verdict}")
+        line = (
+            f"{name:32} {lite_rate:14,.0f} {raw_rate:12,.0f} {ratio:7.2f}  {target:>6} {verdict:5}"
+        )
+        if theirs_rate is not None:
+            versus = lite_rate / theirs_rate
+            verdict = "ok" if versus >= 1.0 else "MISSED"
+            missed += verdict == "MISSED"
+            line += f" {theirs_rate:13,.0f} {versus:7.2f}  >= 1.0 {verdict}"
+        elif missing is None:
+            line += f" {'-':>13}"
+        print(line)
     print("baselines: raw sqlite3 with the same tables and settings; cold: `import sqlalchemy`")
+    if missing is None:
+        print("atdata 0.7: its SQLite provider and Index, the same datasets, in this process")
+    else:
+        print(f"atdata 0.7 column skipped: {missing}; to include it: {ATDATA_INSTALL}")
     return 1 if missed else 0
 
 

@@ -76,3 +76,31 @@ def test_atdata_redis_keywords_select_redis(redis_url):
     with Index(host=kwargs["host"], port=kwargs["port"], db=kwargs["db"]) as idx:
         assert idx.backend.kind == "redis"
         assert idx.list_datasets() == []
+
+
+def test_entries_read_from_the_index_build_their_shard_records_on_first_use(tmp_path):
+    import dataclasses
+
+    from atdata_lite import packable
+
+    @packable
+    class P:
+        x: int
+
+    shards = [ShardRecord("/d/a.tar", 10, 2, "a" * 64, "train"), ShardRecord("/d/b.tar")]
+    shards[1] = ShardRecord("/d/b.tar", None, None, None, "test")
+    with Index(tmp_path / "index.db") as index:
+        ref = index.publish_schema(P)
+        added = index.add_shards(shards, name="a", schema_ref=ref, metadata={"k": 1})
+        got = index.get_entry(added.cid)
+        [listed] = index.list_entries()
+    for entry in (got, listed):
+        assert "shards" not in entry.__dict__  # not built yet
+        assert entry.data_urls == ["/d/a.tar", "/d/b.tar"]
+        assert entry == added  # equality reads (and builds) the shards
+        assert entry.shards == tuple(shards) and entry.__dict__["shards"] is entry.shards
+        assert entry.splits == {"train": ["/d/a.tar"], "test": ["/d/b.tar"]}
+    renamed = dataclasses.replace(listed, name="b")
+    assert renamed.shards == tuple(shards) and renamed.metadata == {"k": 1}
+    eager = LocalDatasetEntry("a", ref, ["/x.tar"])
+    assert eager.shards == (ShardRecord("/x.tar"),)  # entries built by hand are unchanged

@@ -339,3 +339,28 @@ def test_many_processes_create_one_new_index_repeatedly(tmp_path) -> None:
         path = str(tmp_path / f"index-{round_}.db")
         results = run_processes("open_and_describe", [(path,)] * 10)
         assert results == [(HEAD_REVISION, 0)] * 10
+
+
+def test_a_damaged_column_name_in_the_schema_is_reported_as_damage(tmp_path) -> None:
+    from atdata_lite.errors import IndexCorruptError
+    from atdata_lite.index.sql import open_sql_backend
+
+    path = tmp_path / "index.db"
+    backend = open_sql_backend(str(path))
+    backend.insert_datasets([record("a")])
+    backend.close()
+    # One flipped byte inside the CREATE TABLE text: the revision is current, a column is not.
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA writable_schema=ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, 'schema_ref VARCHAR', 'schemb_ref VARCHAR') "
+        "WHERE name = 'datasets'"
+    )
+    conn.commit()
+    conn.close()
+    backend = open_sql_backend(str(path))
+    try:
+        with pytest.raises(IndexCorruptError, match=r"damaged.*no such column.*db recover"):
+            backend.get_dataset_by_cid("bafy-a")
+    finally:
+        backend.close()

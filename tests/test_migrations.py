@@ -441,3 +441,121 @@ def test_postgres_shared_database_and_refusals(postgres_url) -> None:
 def test_postgres_eight_processes_create_at_once(postgres_url) -> None:
     results = run_processes("open_and_describe", [(postgres_url,)] * 8)
     assert results == [(HEAD_REVISION, 0)] * 8
+
+
+REV4 = "d7f9b1c3e5a8"  # the revision before entries carried their packed shard list
+
+
+def _packed_and_rows(path: Path) -> tuple[dict[str, list], dict[str, list]]:
+    """Per dataset ``name@version``: its packed shard list, and its shard rows."""
+    import msgpack
+
+    conn = sqlite3.connect(path)
+    try:
+        packed = {
+            f"{name}@{version}": [list(s) for s in msgpack.unpackb(blob)]
+            for name, version, blob in conn.execute(
+                "SELECT name, version, packed_shards FROM datasets"
+            )
+        }
+        rows: dict[str, list] = {key: [] for key in packed}
+        for name, version, *shard in conn.execute(
+            "SELECT d.name, d.version, s.url, s.size, s.sample_count, s.sha256, s.split "
+            "FROM dataset_shards s JOIN datasets d ON d.id = s.dataset_id "
+            "ORDER BY d.id, s.position"
+        ):
+            rows[f"{name}@{version}"].append(shard)
+    finally:
+        conn.close()
+    return packed, rows
+
+
+def test_committed_revision_4_file_gets_packed_shard_lists_and_reads_the_same(tmp_path) -> None:
+    from atdata_lite import Index, load_dataset
+    from atdata_lite.index.sql._check import check_index
+
+    path = tmp_path / "index.db"
+    shutil.copyfile(DATA / f"index-{REV4}.db", path)
+    store = tmp_path / "store"
+    shutil.copytree(DATA / f"shards-{REV3}", store)
+    before = sqlite_dump(path)
+    assert current_revision(path) == REV4
+
+    with Index(path, data_store=store) as index:
+        assert current_revision(path) == HEAD_REVISION
+        listed = {(e.name, e.version): e for e in index.list_datasets()}
+        assert sorted(listed) == [
+            ("empty", "1.0.0"), ("mnist-test", "1.0.0"), ("mnist-train", "1.0.0"),
+            ("mnist-train", "1.0.1"), ("pts", "1.0.0"),
+        ]  # fmt: skip
+        assert listed["empty", "1.0.0"].data_urls == []
+        train = index.get_dataset("mnist-train:stable")  # the label survived
+        assert train.version == "1.0.0" and train.cid == "bafyreione"
+        assert train.data_urls == ["s3://b/mnist/data-000000.tar", "s3://b/mnist/data-000001.tar"]
+        assert train.shards[0].size == 1000 and train.shards[0].sha256 == "d" * 64
+        assert index.get_entry("bafyreione").shards == train.shards
+        assert index.get_dataset("mnist-train").version == "1.0.1"
+        assert index.get_dataset("mnist-train").shards[0].sample_count == 20
+        pts = index.get_dataset("pts")
+        assert [s.split for s in pts.shards] == ["train", "train", "test"]
+        assert len(load_dataset("@local/pts", index=index, split="train")) == 7
+
+    packed, rows = _packed_and_rows(path)
+    assert packed == rows  # every entry's packed list is its shard rows, in order
+    assert packed["empty@1.0.0"] == []
+    assert check_index(path).sound
+    backups = list(tmp_path.glob(f"index.db.backup-{REV4}-*"))
+    assert len(backups) == 1 and sqlite_dump(backups[0]) == before
+
+
+def test_packed_shards_downgrade_drops_only_the_column(tmp_path) -> None:
+    path = tmp_path / "index.db"
+    shutil.copyfile(DATA / f"index-{REV4}.db", path)
+    before = reflect_schema(f"sqlite:///{path}")
+    open_sql_backend(str(path)).close()
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool)
+    with engine.connect() as conn, conn.begin():
+        command.downgrade(alembic_config(conn), REV4)
+    engine.dispose()
+    assert reflect_schema(f"sqlite:///{path}") == before
+    assert current_revision(path) == REV4
+
+
+@pytest.mark.postgres
+def test_postgres_revision_4_rows_get_packed_shard_lists(postgres_url) -> None:
+    engine = sa.create_engine(postgres_url, poolclass=sa.NullPool)
+    with engine.connect() as conn, conn.begin():
+        command.upgrade(alembic_config(conn), REV4)
+        for name, cid in (("two", "bafytwo"), ("none", "bafynone")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO datasets (cid, name, schema_ref, created_at, updated_at) "
+                    "VALUES (:cid, :name, 'ref', now(), now())"
+                ),
+                {"cid": cid, "name": name},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO dataset_shards (dataset_id, position, url, size, split) "
+                "SELECT id, p, 'u' || p, 10 * p, 'train' FROM datasets, "
+                "generate_series(0, 1) AS p WHERE name = 'two'"
+            )
+        )
+    engine.dispose()
+    backend = open_sql_backend(postgres_url)
+    try:
+        two = backend.get_dataset_by_cid("bafytwo")
+        assert [(s.url, s.size, s.split) for s in two.shards] == [
+            ("u0", 0, "train"), ("u1", 10, "train")
+        ]  # fmt: skip
+        assert backend.get_dataset("none").shards == ()
+        with backend.engine.connect() as conn:
+            assert (
+                conn.execute(
+                    sa.text("SELECT count(*) FROM datasets WHERE packed_shards IS NULL")
+                ).scalar()
+                == 0
+            )
+    finally:
+        backend.close()
+    assert current_revision(postgres_url) == HEAD_REVISION

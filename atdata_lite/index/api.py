@@ -68,11 +68,13 @@ from .entries import (
     LocalSchemaRecord,
     SchemaNamespace,
     entry_from_fields,
+    entry_from_shard_fields,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+    from .._records import ShardFields
     from ..progress import CancelToken, ProgressArg
     from ..protocols import AbstractDataStore, RecordingDataStore
     from ._watch import Watch
@@ -466,6 +468,33 @@ class Index:
         entry.__dict__["_recorded_urls"] = recorded
         return entry
 
+    def _make_stored_entry(
+        self,
+        cid: str,
+        name: str,
+        schema_ref: str,
+        shard_fields: ShardFields,
+        metadata: bytes | None,
+        legacy_uuid: str | None,
+        created_at: Any,
+        updated_at: Any,
+        version: str | None = None,
+    ) -> LocalDatasetEntry:
+        # The read path's entries (get_entry, listing): shards arrive as checked field
+        # tuples and become records only when read, unless a URL needs resolving. One
+        # substring search over the joined URLs finds store-relative ones (a URL merely
+        # containing the scheme takes the careful path, which checks each one).
+        urls = [f[0] for f in shard_fields]
+        if STORE_SCHEME not in " ".join(urls):
+            return entry_from_shard_fields(
+                cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
+                updated_at, version, urls,
+            )  # fmt: skip
+        return self._make_entry(
+            cid, name, schema_ref, tuple([ShardRecord(*f) for f in shard_fields]), metadata,
+            legacy_uuid, created_at, updated_at, version,
+        )  # fmt: skip
+
     # --- datasets: reading ----------------------------------------------------------------
 
     def get_dataset(self, ref: str) -> LocalDatasetEntry:
@@ -539,17 +568,17 @@ class Index:
         Raises:
             DatasetNotFoundError: (a ``KeyError``) no entry has that CID.
         """
-        record = self._backend.get_dataset_by_cid(cid)
-        if record is None:
+        entry = self._backend.get_dataset_by_cid_as(cid, self._make_stored_entry, shard_fields=True)
+        if entry is None:
             raise DatasetNotFoundError(
                 f"LocalDatasetEntry not found: {cid}", hint=partial(cid_hint, self._backend, cid)
             )
-        return self._entry(record)
+        return entry
 
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
         """Every entry, ordered by name (see :meth:`list_entries` for unreadable rows)."""
-        return self._backend.iter_datasets_as(self._make_entry)
+        return self._backend.iter_datasets_as(self._make_stored_entry, shard_fields=True)
 
     def list_entries(self) -> list[LocalDatasetEntry]:
         """Every entry, as a list.
@@ -560,7 +589,7 @@ class Index:
         first use, which keeps listing cheap).
         """
         # The backend builds the entries straight from its rows: listing is a hot path.
-        return list(self._backend.iter_datasets_as(self._make_entry))
+        return list(self._backend.iter_datasets_as(self._make_stored_entry, shard_fields=True))
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:

@@ -213,6 +213,16 @@ class CatalogWriteResult:
     datasets_unchanged: list[str] = field(default_factory=list)
 
 
+def _fields_of(r: DatasetRecord, shard_fields: bool) -> tuple[Any, ...]:
+    shards: Any = r.shards
+    if shard_fields:
+        shards = tuple([(s.url, s.size, s.sample_count, s.sha256, s.split) for s in shards])
+    return (
+        r.cid, r.name, r.schema_ref, shards, r.metadata, r.legacy_uuid, r.created_at,
+        r.updated_at, r.version,
+    )  # fmt: skip
+
+
 class IndexBackend(abc.ABC):
     """Storage for one index: dataset records and schema rows, and the atomic operations on them.
 
@@ -322,7 +332,9 @@ class IndexBackend(abc.ABC):
             Exception: Only the driver's own errors (storage unreachable, backend closed).
         """
 
-    def iter_datasets_as(self, make: Callable[..., _T]) -> Iterator[_T]:
+    def iter_datasets_as(
+        self, make: Callable[..., _T], *, shard_fields: bool = False
+    ) -> Iterator[_T]:
         """Yield ``make(cid, name, schema_ref, shards, metadata, legacy_uuid, created_at,
         updated_at, version)`` for every entry, ordered by name (the fields of
         :class:`DatasetRecord`, in its order).
@@ -335,15 +347,34 @@ class IndexBackend(abc.ABC):
 
         Args:
             make: Builds one item from the nine fields, positionally.
+            shard_fields: Pass ``shards`` as :data:`~atdata_lite._records.ShardFields`
+                (one tuple of :class:`ShardRecord`'s fields per shard) instead of records,
+                for a caller that builds records only when they are asked for.
 
         Returns:
             An iterator over ``make``'s results, in name order.
         """
         for r in self.iter_datasets():
-            yield make(
-                r.cid, r.name, r.schema_ref, r.shards, r.metadata, r.legacy_uuid,
-                r.created_at, r.updated_at, r.version,
-            )  # fmt: skip
+            yield make(*_fields_of(r, shard_fields))
+
+    def get_dataset_by_cid_as(
+        self, cid: str, make: Callable[..., _T], *, shard_fields: bool = False
+    ) -> _T | None:
+        """``make(...)`` of the entry with content id ``cid`` (see :meth:`iter_datasets_as`).
+
+        This default wraps :meth:`get_dataset_by_cid`; a backend may build the item straight
+        from its row instead.
+
+        Args:
+            cid: The entry's CID string.
+            make: Builds the item from the nine fields of :class:`DatasetRecord`.
+            shard_fields: As in :meth:`iter_datasets_as`.
+
+        Returns:
+            ``make``'s result, or ``None`` when no entry has that CID.
+        """
+        record = self.get_dataset_by_cid(cid)
+        return None if record is None else make(*_fields_of(record, shard_fields))
 
     @abc.abstractmethod
     def insert_datasets(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from .._records import ShardFields
 from ..cid import dataset_cid
 from ._metadata import decode_metadata
 from .backend import DatasetRecord, ShardRecord
@@ -205,8 +206,27 @@ class _StoredMetadata:
         return value
 
 
+class _StoredShards:
+    """``LocalDatasetEntry.shards`` of an entry read from an index: built on first use.
+
+    The index hands over the shards as checked field tuples (see
+    :func:`entry_from_shard_fields`); the :class:`ShardRecord` objects are made the first
+    time ``shards`` is read. Like :class:`_StoredMetadata`, a non-data descriptor: a value in
+    the instance's ``__dict__`` wins.
+    """
+
+    def __get__(self, entry: LocalDatasetEntry | None, owner: type | None = None) -> Any:
+        if entry is None:
+            return ()  # the dataclass default, as the class attribute was
+        state = entry.__dict__
+        fields = state.pop("_shard_fields", ())
+        shards = tuple([ShardRecord(*f) for f in fields])
+        state["shards"] = shards
+        return shards
+
+
 # After @dataclass: __init__ keeps None as the default and stores what it is given in the
-# instance, so only entries built by entry_from_fields reach the descriptor.
+# instance, so only entries built by entry_from_fields reach the descriptors.
 def check_splits(name: str, shards: tuple[ShardRecord, ...]) -> None:
     """Refuse shards of which some name a split and others do not, or a blank split name.
 
@@ -230,6 +250,7 @@ def check_splits(name: str, shards: tuple[ShardRecord, ...]) -> None:
 
 
 LocalDatasetEntry.metadata = _StoredMetadata()  # type: ignore[assignment]  # a descriptor, see above
+LocalDatasetEntry.shards = _StoredShards()  # type: ignore[assignment]  # a descriptor, see above
 
 BasicIndexEntry = LocalDatasetEntry
 
@@ -263,6 +284,42 @@ def entry_from_fields(
         "_cid": cid,
         "_legacy_uuid": legacy_uuid,
         "shards": shards,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "version": version,
+    }
+    return self
+
+
+def entry_from_shard_fields(
+    cid: str,
+    name: str,
+    schema_ref: str,
+    shard_fields: ShardFields,
+    metadata: bytes | None,
+    legacy_uuid: str | None,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+    version: str | None = None,
+    data_urls: list[str] | None = None,
+) -> LocalDatasetEntry:
+    """Build the entry for a stored dataset whose shards come as field tuples.
+
+    As :func:`entry_from_fields`, but ``shard_fields`` holds one ``(url, size,
+    sample_count, sha256, split)`` tuple per shard, already checked by the backend: the
+    :class:`ShardRecord` objects are made when ``shards`` is first read, so an entry that is
+    only listed, or only opened through its ``data_urls``, never builds them. ``data_urls``,
+    when given, is the list of the shards' URLs (the caller made it already).
+    """
+    self = object.__new__(LocalDatasetEntry)
+    self.__dict__ = {
+        "name": name,
+        "schema_ref": schema_ref,
+        "data_urls": [f[0] for f in shard_fields] if data_urls is None else data_urls,
+        "_packed_metadata": metadata,
+        "_cid": cid,
+        "_legacy_uuid": legacy_uuid,
+        "_shard_fields": shard_fields,
         "created_at": created_at,
         "updated_at": updated_at,
         "version": version,

@@ -118,7 +118,21 @@ def open_sql_backend(
         )
     else:
         # In-memory SQLite: one connection shared by all threads (see create_index_engine).
-        executor = EngineExecutor(engine, serialize=target.kind == "sqlite")
+        read_engine = None
+        if target.kind == "postgresql":
+            # Reads get a pool of their own, in autocommit from the moment each connection
+            # is made: a lookup is then one round trip with no BEGIN/ROLLBACK and no switch
+            # of the connection's mode per call (see ._pgread).
+            read_engine = create_index_engine(
+                target,
+                connect_timeout=connect_timeout,
+                statement_timeout=statement_timeout,
+                isolation_level="AUTOCOMMIT",
+                **engine_options,
+            )
+        executor = EngineExecutor(
+            engine, serialize=target.kind == "sqlite", read_engine=read_engine
+        )
         if target.kind == "postgresql":
             timeouts = timeouts_of(engine)
             executor.translate_errors = functools.partial(

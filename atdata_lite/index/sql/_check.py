@@ -3,10 +3,11 @@
 :func:`check_index` runs SQLite's ``PRAGMA integrity_check`` (every page, every index: it
 reads the whole file, so it is not done on every open), then the index's own rules (one
 known revision; foreign keys hold; each dataset's shards numbered 0..n-1; names and
-content ids present), and lists leftovers: ``.tmp-`` files that a process killed while
-writing left next to the index or in a shard store, and ``.tar`` shards in a store that no
-entry names (orphans). :func:`clean_leftovers` deletes the temporary files older than a
-grace period; orphan shards are only reported (they may be someone's data).
+content ids present; each dataset's packed shard list equal to its shard rows), and lists
+leftovers: ``.tmp-`` files that a process killed while writing left next to the index or in
+a shard store, and ``.tar`` shards in a store that no entry names (orphans).
+:func:`clean_leftovers` deletes the temporary files older than a grace period; orphan
+shards are only reported (they may be someone's data).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..._records import ShardRecord
+from ._packed import unpack_shards
 from .engine import connect_read_only
-from .tables import KNOWN_REVISIONS, VERSION_TABLE
+from .tables import KNOWN_REVISIONS, PACKED_REVISION, VERSION_TABLE
 
 __all__ = ["DEFAULT_GRACE_SECONDS", "CheckReport", "Leftover", "check_index", "clean_leftovers"]
 
@@ -139,7 +142,34 @@ def _rules(conn: sqlite3.Connection, report: CheckReport, urls: set[str]) -> Non
         "SELECT name FROM datasets WHERE name IS NULL OR name = '' OR cid IS NULL OR cid = ''"
     )[:20]:
         report.problems.append(f"dataset {name!r} has no name or no content id")
+    if revisions and revisions[0] in KNOWN_REVISIONS[KNOWN_REVISIONS.index(PACKED_REVISION) :]:
+        report.problems.extend(_packed_problems(rows)[:20])
     urls.update(r[0] for r in rows("SELECT url FROM dataset_shards"))
+
+
+def _packed_problems(rows: Any) -> list[str]:
+    """Datasets whose packed shard list (what readers read) differs from their shard rows."""
+    shards: dict[int, list[ShardRecord]] = {}
+    for did, *fields in rows(
+        "SELECT dataset_id, url, size, sample_count, sha256, split FROM dataset_shards "
+        "ORDER BY dataset_id, position"
+    ):
+        shards.setdefault(did, []).append(ShardRecord(*fields))
+    problems = []
+    for did, name, packed in rows("SELECT id, name, packed_shards FROM datasets ORDER BY id"):
+        if packed is None:
+            continue  # not packed: readers read the shard rows themselves
+        try:
+            listed = list(unpack_shards(packed))
+        except ValueError as exc:
+            problems.append(f"dataset {name!r}: its {exc} (readers read its shard rows)")
+            continue
+        if listed != shards.get(did, []):
+            problems.append(
+                f"dataset {name!r}: the shard list packed on its row differs from its shard "
+                "rows (changed by hand, or shard rows lost)"
+            )
+    return problems
 
 
 def _age(mtime: float | None) -> float | None:

@@ -36,6 +36,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..._log import get_logger
 from ._faults import translate
+from ._pgread import DriverReads
+from ._postgres import ReplyTimeout
 from .engine import FORK, WRITE, configure_sqlite_connection, connect_read_only
 
 __all__ = ["EngineExecutor", "Executor", "IntegrityErrors", "SqliteExecutor", "Writer"]
@@ -206,18 +208,51 @@ class EngineExecutor(Executor):
 
     translate_errors: Callable[[BaseException], BaseException | None] | None = None
 
-    def __init__(self, engine: sa.Engine, *, serialize: bool = False) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, serialize: bool = False, read_engine: sa.Engine | None = None
+    ) -> None:
         self._write_engine = engine.execution_options(**{WRITE: True})
-        if engine.dialect.name == "postgresql":
+        self._read_engine = read_engine
+        if read_engine is not None:
+            engine = read_engine  # its own pool, every connection in autocommit
+        elif engine.dialect.name == "postgresql":
             # Reads are single statements: autocommit spares each one the BEGIN and the
             # ROLLBACK on return to the pool, two of its three round trips.
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.engine = engine
         self._serial: threading.RLock | None = threading.RLock() if serialize else None
+        # psycopg on an autocommit pool: reads skip SQLAlchemy's per-execution machinery
+        # (see ._pgread).
+        self._driver = (
+            DriverReads(read_engine)
+            if read_engine is not None and read_engine.dialect.driver == "psycopg"
+            else None
+        )
 
     def read(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Row]:
-        with self._translated(), self._serialized(), self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(stmt, params)]
+        statement = self._driver.compiled(stmt) if self._driver is not None else None
+        if statement is not None:
+            assert self._driver is not None
+            with self._translated():
+                try:
+                    return self._driver.rows(statement, params)
+                except sa.exc.DBAPIError as exc:
+                    if not _stale(exc):
+                        raise
+                log.debug("Retrying a read on a new connection: the pooled one was gone")
+                return self._driver.rows(statement, params)
+        with self._translated(), self._serialized():
+            try:
+                with self.engine.connect() as conn:
+                    return [tuple(r) for r in conn.execute(stmt, params)]
+            except sa.exc.DBAPIError as exc:
+                if not _stale(exc):
+                    raise
+            # A pooled connection that died since its last use (the pool pings only those
+            # that sat idle): a read is one autocommit statement, safe to run again once.
+            log.debug("Retrying a read on a new connection: the pooled one was gone")
+            with self.engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(stmt, params)]
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -232,7 +267,11 @@ class EngineExecutor(Executor):
     def read_raw(
         self, stmt: sa.Executable, params: dict[str, Any] | None = None
     ) -> tuple[Iterable[Row], Converter]:
-        if params is not None:
+        if params is not None or (
+            self._driver is not None and self._driver.compiled(stmt) is not None
+        ):
+            # psycopg fetches a whole result anyway (a client-side cursor): nothing is
+            # lost by reading it in one go, and the listing takes the driver path too.
             return self.read(stmt, params), same_row
         if self._serial is not None:
             with self._serial:
@@ -245,8 +284,16 @@ class EngineExecutor(Executor):
     def _stream(self, stmt: sa.Executable) -> Iterator[Row]:
         # SQLAlchemy converts while fetching: a row it cannot convert (a timestamp mangled
         # by hand, say) raises here; skip it with a warning and go on.
-        with self._translated(), self.engine.connect() as conn:
-            result = conn.execute(stmt)
+        with self._translated(), contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self.engine.connect())
+                result = conn.execute(stmt)
+            except sa.exc.DBAPIError as exc:
+                if not _stale(exc):
+                    raise
+                stack.close()  # as in read(): once, before any row was read
+                conn = stack.enter_context(self.engine.connect())
+                result = conn.execute(stmt)
             while True:
                 try:
                     row = result.fetchone()
@@ -264,6 +311,13 @@ class EngineExecutor(Executor):
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._read_engine is not None:
+            self._read_engine.dispose()
+
+
+def _stale(exc: sa.exc.DBAPIError) -> bool:
+    """Whether ``exc`` says the connection was gone (not a silent server: never retried)."""
+    return bool(exc.connection_invalidated) and not isinstance(exc.orig, ReplyTimeout)
 
 
 # --- straight on sqlite3 --------------------------------------------------------------------
@@ -272,7 +326,9 @@ class EngineExecutor(Executor):
 class _Compiled:
     """One statement compiled for SQLite, with its parameter order and type processors."""
 
-    __slots__ = ("binds", "compiled", "expanding", "getter", "memo", "processed", "results", "sql")
+    __slots__ = (
+        "binds", "compiled", "expanding", "getter", "memo", "processed", "results", "single", "sql"
+    )  # fmt: skip
 
     def __init__(self, compiled: SQLCompiler, dialect: sa.Dialect) -> None:
         self.compiled = compiled
@@ -283,6 +339,10 @@ class _Compiled:
         for name in compiled.positiontup or ():
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if isinstance(bind.type, sa.LargeBinary):
+                # SQLAlchemy wraps bytes in sqlite3.Binary (a memoryview); sqlite3 binds
+                # bytes as the same BLOB, and skipping the wrapper is a call less per value.
+                processor = None
             self.binds.append((name, processor, bind.effective_value))
         # Fast path when every parameter is given: one itemgetter, then only the processed
         # positions (timestamps) converted, each remembering its last value -- a bulk insert
@@ -290,6 +350,10 @@ class _Compiled:
         names = [name for name, _, _ in self.binds]
         self.getter = itemgetter(*names) if len(names) > 1 else None
         self.processed = [(i, proc) for i, (_, proc, _) in enumerate(self.binds) if proc]
+        # One parameter needing no conversion (a lookup by CID or name): read it straight.
+        self.single = (
+            names[0] if len(names) == 1 and not self.expanding and not self.processed else None
+        )
         self.memo: list[tuple[Any, Any]] = [(_UNSET, None)] * len(self.processed)
         # Result columns that need converting (timestamps on SQLite), by position.
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
@@ -303,6 +367,8 @@ class _Compiled:
                 self.results.append((i, result_proc))
 
     def parameters(self, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
+        if self.single is not None and self.single in params:
+            return self.sql, (params[self.single],)
         if self.expanding:
             state = self.compiled.construct_expanded_state(params)
             return state.statement, state.positional_parameters
@@ -450,6 +516,7 @@ class SqliteExecutor(Executor):
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, tuple[str, ...] | None], _Compiled] = {}
+        self._reads: dict[int, _Compiled] = {}  # the same entries, for keys=None, by id()
         # Statements built here are cached too: the compiled cache is keyed by their id().
         self._inserts: dict[str, sa.Insert] = {}
         self._max_ids: dict[str, sa.Select[Any]] = {}
@@ -458,6 +525,10 @@ class SqliteExecutor(Executor):
     # Compiled statements, cached by the statement's id(): the cache entry holds the
     # statement (compiled.statement), so the id cannot be reused while cached.
     def compiled(self, stmt: sa.Executable, keys: tuple[str, ...] | None = None) -> _Compiled:
+        if keys is None:  # reads: one dict lookup on the hot path
+            found = self._reads.get(id(stmt))
+            if found is not None:
+                return found
         cache_key = (id(stmt), keys if isinstance(stmt, sa.Insert) else None)
         found = self._cache.get(cache_key)
         if found is None:
@@ -467,6 +538,8 @@ class SqliteExecutor(Executor):
             # SQLAlchemy's Executable type lacks compile(), which every statement has.
             found = _Compiled(stmt.compile(dialect=self.dialect, **kwargs), self.dialect)  # type: ignore[attr-defined]
             self._cache[cache_key] = found
+            if keys is None:
+                self._reads[id(stmt)] = found
         return found
 
     def max_id(self, table: sa.Table) -> sa.Select[Any]:

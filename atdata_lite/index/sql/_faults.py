@@ -37,7 +37,13 @@ def is_corruption(exc: BaseException) -> bool:
     text = str(exc)
     # Text that is not UTF-8 cannot have been written by us (every string we store is):
     # damaged bytes inside a row.
-    return "malformed" in text or "not a database" in text or "decode to UTF-8" in text
+    if "malformed" in text or "not a database" in text or "decode to UTF-8" in text:
+        return True
+    # The index passed its revision check, so every table and column the code names exists
+    # in a sound file: a missing one is a schema entry whose bytes were damaged.
+    return isinstance(exc, sqlite3.OperationalError) and (
+        text.startswith("no such column:") or text.startswith("no such table:")
+    )
 
 
 def corrupt_error(path: Path, exc: BaseException) -> IndexCorruptError:

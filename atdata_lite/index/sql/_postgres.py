@@ -15,6 +15,14 @@ failure blocks a call forever. Every PostgreSQL engine of the index therefore ge
   its socket shut down by a watchdog thread, so a server that stopped answering fails the
   call instead of hanging it. The grace lets the server's own, clearer, timeout come first.
 
+A lookup costs one round trip: reads run in autocommit (no ``BEGIN``/``ROLLBACK``), psycopg
+prepares a statement after a few runs, and a pooled connection is checked with a ping only
+when it has sat idle for :data:`IDLE_PING_AFTER` seconds or more (:func:`install_idle_ping`),
+instead of before every use. A connection that died sooner (a server restarted between two
+back-to-back calls) fails its next statement: a read is then retried once on a new
+connection; a write fails with :class:`~atdata_lite.errors.IndexUnreachableError`, having
+stored nothing.
+
 Settings come, most specific first, from the URL's query (``?connect_timeout=5&
 statement_timeout=30``), the keyword arguments of ``open_sql_backend``/``Index``, and the
 defaults below. Any other libpq parameter in the URL (``keepalives_idle``, ``options``,
@@ -45,7 +53,10 @@ from ...errors import IndexOpenError, IndexUnreachableError
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_STATEMENT_TIMEOUT",
+    "IDLE_PING_AFTER",
     "PostgresTimeouts",
+    "ReplyTimeout",
+    "install_idle_ping",
     "install_reply_bound",
     "postgres_connect_settings",
     "timeouts_of",
@@ -60,6 +71,12 @@ DEFAULT_STATEMENT_TIMEOUT = 60.0
 
 #: The most time added to ``statement_timeout`` before a silent server is given up on.
 MAX_GRACE = 5.0
+
+#: A pooled connection idle this many seconds or more is pinged before it is used again.
+IDLE_PING_AFTER = 1.0
+
+#: How often (seconds, at most) the watchdog looks at armed waits while any are armed.
+_WATCH_TICK = 0.25
 
 # Idle 30 s, then 3 probes 10 s apart: a dead peer is noticed after about a minute.
 _KEEPALIVES = {
@@ -185,6 +202,10 @@ class _Watchdog:
         self._fired: set[int] = set()
         self._next = 0
         self._thread: threading.Thread | None = None
+        # Whether the thread sleeps until notified (nothing armed for a while). While it is
+        # awake it looks every _WATCH_TICK seconds by itself: arming a wait then costs no
+        # wake-up of the thread, which matters when every lookup arms one or two.
+        self._asleep = True
 
     def arm(self, fd: int, timeout: float) -> int:
         """Watch ``fd`` for ``timeout`` seconds; return the token for :meth:`disarm`."""
@@ -197,7 +218,8 @@ class _Watchdog:
             self._next += 1
             token = self._next
             self._armed[token] = (time.monotonic() + timeout, fd)
-            if len(self._armed) == 1:
+            if self._asleep:
+                self._asleep = False
                 self._cond.notify()
             return token
 
@@ -211,9 +233,10 @@ class _Watchdog:
             return False
 
     def _run(self) -> None:
+        idle_ticks = 0
         with self._cond:
             while True:
-                if not self._armed:
+                if self._asleep:
                     self._cond.wait()
                     continue
                 now = time.monotonic()
@@ -222,8 +245,12 @@ class _Watchdog:
                         del self._armed[token]
                         self._fired.add(token)
                         _shutdown(fd)  # never raises: the thread must outlive any one socket
-                earliest = min((d for d, _ in self._armed.values()), default=None)
-                self._cond.wait(None if earliest is None else max(0.01, earliest - now))
+                idle_ticks = 0 if self._armed else idle_ticks + 1
+                if idle_ticks >= 8:  # nothing armed for two seconds: sleep until notified
+                    self._asleep = True
+                    continue
+                earliest = min((d for d, _ in self._armed.values()), default=now + _WATCH_TICK)
+                self._cond.wait(max(0.01, min(_WATCH_TICK, earliest - now)))
 
 
 def _shutdown(fd: int) -> None:
@@ -324,6 +351,34 @@ def install_reply_bound(engine: Engine, timeouts: PostgresTimeouts) -> None:
         # the wait. Fail the checkout instead: the pool still throws the connection away.
         if context.is_pre_ping and isinstance(context.original_exception, ReplyTimeout):
             context.is_disconnect = False
+
+
+def install_idle_ping(engine: Engine, idle: float = IDLE_PING_AFTER) -> None:
+    """Ping a pooled connection before use only when it sat idle ``idle`` seconds or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings before every use: a second round trip for every
+    lookup. A server restart or an idle timeout (a server's or a NAT's) hits connections that
+    sat in the pool, and those are still pinged; a connection that fails the ping is replaced
+    (the pool retries with a new one). A connection that dies while in use, or between two
+    calls less than ``idle`` apart, fails its statement instead (see the module docstring).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["atdata_lite_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("atdata_lite_idle_since")
+        if since is None or time.monotonic() - since < idle:
+            return  # new, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if isinstance(exc, ReplyTimeout):
+                # A silent server: connecting again would only add connect_timeout.
+                raise sa.exc.OperationalError("(ping)", None, exc) from exc
+            raise sa.exc.DisconnectionError(f"the pooled connection is gone ({exc})") from exc
 
 
 # --- errors -------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Two ways, both writing the new index to a temporary name first:
   the damaged file is copied into it, table by table in rowid ranges (a range SQLite cannot
   read is retried row by row, so one bad page loses only its own rows). A row that breaks
   a rule (a duplicate name, a shard whose dataset is gone, a missing value) is dropped; a
-  dataset that lost any of its shards is dropped whole rather than kept with fewer shards.
+  dataset that lost any of its shards (its shard rows differ from the shard list packed on
+  its row, or are not numbered 0..n-1) is dropped whole rather than kept with fewer shards.
   The report lists what was lost.
 * **from a backup**: the backup (checked with ``integrity_check`` first) is copied in; it
   holds the index as it was when the backup was taken, and is upgraded on the next open.
@@ -26,9 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..._records import ShardRecord
 from ...errors import IndexOpenError
 from ._backups import newest_backup
 from ._lock import file_lock
+from ._packed import pack_shards, unpack_shards
 from .engine import connect_read_only
 from .tables import dataset_shards, datasets, schemas
 
@@ -189,6 +192,13 @@ def _salvage(path: Path, temp: Path, report: RecoverReport) -> None:
             dest.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
             report.lost_datasets.append(str(name))
         report.kept["datasets"] -= len(broken)
+        # The packed shard list also tells a dataset that lost every shard row (which the
+        # numbering above cannot see): drop those whole too.
+        emptied = _unlike_packed(dest)
+        for dataset_id, name in emptied:
+            dest.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+            report.lost_datasets.append(str(name))
+        report.kept["datasets"] -= len(emptied)
         dest.execute("COMMIT")
         dest.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if [r[0] for r in dest.execute("PRAGMA integrity_check(5)")] != ["ok"]:
@@ -196,6 +206,33 @@ def _salvage(path: Path, temp: Path, report: RecoverReport) -> None:
     finally:
         dest.close()
         source.close()
+
+
+def _unlike_packed(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """Datasets whose shard rows differ from their packed list; an unreadable list is
+    packed again from the rows."""
+    shards: dict[int, list[ShardRecord]] = {}
+    for did, *fields in conn.execute(
+        "SELECT dataset_id, url, size, sample_count, sha256, split FROM dataset_shards "
+        "ORDER BY dataset_id, position"
+    ):
+        shards.setdefault(did, []).append(ShardRecord(*fields))
+    unlike = []
+    datasets_ = conn.execute("SELECT id, name, packed_shards FROM datasets").fetchall()
+    for did, name, packed in datasets_:
+        if packed is None:
+            continue  # not packed: readers read the rows
+        try:
+            listed = list(unpack_shards(packed))
+        except ValueError:
+            conn.execute(
+                "UPDATE datasets SET packed_shards = ? WHERE id = ?",
+                (pack_shards(shards.get(did, [])), did),
+            )
+            continue
+        if listed != shards.get(did, []):
+            unlike.append((did, name))
+    return unlike
 
 
 def _swap(path: Path, temp: Path, damaged: Path) -> None:

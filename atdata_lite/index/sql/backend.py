@@ -18,12 +18,11 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from operator import itemgetter
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -45,7 +44,6 @@ from ..backend import (
     LensRow,
     OnConflict,
     SchemaRow,
-    ShardRecord,
     checked_catalog,
     checked_insert,
     insert_conflict,
@@ -53,6 +51,8 @@ from ..backend import (
     version_slot,
 )
 from ._exec import Executor, IntegrityErrors, Writer, same_row
+from ._packed import pack_shards
+from ._rows import SKIPPED, items, read_row, records
 from ._version import PG_BUMP, PG_READ, SqliteDataVersion
 from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, labels, lenses, schemas
@@ -78,15 +78,16 @@ _DATASET_COLUMNS = (
     _d.legacy_uuid,
     _d.created_at,
     _d.updated_at,
-    _s.url,
-    _s.size,
-    _s.sample_count,
-    _s.sha256,
-    _s.split,
+    _d.packed_shards,
     _d.version,
 )
-_WITH_SHARDS = sa.select(*_DATASET_COLUMNS).select_from(
-    datasets.outerjoin(dataset_shards, _s.dataset_id == _d.id)
+# An entry is one row: its shards are packed on it (see ._packed). The shard rows are read
+# only for a row whose packed list is NULL (written by hand or through the ORM).
+_DATASET = sa.select(*_DATASET_COLUMNS)
+_SHARDS_OF = (
+    sa.select(_s.url, _s.size, _s.sample_count, _s.sha256, _s.split)
+    .where(_s.dataset_id == sa.bindparam("did"))
+    .order_by(_s.position)
 )
 _D_NOT_SEMVER = sa.case((_d.semver_major.is_(None), 1), else_=0)
 # The latest version of a name: highest x.y.z, else the most recently created.
@@ -104,7 +105,7 @@ _LATEST_ID = (
     .limit(1)
     .scalar_subquery()
 )
-_GET_BY_NAME = _WITH_SHARDS.where(_d.id == _LATEST_ID).order_by(_s.position)
+_GET_BY_NAME = _DATASET.where(_d.id == _LATEST_ID)
 # A plain name in one statement: the unversioned label's dataset, else the latest version
 # (two uncorrelated scalar subqueries, each an index lookup, then a primary-key read).
 _UNVERSIONED_LABEL_ID = (
@@ -112,20 +113,18 @@ _UNVERSIONED_LABEL_ID = (
     .where(_lb.name == sa.bindparam("name"), _lb.version == "")
     .scalar_subquery()
 )
-_RESOLVE_NAME = _WITH_SHARDS.where(
-    _d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_ID)
-).order_by(_s.position)
-_GET_VERSION = _WITH_SHARDS.where(
+_RESOLVE_NAME = _DATASET.where(_d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_ID))
+_GET_VERSION = _DATASET.where(
     _d.name == sa.bindparam("name"), _d.version == sa.bindparam("version")
-).order_by(_s.position)
-_GET_VERSIONS = _WITH_SHARDS.where(_d.name == sa.bindparam("name")).order_by(_d.id, _s.position)
+)
+_GET_VERSIONS = _DATASET.where(_d.name == sa.bindparam("name")).order_by(_d.id)
 _NAMES_PRESENT = sa.select(_d.name).where(_d.name.in_(sa.bindparam("names", expanding=True)))
-_GET_BY_CID = _WITH_SHARDS.where(_d.cid == sa.bindparam("cid")).order_by(_s.position)
-_LIST_DATASETS = _WITH_SHARDS.order_by(_d.name, _d.id, _s.position)
-_EXISTING = _WITH_SHARDS.where(
+_GET_BY_CID = _DATASET.where(_d.cid == sa.bindparam("cid"))
+_LIST_DATASETS = _DATASET.order_by(_d.name, _d.id)
+_EXISTING = _DATASET.where(
     sa.or_(_d.name.in_(sa.bindparam("names", expanding=True)),
            _d.cid.in_(sa.bindparam("cids", expanding=True)))
-).order_by(_d.id, _s.position)  # fmt: skip
+).order_by(_d.id)  # fmt: skip
 _INSERT_SHARDS = sa.insert(dataset_shards)
 _DELETE_SHARDS = sa.delete(dataset_shards).where(_s.dataset_id == sa.bindparam("did"))
 _DELETE_DATASET = sa.delete(datasets).where(_d.id == sa.bindparam("did"))
@@ -182,6 +181,7 @@ _REPLACE_DATASET = (
         cid=sa.bindparam("cid"),
         schema_ref=sa.bindparam("schema_ref"),
         metadata=sa.bindparam("metadata"),
+        packed_shards=sa.bindparam("packed_shards"),
         legacy_uuid=sa.bindparam("legacy_uuid"),
         updated_at=sa.bindparam("updated_at"),
     )
@@ -238,61 +238,15 @@ def _utc(value: datetime | None) -> datetime | None:
 _R = TypeVar("_R")
 
 
-@overload
-def _records(
-    rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any]
-) -> Iterator[tuple[int, DatasetRecord]]: ...
+def _written_records(
+    w: Writer, stmt: sa.Executable, params: dict[str, Any]
+) -> Iterator[tuple[int, DatasetRecord]]:
+    """:func:`._rows.records` of ``stmt``, read inside the write transaction ``w``."""
 
+    def shards_of(dataset_id: int) -> Sequence[Sequence[Any]]:
+        return w.rows(_SHARDS_OF, {"did": dataset_id})
 
-@overload
-def _records(
-    rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any], make: Callable[..., _R]
-) -> Iterator[tuple[int, _R]]: ...
-
-
-def _records(
-    rows: Iterable[Sequence[Any]],
-    convert: Callable[[Any], Any],
-    make: Callable[..., Any] = DatasetRecord,
-) -> Iterator[tuple[int, Any]]:
-    """Group joined (dataset, shard) rows, ordered by dataset, into records.
-
-    ``make`` builds each one from :class:`DatasetRecord`'s fields, in order (see
-    :meth:`IndexBackend.iter_datasets_as`). Only the first row of each dataset is converted
-    (the others repeat its columns); a dataset whose row cannot be converted is skipped with
-    a warning naming it.
-    """
-    current_id = -1  # no dataset id is negative
-    head: Sequence[Any] = ()
-    shards: list[ShardRecord] = []
-    for row in rows:
-        if row[0] != current_id:
-            if head:
-                yield current_id, _record(head, shards, make)
-            current_id, shards = row[0], []
-            try:
-                head = convert(row)
-            except (ValueError, TypeError) as exc:
-                log.warning("Skipping unreadable dataset %r (row %s): %s", row[2], row[0], exc)
-                head = ()
-                continue
-        elif not head:
-            continue  # the rest of a skipped dataset
-        if row[8] is not None:
-            shards.append(ShardRecord(row[8], row[9], row[10], row[11], row[12]))
-    if head:
-        yield current_id, _record(head, shards, make)
-
-
-def _record(
-    row: Sequence[Any], shards: list[ShardRecord], make: Callable[..., Any] = DatasetRecord
-) -> Any:
-    created, updated = row[6], row[7]
-    # PostgreSQL and the SQLite executor return aware timestamps; SQLAlchemy on an
-    # in-memory SQLite database returns naive UTC.
-    if created is not None and created.tzinfo is None:
-        created, updated = _utc(created), _utc(updated)
-    return make(row[1], row[2], row[3], tuple(shards), row[4], row[5], created, updated, row[13])
+    return records(w.rows(stmt, params), same_row, shards_of)
 
 
 def _dataset_row(
@@ -309,6 +263,7 @@ def _dataset_row(
         "name": record.name,
         "schema_ref": record.schema_ref,
         "metadata": record.metadata,
+        "packed_shards": pack_shards(record.shards),
         "legacy_uuid": record.legacy_uuid,
         "created_at": created,
         "updated_at": updated,
@@ -400,6 +355,15 @@ class SqlBackend(IndexBackend):
             self._check_open()
         return self._x.read_raw(stmt, params)
 
+    def _read_records(
+        self, stmt: sa.Executable, params: dict[str, Any]
+    ) -> Iterator[tuple[int, DatasetRecord]]:
+        rows, convert = self._read_raw(stmt, params)
+        return records(rows, convert, self._shards_of)
+
+    def _shards_of(self, dataset_id: int) -> Sequence[Sequence[Any]]:
+        return self._x.read(_SHARDS_OF, {"did": dataset_id})
+
     def _begin_write(self) -> Any:
         if self._engine is None:
             self._check_open()
@@ -432,31 +396,43 @@ class SqlBackend(IndexBackend):
     # --- datasets ---------------------------------------------------------------------
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
-        for _, record in _records(*self._read_raw(_GET_BY_NAME, {"name": name})):
+        for _, record in self._read_records(_GET_BY_NAME, {"name": name}):
             return record
         return None
 
     def resolve_name(self, name: str) -> DatasetRecord | None:
-        for _, record in _records(*self._read_raw(_RESOLVE_NAME, {"name": name})):
+        for _, record in self._read_records(_RESOLVE_NAME, {"name": name}):
             return record
         return None
 
     def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
-        for _, record in _records(*self._read_raw(_GET_BY_CID, {"cid": cid})):
+        for _, record in self._read_records(_GET_BY_CID, {"cid": cid}):
             return record
         return None
+
+    def get_dataset_by_cid_as(
+        self, cid: str, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> _R | None:
+        # The lookup every get_entry makes: one row, one call, no generator.
+        rows, convert = self._read_raw(_GET_BY_CID, {"cid": cid})
+        if not rows:
+            return None
+        item = read_row(rows[0], convert, self._shards_of, make, shard_fields)
+        return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
         self._check_open()
         # A row whose values cannot be converted (a timestamp mangled by hand, say) is
-        # skipped with a warning by the executor rather than failing the whole listing.
-        # map/itemgetter rather than a generator: listing is a hot path.
-        return map(itemgetter(1), _records(*self._x.read_raw(_LIST_DATASETS)))
+        # skipped with a warning rather than failing the whole listing.
+        rows, convert = self._x.read_raw(_LIST_DATASETS)
+        return items(rows, convert, self._shards_of)
 
-    def iter_datasets_as(self, make: Callable[..., _R]) -> Iterator[_R]:
+    def iter_datasets_as(
+        self, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> Iterator[_R]:
         self._check_open()
         rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return map(itemgetter(1), _records(rows, convert, make))
+        return items(rows, convert, self._shards_of, make, shard_fields)
 
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
@@ -487,7 +463,7 @@ class SqlBackend(IndexBackend):
         by_cid: dict[str, tuple[int, DatasetRecord]] = {}
         for chunk in _chunks(records):
             params = {"names": [r.name for r in chunk], "cids": [r.cid for r in chunk]}
-            for dataset_id, record in _records(w.rows(_EXISTING, params), same_row):
+            for dataset_id, record in _written_records(w, _EXISTING, params):
                 if record.name in params["names"]:
                     by_name.setdefault(record.name, []).append((dataset_id, record))
                 by_cid[record.cid] = (dataset_id, record)
@@ -570,6 +546,7 @@ class SqlBackend(IndexBackend):
                         "cid": r.cid,
                         "schema_ref": r.schema_ref,
                         "metadata": r.metadata,
+                        "packed_shards": pack_shards(r.shards),
                         "legacy_uuid": r.legacy_uuid,
                         "updated_at": now,
                     }
@@ -599,10 +576,10 @@ class SqlBackend(IndexBackend):
     def delete_dataset(self, name: str, version: str | None = None) -> DatasetRecord | None:
         with self._begin_write() as w:
             if version is None:
-                found = list(_records(w.rows(_GET_VERSIONS, {"name": name}), same_row))
+                found = list(_written_records(w, _GET_VERSIONS, {"name": name}))
             else:
                 params = {"name": name, "version": version}
-                found = list(_records(w.rows(_GET_VERSION, params), same_row))
+                found = list(_written_records(w, _GET_VERSION, params))
             if not found:
                 return None
             # Shards and labels go with it: ON DELETE CASCADE (foreign keys are on for every
@@ -614,7 +591,7 @@ class SqlBackend(IndexBackend):
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
         try:
             with self._begin_write() as w:
-                found = list(_records(w.rows(_GET_BY_NAME, {"name": old}), same_row))
+                found = list(_written_records(w, _GET_BY_NAME, {"name": old}))
                 if not found:
                     raise no_entry_named(self, old)
                 _, record = found[0]
@@ -637,12 +614,12 @@ class SqlBackend(IndexBackend):
 
     def get_dataset_version(self, name: str, version: str) -> DatasetRecord | None:
         params = {"name": name, "version": version}
-        for _, record in _records(*self._read_raw(_GET_VERSION, params)):
+        for _, record in self._read_records(_GET_VERSION, params):
             return record
         return None
 
     def iter_versions(self, name: str) -> list[DatasetRecord]:
-        found = [r for _, r in _records(*self._read_raw(_GET_VERSIONS, {"name": name}))]
+        found = [r for _, r in self._read_records(_GET_VERSIONS, {"name": name})]
         found.sort(key=lambda r: version_sort_key(r.version or "", r.created_at))
         return found
 

@@ -30,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from ...errors import BackendUnavailableError, IndexOpenError, IndexReadOnlyError
-from ._postgres import install_reply_bound, postgres_connect_settings
+from ._postgres import install_idle_ping, install_reply_bound, postgres_connect_settings
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -172,15 +172,17 @@ def create_index_engine(
         engine = sa.create_engine(target.url, connect_args=connect_args, **engine_options)
         _install_sqlite_settings(engine, busy_timeout=busy_timeout, foreign_keys=foreign_keys)
     else:
-        # pool_pre_ping: a PostgreSQL server restart or idle timeout must not surface as an
-        # error on the next lookup.
-        engine_options.setdefault("pool_pre_ping", True)
         url, connect_args, timeouts = postgres_connect_settings(
             target.url, connect_timeout=connect_timeout, statement_timeout=statement_timeout
         )
         connect_args.update(engine_options.pop("connect_args", {}))
         engine = sa.create_engine(url, connect_args=connect_args, **engine_options)
         install_reply_bound(engine, timeouts)
+        if not engine_options.get("pool_pre_ping"):
+            # A server restart or idle timeout must not surface as an error on the next
+            # lookup: connections that sat idle are pinged first (not every one: a ping is
+            # a second round trip per lookup), and reads retry once (see EngineExecutor).
+            install_idle_ping(engine)
     _FORK_SAFE.add(engine)
     return engine
 

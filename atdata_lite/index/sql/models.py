@@ -70,6 +70,10 @@ class Dataset(Base):
     legacy_uuid: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The shards packed on the row (see ``atdata_lite.index.sql._packed``), which is what
+    # the backend reads. After changing ``shards`` through the ORM, set it to ``None``: the
+    # backend then reads the shard rows.
+    packed_shards: Mapped[bytes | None]
     shards: Mapped[list[DatasetShard]] = relationship(
         back_populates="dataset",
         order_by="DatasetShard.position",

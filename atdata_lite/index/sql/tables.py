@@ -18,6 +18,7 @@ import sqlalchemy as sa
 __all__ = [
     "HEAD_REVISION",
     "KNOWN_REVISIONS",
+    "PACKED_REVISION",
     "VERSION_TABLE",
     "dataset_shards",
     "datasets",
@@ -41,8 +42,11 @@ KNOWN_REVISIONS: tuple[str, ...] = (
     "b2d4f1e8c6a2",
     "c4e6a8b0d2f5",
     "d7f9b1c3e5a8",
+    "e2b4d6f8a0c1",
 )
 HEAD_REVISION: str = KNOWN_REVISIONS[-1]
+#: The revision that added ``datasets.packed_shards``.
+PACKED_REVISION = "e2b4d6f8a0c1"
 
 # Named constraints from day one: SQLite cannot alter an unnamed constraint later, and
 # Alembic's batch mode needs names to drop or replace one.
@@ -102,6 +106,10 @@ datasets = sa.Table(
     sa.Column("semver_major", sa.Integer, nullable=True),
     sa.Column("semver_minor", sa.Integer, nullable=True),
     sa.Column("semver_patch", sa.Integer, nullable=True),
+    # Revision 5: the entry's shard list as one msgpack value (see ._packed), written with the
+    # shard rows in the same transaction, so that reading an entry reads one row and no join.
+    # NULL: not packed (a row written by hand or through the ORM); readers use the shard rows.
+    sa.Column("packed_shards", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("name", "version"),
     # Revision 2: CIDs became unique (revision 1 only indexed them), so that the same
     # content is never stored twice, as in atdata's CID-keyed Redis layout. Revision 4

@@ -19,6 +19,7 @@ sys.path.insert(0, str(HERE.parents[2]))
 
 REV1 = "a1c3e0d9b7f1"
 REV3 = "c4e6a8b0d2f5"  # named splits: dataset_shards.split
+REV4 = "d7f9b1c3e5a8"  # dataset versions, labels, lenses
 
 SCHEMAS = [
     # name, version, record_json, content_hash, semver parts
@@ -207,7 +208,82 @@ def build_rev3(path: Path) -> None:
     conn.close()
 
 
-BUILDERS = {REV1: build_rev1, REV3: build_rev3}
+def _point_shard_rows() -> list[tuple[str, int, int, str, str]]:
+    """The rows of revision 3's committed ``pts`` shards, read from the files themselves."""
+    import hashlib
+
+    rows = []
+    for split, counts in POINT_SPLITS.items():
+        for i, n in enumerate(counts):
+            rel = f"pts/{split}-{i:03d}.tar"
+            data = (SHARDS_REV3 / rel).read_bytes()
+            rows.append((f"store://{rel}", len(data), n, hashlib.sha256(data).hexdigest(), split))
+    return rows
+
+
+def build_rev4(path: Path) -> None:
+    """Build an index at revision 4 (versions, labels) at ``path``.
+
+    It holds revision 3's datasets (``pts`` names the committed shards of revision 3), a
+    second version of ``mnist-train`` and two labels: the last revision before entries
+    carried their packed shard list.
+    """
+    from atdata_lite.cid import dataset_cid
+
+    _alembic_file(path, REV4)
+    shards = _point_shard_rows()
+    ref = "atdata://local/sampleSchema/Point@1.0.0"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("BEGIN")
+    created = "2026-01-02 03:04:05.000000"
+    later = "2026-02-03 04:05:06.000000"
+    for s in [*SCHEMAS, POINT_SCHEMA]:
+        conn.execute(
+            "INSERT INTO schemas (name, version, record_json, content_hash, created_at, "
+            "semver_major, semver_minor, semver_patch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (s[0], s[1], s[2], s[3], created, *s[4:]),
+        )
+    datasets = [(*d[:5], [(*sh, None) for sh in d[5]], "1.0.0", created) for d in DATASETS]
+    datasets.append(
+        (dataset_cid(ref, [s[0] for s in shards]), "pts", ref, b"\x81\xa6source\xa4rev4",
+         None, shards, "1.0.0", created)
+    )  # fmt: skip
+    datasets.append(
+        ("bafyreifour", "mnist-train", DATASETS[0][2], None, None,
+         [("s3://b/mnist/v2/data-000000.tar", 2000, 20, "e" * 64, None)], "1.0.1", later)
+    )  # fmt: skip
+    ids = {}
+    for cid, name, schema_ref, meta, legacy, rows, version, when in datasets:
+        major, minor, patch = (int(p) for p in version.split("."))
+        cur = conn.execute(
+            "INSERT INTO datasets (cid, name, schema_ref, metadata, legacy_uuid, created_at, "
+            "updated_at, version, semver_major, semver_minor, semver_patch) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (cid, name, schema_ref, meta, legacy, when, when, version, major, minor, patch),
+        )
+        ids[cid] = cur.lastrowid
+        for pos, (url, size, count, sha, split) in enumerate(rows):
+            conn.execute(
+                "INSERT INTO dataset_shards (dataset_id, position, url, size, sample_count, "
+                "sha256, split) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (cur.lastrowid, pos, url, size, count, sha, split),
+            )
+    for name, version, cid in (
+        ("mnist-train", "stable", "bafyreione"),
+        ("pts", "", datasets[3][0]),
+    ):
+        conn.execute(
+            "INSERT INTO labels (name, version, dataset_id, description, created_at, "
+            "updated_at) VALUES (?, ?, ?, NULL, ?, ?)",
+            (name, version, ids[cid], later, later),
+        )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+BUILDERS = {REV1: build_rev1, REV3: build_rev3, REV4: build_rev4}
 
 if __name__ == "__main__":
     for revision in sys.argv[1:] or list(BUILDERS):
