@@ -155,9 +155,10 @@ def _serve_link(port: int, upstream: int, rate: float) -> None:
         try:
             while data := await reader.read(64 << 10):
                 if paced:
-                    # Late wake-ups are made up for (up to 50 ms of credit after a pause),
-                    # and sleeps shorter than 2 ms are gathered, so pacing keeps the rate.
-                    free_at = max(free_at, loop.time() - 0.05) + len(data) / rate
+                    # Late wake-ups are made up for (up to 5 ms of credit, so a pause
+                    # does not turn into a burst), and sleeps shorter than 2 ms are
+                    # gathered, so pacing keeps the rate.
+                    free_at = max(free_at, loop.time() - 0.005) + len(data) / rate
                     if free_at - loop.time() > 0.002:
                         await asyncio.sleep(free_at - loop.time())
                 writer.write(data)
