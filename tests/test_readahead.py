@@ -1,6 +1,7 @@
 """Read-ahead of shards (atdata_lite._readahead.prefetch): the same bytes in the same order as
 reading directly, a bound on what is held ahead, errors at their own shard, a thread that
-stops when the iterator is closed, a bounded wait on a silent source, and S3 through moto."""
+stops when the iterator is closed, a bounded wait on a silent source, and S3 through moto
+(``prefetch`` itself, and ``Dataset`` with read-ahead on and off)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,24 @@ import multiprocessing
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import IO
 
 import pytest
 from _data_helpers import Row, rows
 
+from atdata_lite import Dataset
 from atdata_lite._readahead import prefetch
+from atdata_lite.cache import ShardCache
 from atdata_lite.errors import (
     AtdataLiteError,
     CorruptShardError,
     ReadAheadStalledError,
     ShardNotFoundError,
+    ShardSkippedWarning,
 )
+from atdata_lite.samples import sample_key
 from atdata_lite.shards import iter_shard, write_samples
 from atdata_lite.sources import open_url
 
@@ -468,3 +474,91 @@ def test_s3_shards_read_ahead_equal_direct_reads(s3_bucket):
             assert "missing.tar" in str(exc)
             got.append("missing")
     assert got == [*range(12), "missing", *range(12, 30)]
+
+
+# --- Dataset over S3: read-ahead on and off give the same samples -------------------------
+
+
+def _s3_dataset_urls(s3_bucket, missing_at: int | None = None) -> tuple[list[str], dict]:
+    """URLs of 4 small shards (12 rows) on the moto server, a missing one inserted at
+    ``missing_at``; and the storage options."""
+    bucket, options = s3_bucket
+    records = write_samples(
+        rows(12), f"{bucket}/ds/s-%03d.tar", maxcount=3, storage_options=options
+    )
+    urls = [r.url for r in records]
+    if missing_at is not None:
+        urls.insert(missing_at, f"{bucket}/ds/missing.tar")
+    # One s3fs instance for all the reads: a fresh one per shard costs a new botocore
+    # client (~0.4 s). Listings stay uncached, and every shard is written by now.
+    return urls, {**options, "skip_instance_cache": False}
+
+
+def _epoch(urls, options, readahead, cache, **kwargs) -> list[tuple]:
+    ds = Dataset[Row](urls, storage_options=options, cache=cache, readahead=readahead, **kwargs)
+    return [(sample_key(s), s.idx, s.label, s.vec.tolist()) for s in ds.ordered()]
+
+
+def _cache_setting(cache: str, tmp_path) -> ShardCache | bool:
+    return False if cache == "off" else ShardCache(tmp_path / f"cache-{uuid.uuid4().hex}")
+
+
+# (readahead, shard cache): readahead=1 is a bound below one chunk, so every chunk is read
+# alone; with the shard cache, the thread reads the cached files.
+SIDES = [(None, "off"), (1, "off"), (None, "on")]
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(("readahead", "cache"), SIDES)
+def test_dataset_on_s3_yields_the_same_samples_with_and_without_readahead(
+    s3_bucket, tmp_path, readahead, cache
+):
+    urls, options = _s3_dataset_urls(s3_bucket)
+    direct = _epoch(urls, options, 0, _cache_setting(cache, tmp_path))
+    assert [idx for _, idx, _, _ in direct] == list(range(12))
+    assert _epoch(urls, options, readahead, _cache_setting(cache, tmp_path)) == direct
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(("readahead", "cache"), SIDES)
+def test_dataset_on_s3_skips_a_missing_shard_in_the_middle_as_without_readahead(
+    s3_bucket, tmp_path, readahead, cache
+):
+    urls, options = _s3_dataset_urls(s3_bucket, missing_at=2)
+    got = {}
+    for ra in (0, readahead):
+        with pytest.warns(ShardSkippedWarning) as warned:
+            got[ra] = _epoch(
+                urls, options, ra, _cache_setting(cache, tmp_path), on_shard_error="skip"
+            )
+        skipped = [str(w.message) for w in warned if w.category is ShardSkippedWarning]
+        assert len(skipped) == 1 and "missing.tar" in skipped[0], skipped
+    assert [idx for _, idx, _, _ in got[0]] == list(range(12))
+    assert got[readahead] == got[0]
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("readahead", [0, None])
+def test_dataset_on_s3_raises_at_a_missing_shard_after_the_samples_before_it(s3_bucket, readahead):
+    urls, options = _s3_dataset_urls(s3_bucket, missing_at=2)
+    ds = Dataset[Row](urls, storage_options=options, cache=False, readahead=readahead)
+    seen = []
+    with pytest.raises(ShardNotFoundError, match=r"missing\.tar"):
+        for s in ds.ordered():
+            seen.append(s.idx)
+    assert seen == list(range(6))
+
+
+@pytest.mark.s3
+def test_dataset_on_s3_leaves_no_readahead_thread_after_a_break(s3_bucket):
+    urls, options = _s3_dataset_urls(s3_bucket)
+    # A bound of one chunk: at the break the thread is still waiting to read on, so only
+    # stopping it ends it (with the default bound it would read these small shards to the
+    # end and finish by itself).
+    ds = Dataset[Row](urls, storage_options=options, cache=False, readahead=1)
+    for s in ds.ordered():
+        assert len(_readahead_threads()) == 1  # it does read ahead
+        if s.idx == 4:  # in the second shard of four
+            break
+    # No gc.collect(): the loop's iterator is gone at the break, and its thread with it.
+    assert _no_readahead_thread_left()
