@@ -62,6 +62,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -267,8 +268,22 @@ def main() -> None:
             "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
         }
         total = args.shards * per_shard
+        samples = make(total)
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        start = time.perf_counter()
         records = write_samples(
-            make(total), "s3://bench/ds-%06d.tar", maxcount=per_shard, storage_options=so
+            samples, "s3://bench/ds-%06d.tar", maxcount=per_shard, storage_options=so
+        )
+        seconds = time.perf_counter() - start
+        peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        del samples
+        written = sum(r.size or 0 for r in records) / 1e6
+        # Writing streams: s3fs uploads each shard in parts as it is written, so the
+        # process's peak grows by about one part (s3fs's block size), not by a shard.
+        print(
+            f"write: {written:,.0f} MB to S3 in {seconds:.1f} s; peak RSS "
+            f"{peak_before:,.0f} MB before (the samples themselves), {peak_after:,.0f} MB "
+            f"after (+{peak_after - peak_before:,.0f} MB while writing)"
         )
         if args.link_mbps > 0:  # written directly, read through the link
             link, read_endpoint = _start_link(endpoint, args.link_mbps)
