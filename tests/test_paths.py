@@ -107,6 +107,29 @@ def test_relocate_rewrites_prefixes_and_recomputes_cids(kind, tmp_path, request)
         assert index.get_dataset("p").recorded_urls[0] == "store://moved/p-00.tar"
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_relocate_keeps_each_version_of_a_name(kind, tmp_path, request):
+    old, new = tmp_path / "a", tmp_path / "b"
+    write_samples(_points(2), str(old / "v1.tar"))
+    write_samples(_points(3), str(old / "v2.tar"))
+    write_samples(_points(4), str(tmp_path / "elsewhere" / "v3.tar"))
+    with open_index(kind, tmp_path, request) as index:
+        ref = index.publish_schema(Point)
+        v1 = index.add_shards([str(old / "v1.tar")], name="p", schema_ref=ref)
+        v2 = index.add_shards([str(old / "v2.tar")], name="p", schema_ref=ref, version="next")
+        v3 = index.add_shards(
+            [str(tmp_path / "elsewhere" / "v3.tar")], name="p", schema_ref=ref, version="next"
+        )
+        shutil.move(str(old), str(new))
+        changes = index.relocate(str(old), str(new))
+        assert sorted(c.old_cid for c in changes) == sorted([v1.cid, v2.cid])
+        # each version keeps its own shards; the latest, which did not move, is untouched
+        assert index.get_dataset(f"p@{v1.version}").data_urls == [str(new / "v1.tar")]
+        assert index.get_dataset(f"p@{v2.version}").data_urls == [str(new / "v2.tar")]
+        assert index.get_dataset("p") == v3
+        assert len(index.get_dataset(f"p@{v2.version}").shards) == 1
+
+
 def test_relocate_command(tmp_path, monkeypatch):
     cli = make_cli(tmp_path, monkeypatch)
     old = tmp_path / "old"

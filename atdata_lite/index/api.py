@@ -1130,8 +1130,10 @@ class Index:
         the store is recorded relative to it.
 
         Each changed entry gets a new CID, computed over its new URLs as atdata computes
-        CIDs (an entry's CID identifies its schema and shard locations). Names, metadata,
-        shard facts and creation times are kept. All entries change in one atomic step.
+        CIDs (an entry's CID identifies its schema and shard locations). Names, versions,
+        metadata, shard facts and creation times are kept. All entries change in one atomic
+        step, except that the versions of one name change one after the other (one atomic
+        step each).
 
         Args:
             old_prefix: The prefix to replace (``/mnt/old``, ``s3://old-bucket/data``).
@@ -1167,10 +1169,15 @@ class Index:
             changes.append(Relocation(record.name, record.cid, cid, tuple(moved)))
             records.append(
                 DatasetRecord(cid, record.name, record.schema_ref, tuple(shards),
-                              record.metadata, record.legacy_uuid)
+                              record.metadata, record.legacy_uuid, version=record.version)
             )  # fmt: skip
         if records and not dry_run:
-            self._backend.insert_datasets(records, on_conflict="replace")
+            # One insert stores each name once: the versions of one name go in turns.
+            while records:
+                names: set[str] = set()
+                batch = [r for r in records if r.name not in names and not names.add(r.name)]
+                self._backend.insert_datasets(batch, on_conflict="replace")
+                records = [r for r in records if r not in batch]
         return changes
 
     @staticmethod
