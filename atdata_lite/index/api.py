@@ -1174,10 +1174,15 @@ class Index:
         if records and not dry_run:
             # One insert stores each name once: the versions of one name go in turns.
             while records:
-                names: set[str] = set()
-                batch = [r for r in records if r.name not in names and not names.add(r.name)]
-                self._backend.insert_datasets(batch, on_conflict="replace")
-                records = [r for r in records if r not in batch]
+                batch: dict[str, DatasetRecord] = {}
+                later: list[DatasetRecord] = []
+                for record in records:
+                    if record.name in batch:
+                        later.append(record)
+                    else:
+                        batch[record.name] = record
+                self._backend.insert_datasets(list(batch.values()), on_conflict="replace")
+                records = later
         return changes
 
     @staticmethod
