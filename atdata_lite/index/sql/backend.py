@@ -89,22 +89,25 @@ _SHARDS_OF = (
     .where(_s.dataset_id == sa.bindparam("did"))
     .order_by(_s.position)
 )
-_D_NOT_SEMVER = sa.case((_d.semver_major.is_(None), 1), else_=0)
-# The latest version of a name: highest x.y.z, else the most recently created.
-_LATEST_ID = (
+# The latest version of a name: highest x.y.z, else the most recently created. Two scalar
+# subqueries under coalesce (SQLite runs the second only when the first finds nothing): the
+# x.y.z one walks ix_datasets_name_semver backwards and stops at its first row, no sort.
+# A name@x.y.z is unique and its semver columns come from it, so x.y.z versions never tie.
+_LATEST_SEMVER_ID = (
     sa.select(_d.id)
-    .where(_d.name == sa.bindparam("name"))
-    .order_by(
-        _D_NOT_SEMVER,
-        _d.semver_major.desc(),
-        _d.semver_minor.desc(),
-        _d.semver_patch.desc(),
-        _d.created_at.desc(),
-        _d.id.desc(),
-    )
+    .where(_d.name == sa.bindparam("name"), _d.semver_major.is_not(None))
+    .order_by(_d.semver_major.desc(), _d.semver_minor.desc(), _d.semver_patch.desc())
     .limit(1)
     .scalar_subquery()
 )
+_LATEST_OTHER_ID = (
+    sa.select(_d.id)
+    .where(_d.name == sa.bindparam("name"))
+    .order_by(_d.created_at.desc(), _d.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LATEST_ID = sa.func.coalesce(_LATEST_SEMVER_ID, _LATEST_OTHER_ID)
 _GET_BY_NAME = _DATASET.where(_d.id == _LATEST_ID)
 # A plain name in one statement: the unversioned label's dataset, else the latest version
 # (two uncorrelated scalar subqueries, each an index lookup, then a primary-key read).
@@ -113,7 +116,9 @@ _UNVERSIONED_LABEL_ID = (
     .where(_lb.name == sa.bindparam("name"), _lb.version == "")
     .scalar_subquery()
 )
-_RESOLVE_NAME = _DATASET.where(_d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_ID))
+_RESOLVE_NAME = _DATASET.where(
+    _d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_SEMVER_ID, _LATEST_OTHER_ID)
+)
 _GET_VERSION = _DATASET.where(
     _d.name == sa.bindparam("name"), _d.version == sa.bindparam("version")
 )
@@ -418,6 +423,26 @@ class SqlBackend(IndexBackend):
         if not rows:
             return None
         item = read_row(rows[0], convert, self._shards_of, make, shard_fields)
+        return None if item is SKIPPED else item
+
+    def get_dataset_as(
+        self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> _R | None:
+        return self._one_as(_GET_BY_NAME, {"name": name}, make, shard_fields)
+
+    def resolve_name_as(
+        self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> _R | None:
+        # The first lookup of every Index.get_dataset(name).
+        return self._one_as(_RESOLVE_NAME, {"name": name}, make, shard_fields)
+
+    def _one_as(
+        self, stmt: sa.Executable, params: dict[str, Any], make: Callable[..., _R], fields: bool
+    ) -> _R | None:
+        rows, convert = self._read_raw(stmt, params)
+        if not rows:
+            return None
+        item = read_row(rows[0], convert, self._shards_of, make, fields)
         return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
