@@ -309,6 +309,11 @@ class _BackendTests:
         )
         assert backend.get_dataset_by_cid_as(rec.cid, as_record, shard_fields=True) == listed[1]
         assert backend.get_dataset_by_cid_as(make_record("nope").cid, DatasetRecord) is None
+        assert backend.get_dataset_as("b", DatasetRecord) == backend.get_dataset("b")
+        assert backend.get_dataset_as("b", as_record, shard_fields=True) == listed[1]
+        assert backend.resolve_name_as("b", as_record, shard_fields=True) == listed[1]
+        assert backend.get_dataset_as("nope", DatasetRecord) is None
+        assert backend.resolve_name_as("nope", DatasetRecord) is None
 
     def test_write_catalog_refuses_a_catalog_that_names_a_thing_twice(
         self, backend: IndexBackend

@@ -517,20 +517,30 @@ class Index:
         Raises:
             DatasetNotFoundError: (a ``KeyError``) nothing matches.
         """
-        record = self._resolve(ref)
+        if isinstance(ref, str):
+            # The unversioned label, else the latest version: one statement on SQL backends,
+            # built straight into the entry, as this is every load's first lookup.
+            entry = self._backend.resolve_name_as(ref, self._make_stored_entry, shard_fields=True)
+            if entry is not None:
+                return entry
+        record = self._resolve_other(ref)
         if record is None:
             raise no_entry_named(self._backend, ref)
         return self._entry(record)
 
     def _resolve(self, ref: str) -> DatasetRecord | None:
+        if not isinstance(ref, str):
+            return None
+        record = self._backend.resolve_name(ref)
+        if record is not None:
+            return record
+        return self._resolve_other(ref)
+
+    def _resolve_other(self, ref: str) -> DatasetRecord | None:
+        # What ref names when no label and no dataset has that plain name.
         b = self._backend
         if not isinstance(ref, str):
             return None
-        # The unversioned label, else the latest version: one statement on SQL backends, as
-        # this is every load's first lookup. The rest runs only for names no dataset has.
-        record = b.resolve_name(ref)
-        if record is not None:
-            return record
         labels = b.iter_labels(ref)
         if labels:
             top = max(labels, key=lambda r: version_sort_key(r.version, r.updated_at))
@@ -557,10 +567,10 @@ class Index:
         Raises:
             DatasetNotFoundError: (a ``KeyError``) no entry has that name.
         """
-        record = self._backend.get_dataset(name)
-        if record is None:
+        entry = self._backend.get_dataset_as(name, self._make_stored_entry, shard_fields=True)
+        if entry is None:
             raise no_entry_named(self._backend, name)
-        return self._entry(record)
+        return entry
 
     def get_entry(self, cid: str) -> LocalDatasetEntry:
         """Return the entry whose CID is ``cid``.

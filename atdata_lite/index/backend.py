@@ -376,6 +376,44 @@ class IndexBackend(abc.ABC):
         record = self.get_dataset_by_cid(cid)
         return None if record is None else make(*_fields_of(record, shard_fields))
 
+    def get_dataset_as(
+        self, name: str, make: Callable[..., _T], *, shard_fields: bool = False
+    ) -> _T | None:
+        """``make(...)`` of :meth:`get_dataset`'s entry (see :meth:`iter_datasets_as`).
+
+        This default wraps :meth:`get_dataset`; a backend may build the item straight from
+        its row instead.
+
+        Args:
+            name: The entry's name, exactly.
+            make: Builds the item from the nine fields of :class:`DatasetRecord`.
+            shard_fields: As in :meth:`iter_datasets_as`.
+
+        Returns:
+            ``make``'s result, or ``None`` when no entry has that name.
+        """
+        record = self.get_dataset(name)
+        return None if record is None else make(*_fields_of(record, shard_fields))
+
+    def resolve_name_as(
+        self, name: str, make: Callable[..., _T], *, shard_fields: bool = False
+    ) -> _T | None:
+        """``make(...)`` of :meth:`resolve_name`'s entry (see :meth:`iter_datasets_as`).
+
+        This default wraps :meth:`resolve_name`; a backend may build the item straight from
+        its row instead.
+
+        Args:
+            name: The name, exactly (never a pattern).
+            make: Builds the item from the nine fields of :class:`DatasetRecord`.
+            shard_fields: As in :meth:`iter_datasets_as`.
+
+        Returns:
+            ``make``'s result, or ``None`` when neither a label nor a dataset has that name.
+        """
+        record = self.resolve_name(name)
+        return None if record is None else make(*_fields_of(record, shard_fields))
+
     @abc.abstractmethod
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"

@@ -1,7 +1,8 @@
 """Dataset rows into records or entries: the SQL backend's read path, row by row.
 
-A dataset row holds the columns of ``backend._DATASET_COLUMNS``: ``id, cid, name,
-schema_ref, metadata, legacy_uuid, created_at, updated_at, packed_shards, version``. Each is
+A dataset row holds the columns of ``backend._DATASET_COLUMNS``: ``cid, name, schema_ref,
+metadata, legacy_uuid, created_at, updated_at, packed_shards, version``, then, for writers
+(:func:`records`), the row ``id``. Each is
 turned into one item by one call of :func:`read_row`; a listing pays that call per row and
 no generator (``map`` and ``filter`` drive it at C speed).
 
@@ -29,8 +30,8 @@ __all__ = ["SKIPPED", "ShardsOf", "items", "read_row", "records"]
 
 log = get_logger(__name__)
 
-#: Reads a dataset's shard rows (``url, size, sample_count, sha256, split``) by its id.
-ShardsOf = Callable[[int], Sequence[Sequence[Any]]]
+#: Reads a dataset's shard rows (``url, size, sample_count, sha256, split``) by its CID.
+ShardsOf = Callable[[str], Sequence[Sequence[Any]]]
 
 #: What a reader returns for a row it skipped (``make`` itself may return ``None``).
 SKIPPED: Any = object()
@@ -55,7 +56,7 @@ def read_row(
     """
     try:
         row = convert(row)
-        packed = row[8]
+        packed = row[7]
         if packed is None:
             shards = _shard_rows_as(shards_of(row[0]), fields)
         else:
@@ -63,19 +64,19 @@ def read_row(
                 shards = unpack_shard_fields(packed) if fields else unpack_shards(packed)
             except ValueError as exc:
                 # The shard rows are the normalised record: read them instead.
-                log.warning("Dataset %r (row %s): %s; reading its shard rows instead "
+                log.warning("Dataset %r (CID %s): %s; reading its shard rows instead "
                             "('atdata-lite db check' reports it, 'db recover' repairs it).",
-                            row[2], row[0], exc)  # fmt: skip
+                            row[1], row[0], exc)  # fmt: skip
                 shards = _shard_rows_as(shards_of(row[0]), fields)
-        created, updated = row[6], row[7]
+        created, updated = row[5], row[6]
         # PostgreSQL and the SQLite executor return aware timestamps; SQLAlchemy on an
         # in-memory SQLite database returns naive UTC.
         if created is not None and created.tzinfo is None:
             created, updated = _utc(created), _utc(updated)
     except (ValueError, TypeError) as exc:
-        log.warning("Skipping unreadable dataset %r (row %s): %s", row[2], row[0], exc)
+        log.warning("Skipping unreadable dataset %r (CID %s): %s", row[1], row[0], exc)
         return SKIPPED
-    return make(row[1], row[2], row[3], shards, row[4], row[5], created, updated, row[9])
+    return make(row[0], row[1], row[2], shards, row[3], row[4], created, updated, row[8])
 
 
 def items(
@@ -93,11 +94,12 @@ def items(
 def records(
     rows: Iterable[Sequence[Any]], convert: Callable[[Any], Any], shards_of: ShardsOf
 ) -> Iterator[tuple[int, DatasetRecord]]:
-    """``(id, record)`` for every readable row (what writers need: the row ids)."""
+    """``(id, record)`` for every readable row of a statement that selects the row id last
+    (what writers need: the row ids)."""
     for row in rows:
         record = read_row(row, convert, shards_of)
         if record is not SKIPPED:
-            yield row[0], record
+            yield row[9], record
 
 
 def _shard_rows_as(rows: Sequence[Sequence[Any]], fields: bool) -> tuple[Any, ...]:

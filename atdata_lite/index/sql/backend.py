@@ -70,7 +70,6 @@ _SEMVER = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
 _d, _s, _sc = datasets.c, dataset_shards.c, schemas.c
 _lb, _ln = labels.c, lenses.c
 _DATASET_COLUMNS = (
-    _d.id,
     _d.cid,
     _d.name,
     _d.schema_ref,
@@ -82,29 +81,35 @@ _DATASET_COLUMNS = (
     _d.version,
 )
 # An entry is one row: its shards are packed on it (see ._packed). The shard rows are read
-# only for a row whose packed list is NULL (written by hand or through the ORM).
+# only for a row whose packed list is NULL (written by hand or through the ORM), by its CID
+# (unique), so that reads need not fetch the row id: writers, which do, select it last.
 _DATASET = sa.select(*_DATASET_COLUMNS)
+_DATASET_AND_ID = sa.select(*_DATASET_COLUMNS, _d.id)
 _SHARDS_OF = (
     sa.select(_s.url, _s.size, _s.sample_count, _s.sha256, _s.split)
-    .where(_s.dataset_id == sa.bindparam("did"))
+    .select_from(dataset_shards.join(datasets, _d.id == _s.dataset_id))
+    .where(_d.cid == sa.bindparam("cid"))
     .order_by(_s.position)
 )
-_D_NOT_SEMVER = sa.case((_d.semver_major.is_(None), 1), else_=0)
-# The latest version of a name: highest x.y.z, else the most recently created.
-_LATEST_ID = (
+# The latest version of a name: highest x.y.z, else the most recently created. Two scalar
+# subqueries under coalesce (SQLite runs the second only when the first finds nothing): the
+# x.y.z one walks ix_datasets_name_semver backwards and stops at its first row, no sort.
+# A name@x.y.z is unique and its semver columns come from it, so x.y.z versions never tie.
+_LATEST_SEMVER_ID = (
     sa.select(_d.id)
-    .where(_d.name == sa.bindparam("name"))
-    .order_by(
-        _D_NOT_SEMVER,
-        _d.semver_major.desc(),
-        _d.semver_minor.desc(),
-        _d.semver_patch.desc(),
-        _d.created_at.desc(),
-        _d.id.desc(),
-    )
+    .where(_d.name == sa.bindparam("name"), _d.semver_major.is_not(None))
+    .order_by(_d.semver_major.desc(), _d.semver_minor.desc(), _d.semver_patch.desc())
     .limit(1)
     .scalar_subquery()
 )
+_LATEST_OTHER_ID = (
+    sa.select(_d.id)
+    .where(_d.name == sa.bindparam("name"))
+    .order_by(_d.created_at.desc(), _d.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LATEST_ID = sa.func.coalesce(_LATEST_SEMVER_ID, _LATEST_OTHER_ID)
 _GET_BY_NAME = _DATASET.where(_d.id == _LATEST_ID)
 # A plain name in one statement: the unversioned label's dataset, else the latest version
 # (two uncorrelated scalar subqueries, each an index lookup, then a primary-key read).
@@ -113,15 +118,21 @@ _UNVERSIONED_LABEL_ID = (
     .where(_lb.name == sa.bindparam("name"), _lb.version == "")
     .scalar_subquery()
 )
-_RESOLVE_NAME = _DATASET.where(_d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_ID))
+_RESOLVE_NAME = _DATASET.where(
+    _d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_SEMVER_ID, _LATEST_OTHER_ID)
+)
 _GET_VERSION = _DATASET.where(
     _d.name == sa.bindparam("name"), _d.version == sa.bindparam("version")
 )
 _GET_VERSIONS = _DATASET.where(_d.name == sa.bindparam("name")).order_by(_d.id)
+_GET_VERSION_AND_ID = _DATASET_AND_ID.where(
+    _d.name == sa.bindparam("name"), _d.version == sa.bindparam("version")
+)
+_GET_VERSIONS_AND_IDS = _DATASET_AND_ID.where(_d.name == sa.bindparam("name")).order_by(_d.id)
 _NAMES_PRESENT = sa.select(_d.name).where(_d.name.in_(sa.bindparam("names", expanding=True)))
 _GET_BY_CID = _DATASET.where(_d.cid == sa.bindparam("cid"))
 _LIST_DATASETS = _DATASET.order_by(_d.name, _d.id)
-_EXISTING = _DATASET.where(
+_EXISTING = _DATASET_AND_ID.where(
     sa.or_(_d.name.in_(sa.bindparam("names", expanding=True)),
            _d.cid.in_(sa.bindparam("cids", expanding=True)))
 ).order_by(_d.id)  # fmt: skip
@@ -241,12 +252,22 @@ _R = TypeVar("_R")
 def _written_records(
     w: Writer, stmt: sa.Executable, params: dict[str, Any]
 ) -> Iterator[tuple[int, DatasetRecord]]:
-    """:func:`._rows.records` of ``stmt``, read inside the write transaction ``w``."""
+    """:func:`._rows.records` of ``stmt`` (a ``_DATASET_AND_ID`` statement), read inside
+    the write transaction ``w``."""
 
-    def shards_of(dataset_id: int) -> Sequence[Sequence[Any]]:
-        return w.rows(_SHARDS_OF, {"did": dataset_id})
+    def shards_of(cid: str) -> Sequence[Sequence[Any]]:
+        return w.rows(_SHARDS_OF, {"cid": cid})
 
     return records(w.rows(stmt, params), same_row, shards_of)
+
+
+def _read_row_in(w: Writer, stmt: sa.Executable, params: dict[str, Any]) -> Iterator[DatasetRecord]:
+    """:func:`._rows.items` of ``stmt`` (a ``_DATASET`` statement), read inside ``w``."""
+
+    def shards_of(cid: str) -> Sequence[Sequence[Any]]:
+        return w.rows(_SHARDS_OF, {"cid": cid})
+
+    return items(w.rows(stmt, params), same_row, shards_of)
 
 
 def _dataset_row(
@@ -355,14 +376,12 @@ class SqlBackend(IndexBackend):
             self._check_open()
         return self._x.read_raw(stmt, params)
 
-    def _read_records(
-        self, stmt: sa.Executable, params: dict[str, Any]
-    ) -> Iterator[tuple[int, DatasetRecord]]:
+    def _read_records(self, stmt: sa.Executable, params: dict[str, Any]) -> Iterator[DatasetRecord]:
         rows, convert = self._read_raw(stmt, params)
-        return records(rows, convert, self._shards_of)
+        return items(rows, convert, self._shards_of)
 
-    def _shards_of(self, dataset_id: int) -> Sequence[Sequence[Any]]:
-        return self._x.read(_SHARDS_OF, {"did": dataset_id})
+    def _shards_of(self, cid: str) -> Sequence[Sequence[Any]]:
+        return self._x.read(_SHARDS_OF, {"cid": cid})
 
     def _begin_write(self) -> Any:
         if self._engine is None:
@@ -396,17 +415,17 @@ class SqlBackend(IndexBackend):
     # --- datasets ---------------------------------------------------------------------
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
-        for _, record in self._read_records(_GET_BY_NAME, {"name": name}):
+        for record in self._read_records(_GET_BY_NAME, {"name": name}):
             return record
         return None
 
     def resolve_name(self, name: str) -> DatasetRecord | None:
-        for _, record in self._read_records(_RESOLVE_NAME, {"name": name}):
+        for record in self._read_records(_RESOLVE_NAME, {"name": name}):
             return record
         return None
 
     def get_dataset_by_cid(self, cid: str) -> DatasetRecord | None:
-        for _, record in self._read_records(_GET_BY_CID, {"cid": cid}):
+        for record in self._read_records(_GET_BY_CID, {"cid": cid}):
             return record
         return None
 
@@ -418,6 +437,26 @@ class SqlBackend(IndexBackend):
         if not rows:
             return None
         item = read_row(rows[0], convert, self._shards_of, make, shard_fields)
+        return None if item is SKIPPED else item
+
+    def get_dataset_as(
+        self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> _R | None:
+        return self._one_as(_GET_BY_NAME, {"name": name}, make, shard_fields)
+
+    def resolve_name_as(
+        self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
+    ) -> _R | None:
+        # The first lookup of every Index.get_dataset(name).
+        return self._one_as(_RESOLVE_NAME, {"name": name}, make, shard_fields)
+
+    def _one_as(
+        self, stmt: sa.Executable, params: dict[str, Any], make: Callable[..., _R], fields: bool
+    ) -> _R | None:
+        rows, convert = self._read_raw(stmt, params)
+        if not rows:
+            return None
+        item = read_row(rows[0], convert, self._shards_of, make, fields)
         return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
@@ -576,10 +615,10 @@ class SqlBackend(IndexBackend):
     def delete_dataset(self, name: str, version: str | None = None) -> DatasetRecord | None:
         with self._begin_write() as w:
             if version is None:
-                found = list(_written_records(w, _GET_VERSIONS, {"name": name}))
+                found = list(_written_records(w, _GET_VERSIONS_AND_IDS, {"name": name}))
             else:
                 params = {"name": name, "version": version}
-                found = list(_written_records(w, _GET_VERSION, params))
+                found = list(_written_records(w, _GET_VERSION_AND_ID, params))
             if not found:
                 return None
             # Shards and labels go with it: ON DELETE CASCADE (foreign keys are on for every
@@ -591,10 +630,10 @@ class SqlBackend(IndexBackend):
     def rename_dataset(self, old: str, new: str) -> DatasetRecord:
         try:
             with self._begin_write() as w:
-                found = list(_written_records(w, _GET_BY_NAME, {"name": old}))
+                found = list(_read_row_in(w, _GET_BY_NAME, {"name": old}))
                 if not found:
                     raise no_entry_named(self, old)
-                _, record = found[0]
+                record = found[0]
                 if new == old:
                     return record
                 if w.rows(_GET_BY_NAME, {"name": new}):
@@ -614,12 +653,12 @@ class SqlBackend(IndexBackend):
 
     def get_dataset_version(self, name: str, version: str) -> DatasetRecord | None:
         params = {"name": name, "version": version}
-        for _, record in self._read_records(_GET_VERSION, params):
+        for record in self._read_records(_GET_VERSION, params):
             return record
         return None
 
     def iter_versions(self, name: str) -> list[DatasetRecord]:
-        found = [r for _, r in self._read_records(_GET_VERSIONS, {"name": name})]
+        found = list(self._read_records(_GET_VERSIONS, {"name": name}))
         found.sort(key=lambda r: version_sort_key(r.version or "", r.created_at))
         return found
 
