@@ -25,6 +25,7 @@ from itertools import islice
 from typing import IO, Any
 
 from ._tarscan import Unsupported, scan_shard
+from .errors import CorruptShardError
 from .shards import iter_shard
 
 __all__ = ["read_shard"]
@@ -111,11 +112,12 @@ def read_shard(
         url: The shard's URL, for errors.
         expected_count: The number of samples the shard must hold, or None.
         reopen: Opens the shard again from its start, for a restart on the general reader
-            when ``stream`` cannot seek (the caller closes what it returns... here: closed
-            by this function).
+            when ``stream`` cannot seek; what it returns is closed here.
 
     Payloads are ``memoryview`` objects (read-only) on the fast routes, ``bytes`` on the
-    general one. Errors are those of :func:`~atdata_lite.shards.iter_shard`.
+    general one. Errors are those of :func:`~atdata_lite.shards.iter_shard`, and a
+    ``CorruptShardError`` when a restart is needed but ``stream`` cannot seek and
+    ``reopen`` is not given.
     """
     mapped = _local_map(stream)
     if mapped is not None:
@@ -153,7 +155,11 @@ def read_shard(
         yield from _general(stream, url, expected_count, done)
         return
     if reopen is None:
-        raise RuntimeError(f"Shard {url} needs the general reader and cannot be read again.")
+        raise CorruptShardError(
+            f"Shard {url} uses a tar feature that needs a second read from its start, and "
+            "its stream cannot seek. Read it from a seekable file (download it, or read it "
+            "through the shard cache)."
+        )
     again = reopen()
     try:
         yield from _general(again, url, expected_count, done)

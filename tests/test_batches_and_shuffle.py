@@ -94,7 +94,7 @@ def test_numpy_batches_give_arrays_for_numeric_fields(shards: str) -> None:
     assert type(batch.samples[1].idx) is int and batch.samples[1].idx == 1
 
 
-def test_torch_batches_are_tensors_that_pin(shards: str) -> None:
+def test_torch_batches_are_writable_tensors_a_dataloader_passes_on(shards: str) -> None:
     torch = pytest.importorskip("torch")
     batch = next(iter(Dataset[Row](shards).ordered(batch_size=4, batch_format="torch")))
     assert isinstance(batch.vec, torch.Tensor) and tuple(batch.vec.shape) == (4, 3)
