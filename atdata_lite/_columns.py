@@ -28,7 +28,7 @@ import numpy as np
 
 from ._npy import npy_header
 from ._types import field_types, is_ndarray_type, unwrap_optional
-from .samples import KEY_ATTR, PackableSample, SampleBatch, codec_for
+from .samples import KEY_ATTR, PackableSample, SampleBatch, _aggregate, codec_for
 
 __all__ = ["BatchFormat", "ColumnBuilder", "can_build_columns"]
 
@@ -173,11 +173,3 @@ class ColumnBuilder:
             values = [getattr(s, name) for s in samples]
             columns[name] = _aggregate(values) if kind is np.ndarray else values
         return columns
-
-
-def _aggregate(values: list[Any]) -> Any:
-    if values and all(isinstance(v, np.ndarray) for v in values):
-        first = values[0]
-        if all(v.shape == first.shape and v.dtype == first.dtype for v in values):
-            return np.stack(values)
-    return values

@@ -40,7 +40,7 @@ MAX_TRAILING = 4 << 20
 _ZERO_BLOCK = bytes(_BLOCK)
 _OCTAL = b"01234567 \x00"
 # webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
-_META_MEMBER = re.compile(r"__[^/]*__($|/)")
+META_MEMBER = re.compile(r"__[^/]*__($|/)")
 _PAX_RECORD = re.compile(rb"(\d+) ([^=\n]+)=")
 # Per-file PAX keys that change nothing the reader looks at (times, owners, comments).
 _PAX_IGNORED = frozenset(
@@ -275,7 +275,7 @@ def _corrupt(url: str, detail: str) -> CorruptShardError:
     )
 
 
-def _bad_key(url: str, name: str, key: str) -> CorruptShardError:
+def bad_key_error(url: str, name: str, key: str) -> CorruptShardError:
     return CorruptShardError(
         f"Corrupt shard {url}: member {name!r} has the sample key {key!r}, which is not a "
         "safe key (keys may not be empty or contain '/', '\\', '.', or control characters; "
@@ -284,14 +284,14 @@ def _bad_key(url: str, name: str, key: str) -> CorruptShardError:
     )
 
 
-def _duplicate(url: str, key: str, detail: str) -> CorruptShardError:
+def duplicate_key_error(url: str, key: str, detail: str) -> CorruptShardError:
     return CorruptShardError(
         f"Corrupt shard {url}: the sample key {key!r} appears twice ({detail}). Each sample "
         "needs its own key; re-create the shard."
     )
 
 
-def _count_error(url: str, expected: int, found: str) -> CorruptShardError:
+def count_error(url: str, expected: int, found: str) -> CorruptShardError:
     return CorruptShardError(
         f"Corrupt shard {url}: it holds {found} samples, but the index recorded {expected}. "
         "The file changed after it was indexed: re-create it (or re-add the dataset), or "
@@ -334,7 +334,7 @@ def scan_shard(
     count = 0
     override: str | None = None  # the next member's name from an L or x header
     extended = False  # the previous header was an L or x header
-    zero, meta, valid_key = _ZERO_BLOCK, _META_MEMBER.match, is_valid_key
+    zero, meta, valid_key = _ZERO_BLOCK, META_MEMBER.match, is_valid_key
     released = 0
     while True:
         if release is not None and pos - released >= _RELEASE_STEP:
@@ -448,7 +448,7 @@ def scan_shard(
             dot = name.find(".", slash + 1)
             if dot <= slash + 1 or (name[:2] == "__" and meta(name)):
                 if dot == slash + 1:
-                    raise _bad_key(url, name, "")  # ".msgpack": no key
+                    raise bad_key_error(url, name, "")  # ".msgpack": no key
                 continue
             key = name[:dot]
             ext = name[dot + 1 :].lower()
@@ -456,17 +456,17 @@ def scan_shard(
                 if current_key is not None:
                     yield current_key, current
                 if key in seen:
-                    raise _duplicate(url, key, f"member {name!r}")
+                    raise duplicate_key_error(url, key, f"member {name!r}")
                 if not valid_key(key):
-                    raise _bad_key(url, name, key)
+                    raise bad_key_error(url, name, key)
                 seen.add(key)
                 count += 1
                 if expected_count is not None and count > expected_count:
-                    raise _count_error(url, expected_count, f"more than {expected_count}")
+                    raise count_error(url, expected_count, f"more than {expected_count}")
                 current_key = key
                 current = {}
             elif ext in current:
-                raise _duplicate(url, key, f"two {name!r} members")
+                raise duplicate_key_error(url, key, f"two {name!r} members")
             current[ext] = view[data_start:data_end]
     # The end-of-archive marker: the rest must be zeros, at least two blocks, whole blocks.
     marker = pos
@@ -489,4 +489,4 @@ def scan_shard(
     if current_key is not None:
         yield current_key, current
     if expected_count is not None and count != expected_count:
-        raise _count_error(url, expected_count, str(count))
+        raise count_error(url, expected_count, str(count))

@@ -38,6 +38,8 @@ from typing import IO, Any
 from ._log import get_logger
 from ._records import ShardRecord
 from ._tarscan import MAX_TRAILING as _MAX_TRAILING
+from ._tarscan import META_MEMBER as _META_MEMBER
+from ._tarscan import bad_key_error, count_error, duplicate_key_error
 from .errors import (
     CorruptShardError,
     FieldTypeError,
@@ -64,8 +66,6 @@ _CONVERSION = re.compile(r"%(?:%|[-+ #0]*\d*[di])")
 _TAR_BLOCK = 512
 # What tarfile's stream mode says when the data simply stops.
 _TARFILE_EOF_MESSAGES = {"unexpected end of data", "truncated header", "empty file"}
-# webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
-_META_MEMBER = re.compile(r"__[^/]*__($|/)")
 
 log = get_logger(__name__)
 
@@ -162,15 +162,6 @@ def _decompressed(stream: IO[bytes]) -> tuple[Any, tuple[type[BaseException], ..
     return raw, ()
 
 
-def _bad_key_error(url: str, name: str, key: str) -> CorruptShardError:
-    return CorruptShardError(
-        f"Corrupt shard {url}: member {name!r} has the sample key {key!r}, which is not a "
-        "safe key (keys may not be empty or contain '/', '\\', '.', or control characters; "
-        "it could otherwise become an odd file name when the sample is copied). The shard "
-        "was not written by atdata or atdata-lite."
-    )
-
-
 def iter_shard(
     stream: IO[bytes], url: str, *, expected_count: int | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -217,7 +208,7 @@ def iter_shard(
                 parts = _split_member(member.name)
                 if parts is None or _META_MEMBER.match(member.name):
                     if parts is None and "." in posixpath.basename(member.name):
-                        raise _bad_key_error(url, member.name, "")  # ".msgpack": no key
+                        raise bad_key_error(url, member.name, "")  # ".msgpack": no key
                     continue
                 key, ext = parts
                 f = tar.extractfile(member)
@@ -233,23 +224,15 @@ def iter_shard(
                         yield current
                     if key in seen or not is_valid_key(key):
                         if key in seen:
-                            raise CorruptShardError(
-                                f"Corrupt shard {url}: the sample key {key!r} appears twice "
-                                f"(member {member.name!r}). Each sample needs its own key; "
-                                "re-create the shard."
-                            )
-                        raise _bad_key_error(url, member.name, key)
+                            raise duplicate_key_error(url, key, f"member {member.name!r}")
+                        raise bad_key_error(url, member.name, key)
                     seen.add(key)
                     count += 1
                     if expected_count is not None and count > expected_count:
-                        raise _count_error(url, expected_count, f"more than {expected_count}")
+                        raise count_error(url, expected_count, f"more than {expected_count}")
                     current = {"__key__": key, "__url__": url}
                 elif ext in current:
-                    raise CorruptShardError(
-                        f"Corrupt shard {url}: the sample key {key!r} appears twice "
-                        f"(two {member.name!r} members). Each sample needs its own key; "
-                        "re-create the shard."
-                    )
+                    raise duplicate_key_error(url, key, f"two {member.name!r} members")
                 current[ext] = data
             end = tar.offset
         _read_rest(buffered, url)  # the rest: zero blocks and record padding, bounded
@@ -283,15 +266,7 @@ def iter_shard(
     if current is not None:
         yield current
     if expected_count is not None and count != expected_count:
-        raise _count_error(url, expected_count, str(count))
-
-
-def _count_error(url: str, expected: int, found: str) -> CorruptShardError:
-    return CorruptShardError(
-        f"Corrupt shard {url}: it holds {found} samples, but the index recorded {expected}. "
-        "The file changed after it was indexed: re-create it (or re-add the dataset), or "
-        "read with on_shard_error='skip' to skip it."
-    )
+        raise count_error(url, expected_count, str(count))
 
 
 # --- writing ---------------------------------------------------------------------------
