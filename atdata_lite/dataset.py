@@ -114,9 +114,10 @@ class _Opener:
         return self.cache
 
     def open(self, url: str) -> Any:
-        cache = self._cache()
-        if cache is None or not is_remote(url):
-            if offline_enabled(self.offline) and is_remote(url):
+        remote = is_remote(url)
+        cache = self._cache() if remote else None  # local shards never need the cache
+        if cache is None:
+            if remote and offline_enabled(self.offline):
                 raise ShardNotCachedError(
                     f"Shard {url} is remote, offline mode is on, and this dataset reads "
                     "without the shard cache (cache=False)."

@@ -188,6 +188,8 @@ def open_url(url: str, mode: str = "rb", storage_options: dict[str, Any] | None 
             device such as ``/dev/zero``): refused before opening, which could block or
             never end.
     """
+    if mode == "rb" and _SCHEME.match(url) is None and "::" not in url:
+        return _open_plain_path(check_url(url))
     fs, path = url_to_fs(url, storage_options)
     if "r" in mode and "file" in _protocols(fs):
         _check_regular_file(url, path)
@@ -197,6 +199,22 @@ def open_url(url: str, mode: str = "rb", storage_options: dict[str, Any] | None 
         raise ShardNotFoundError(
             f"Shard not found: {url}. Check the URL (and storage_options for remote "
             "filesystems), or re-create the shard."
+        ) from exc
+    except IsADirectoryError as exc:
+        raise ShardNotFoundError(f"Shard not found: {url} is a directory, not a file.") from exc
+
+
+def _open_plain_path(url: str) -> IO[bytes]:
+    """Open a plain local path for reading with the standard library: the same file fsspec's
+    local filesystem would give, without importing fsspec (a process that only reads local
+    shards starts faster)."""
+    path = os.path.expanduser(url)
+    _check_regular_file(url, path)
+    try:
+        return open(path, "rb")  # the caller closes it
+    except FileNotFoundError as exc:
+        raise ShardNotFoundError(
+            f"Shard not found: {url}. Check the path, or re-create the shard."
         ) from exc
     except IsADirectoryError as exc:
         raise ShardNotFoundError(f"Shard not found: {url} is a directory, not a file.") from exc

@@ -307,3 +307,116 @@ def test_crafted_number_fields_read_as_tarfile_reads_them(
     data = _tar(members, tarfile.GNU_FORMAT)
     for member in (0, 12, 29):
         _same_on_both_routes(tmp_path, _with_field(data, member, start, value))
+
+
+def _raw_header(name: bytes, size: int, checksum_shift: int = 0) -> bytes:
+    """A ustar header written byte by byte (names tarfile would not write, such as one
+    with bytes after its NUL), with its checksum right, or off by ``checksum_shift``."""
+    header = bytearray(512)
+    header[: len(name)] = name
+    header[100:108] = b"0000644\x00"
+    header[108:124] = b"0000000\x00" * 2
+    header[124:136] = b"%011o\x00" % size
+    header[136:148] = b"00000000000\x00"
+    header[148:156] = b" " * 8
+    header[156:157] = b"0"
+    header[257:265] = b"ustar\x0000"
+    header[148:156] = b"%06o\x00 " % (sum(header) + checksum_shift)
+    return bytes(header)
+
+
+def _raw_tar(members: list[tuple[bytes, bytes, int]]) -> bytes:
+    out = bytearray()
+    for name, payload, shift in members:
+        out += _raw_header(name, len(payload), shift) + payload
+        out += bytes(-len(payload) % 512)
+    return bytes(out + bytes(1024))
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        (b"k25\x00junk.msgpack", b"p", 0),  # bytes after the name's NUL: tarfile drops them
+        (b"k25\nx.msgpack", b"p", 0),  # a newline in the name
+        (b"k" * 92 + b".msgpack", b"p", 0),  # a name filling all 100 bytes
+        (b"k25.msgpack", b"p", 65521),  # a checksum off by adler32's modulus
+        (b"k25.msgpack", b"p" * 700, 0),  # another size class inside a run
+    ],
+    ids=["junk-after-nul", "newline", "full-width", "checksum-off-by-65521", "size-class"],
+)
+def test_odd_members_inside_runs_of_one_size_class(tmp_path: Path, odd: tuple) -> None:
+    # runs of same-size members are checked all at once: an odd member anywhere in or
+    # after such a run is read (or refused) as tarfile reads it
+    members = [(b"k%d.msgpack" % i, bytes([i]) * (i % 7 + 1), 0) for i in range(60)]
+    for at in (0, 17, 25, 59):
+        changed = list(members)
+        changed[at] = odd
+        _same_on_both_routes(tmp_path, _raw_tar(changed))
+        _same_on_both_routes(tmp_path, _raw_tar(changed), 60)
+
+
+def test_size_classes_that_change_often_read_the_same(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    for _ in range(5):
+        members = []
+        for i in range(200):
+            size = rng.choice([0, 1, 511, 512, 513, 3000]) if rng.random() < 0.3 else 100
+            members.append((b"s%d.msgpack" % i, rng.randbytes(size), 0))
+        got = _same_on_both_routes(tmp_path, _raw_tar(members), 200)
+        assert len(got) == 200
+
+
+def test_header_byte_sums_are_exact() -> None:
+    from atdata_lite._tarscan import _byte_sum
+
+    rng = random.Random(11)
+    blocks = [bytes(512), b"\xff" * 512, b"\x7f" * 512]
+    blocks += [rng.randbytes(512) for _ in range(300)]
+    blocks += [bytes(rng.randrange(60) for _ in range(512)) for _ in range(300)]
+    for block in blocks:
+        assert _byte_sum(block) == sum(block)
+
+
+def test_reading_local_shards_needs_neither_fsspec_nor_the_shard_cache(tmp_path: Path) -> None:
+    # a process that only reads local shards starts fast: no fsspec import, no cache dirs
+    import subprocess
+    import sys
+
+    _ours_shard(tmp_path / "o.tar", 40)
+    code = (
+        "import sys\n"
+        "from atdata_lite import Dataset\n"
+        "from tests.test_fast_read import Row\n"
+        f"rows = list(Dataset[Row]({str(tmp_path / 'o.tar')!r}))\n"
+        "assert [r.idx for r in rows] == list(range(40))\n"
+        "assert 'fsspec' not in sys.modules, 'fsspec imported'\n"
+        "assert 'platformdirs' not in sys.modules, 'the shard cache was set up'\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_scan_leaves_no_garbage_for_the_collector(tmp_path: Path) -> None:
+    # runs of members are walked without building containers that outlive a sample, so a
+    # long read triggers no collection (a full one costs ~0.1 s with torch loaded)
+    import gc
+
+    path = tmp_path / "plain.tar"
+    path.write_bytes(_raw_tar([(b"k%d.msgpack" % i, b"x" * 40, 0) for i in range(20_000)]))
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        with open(path, "rb") as f:
+            assert sum(1 for _ in read_shard(f, str(path))) == 20_000
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == []
