@@ -49,7 +49,14 @@ from .errors import (
     ShardSkippedWarning,
 )
 from .lenses import Lens, LensNetwork
-from .samples import KEY_ATTR, DictSample, PackableSample, SampleBatch, unpack_payload
+from .samples import (
+    KEY_ATTR,
+    DictSample,
+    PackableSample,
+    SampleBatch,
+    codec_for,
+    unpack_payload,
+)
 from .sources import DataSource, URLSource, open_url
 
 __all__ = ["Dataset", "WDSRawBatch", "WDSRawSample"]
@@ -408,6 +415,19 @@ class _Read:
         except FileNotFoundError as exc:  # a third-party DataSource
             raise ShardNotFoundError(f"Shard not found: {url}") from exc
 
+    def _keyed_decoder(self) -> Callable[[Any, str], Any] | None:
+        """``decode(payload, key)`` setting the sample's key itself, for a plain
+        ``@packable`` type read without copies asked for (the generated decoder)."""
+        decode_type = self.decode_type
+        if (
+            self.raw
+            or not isinstance(decode_type, type)
+            or not issubclass(decode_type, PackableSample)
+        ):
+            return None
+        codec = codec_for(decode_type)
+        return codec.decoder if self.copy_arrays else codec.view_decoder
+
     def _decoder(self) -> Callable[[Any], Any]:
         """The payload decoder: arrays as views unless copies were asked for."""
         decode_type = self.decode_type
@@ -429,8 +449,10 @@ class _Read:
         step: int = 1,
         open_stream: Callable[[], Any] | None = None,
     ) -> Iterator[Any]:
+        keyed = self._keyed_decoder()
         decode = self._decoder()
         lens = self.output_lens
+        direct = keyed is not None and lens is None
         raw, sized = self.raw, self.sized
         stream = open_stream() if open_stream is not None else self._open(url)
         try:
@@ -449,13 +471,16 @@ class _Read:
                         "It was not written by atdata or atdata-lite."
                     )
                 try:
-                    sample = decode(payload)
+                    sample = decode(payload) if keyed is None else keyed(payload, key)
                 except SampleDecodeError as exc:
                     # the same class (a SampleMismatchError stays a TypeError), now naming
                     # the shard and the sample
                     exc.args = (f"Shard {url}, sample {key!r}: {exc}",)
                     exc.shard, exc.key = url, key  # type: ignore[attr-defined]
                     raise
+                if direct:  # the key is set, and there is no lens
+                    yield (sample, len(payload)) if sized else sample
+                    continue
                 if raw:
                     sample = (key, sample, url)
                 else:

@@ -41,6 +41,7 @@ import msgpack
 import numpy as np
 
 from ._checks import Check, Mismatch, build_check
+from ._fastdecode import make_decoder
 from ._msgview import unpack_map_view
 from ._npy import npy_view
 from ._types import field_types, is_ndarray_type, strip_annotated, unwrap_optional
@@ -323,6 +324,9 @@ class _Codec:
     # instances keep their fields in a plain __dict__.
     plain_init: bool = False
     array_fields: frozenset[str] = frozenset()  # fields holding one array (or None)
+    # Generated decoders (plain_init classes only): decode(payload, key=None) -> sample
+    decoder: Callable[..., Any] | None = None  # arrays as writable copies
+    view_decoder: Callable[..., Any] | None = None  # arrays as read-only views
 
 
 _CODECS: weakref.WeakKeyDictionary[type, _Codec] = weakref.WeakKeyDictionary()
@@ -387,6 +391,14 @@ def codec_for(cls: type) -> _Codec:
         and all("__slots__" not in vars(k) for k in cls.__mro__[:-1])
         and set(names) == {f.name for f in dataclasses.fields(cls)}
     )
+    array_fields = frozenset(
+        name for name in names if is_ndarray_type(unwrap_optional(hints[name])[0])
+    )
+    decoder = view_decoder = None
+    if plain_init:
+        decoder, view_decoder = _decoders(
+            cls, tuple(checks), tuple(view_checks), hints, array_fields
+        )
     codec = _Codec(
         names=names,
         name_set=frozenset(names),
@@ -397,14 +409,47 @@ def codec_for(cls: type) -> _Codec:
         encoders=tuple(encoders),
         decoders=tuple(decoders),
         plain_init=plain_init,
-        array_fields=frozenset(
-            name for name in names if is_ndarray_type(unwrap_optional(hints[name])[0])
-        ),
+        array_fields=array_fields,
+        decoder=decoder,
+        view_decoder=view_decoder,
     )
     _CODECS[cls] = codec
     with contextlib.suppress(AttributeError, TypeError):
         setattr(cls, _CODEC_ATTR, codec)  # the fast lookup; the weak map is the fallback
     return codec
+
+
+def _decoders(
+    cls: Any,
+    checks: tuple[tuple[str, Check], ...],
+    view_checks: tuple[tuple[str, Check], ...],
+    hints: dict[str, Any],
+    array_fields: frozenset[str],
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The generated decoders of a plain class (see :mod:`atdata_lite._fastdecode`)."""
+
+    def undecodable(payload: Any) -> Any:
+        return _unpack(payload, cls)  # raises the worded error
+
+    copy = make_decoder(
+        cls,
+        checks,
+        hints,
+        careful=lambda data: cls._build(data, checks),
+        undecodable=undecodable,
+        key_attr=KEY_ATTR,
+    )
+    view = make_decoder(
+        cls,
+        view_checks,
+        hints,
+        careful=lambda data: cls._build(data, view_checks),
+        undecodable=undecodable,
+        key_attr=KEY_ATTR,
+        in_place=(lambda payload: cls._from_bytes_in_place(payload)) if array_fields else None,
+        in_place_min=_IN_PLACE_MIN,
+    )
+    return copy, view
 
 
 def _array_loader(allow_pickle: bool, where: str, copy: bool = True) -> Callable[[Any], np.ndarray]:
@@ -546,7 +591,10 @@ class PackableSample:
         Raises:
             SampleDecodeError: The bytes are not msgpack, or do not match the class.
         """
-        return cls._build(_unpack(bs, cls), codec_for(cls).checks)
+        codec = cls.__dict__.get(_CODEC_ATTR) or codec_for(cls)
+        if codec.decoder is not None:
+            return codec.decoder(bs)  # type: ignore[no-any-return]
+        return cls._build(_unpack(bs, cls), codec.checks)
 
     @classmethod
     def _from_bytes_view(cls, bs: bytes | memoryview) -> Self:
@@ -555,6 +603,14 @@ class PackableSample:
         Large payloads are decoded keeping binary values in place, so an array field is a
         view of ``bs`` itself; other binary fields still become ``bytes``.
         """
+        codec = cls.__dict__.get(_CODEC_ATTR) or codec_for(cls)
+        if codec.view_decoder is not None:
+            return codec.view_decoder(bs)  # type: ignore[no-any-return]
+        return cls._from_bytes_in_place(bs)
+
+    @classmethod
+    def _from_bytes_in_place(cls, bs: bytes | memoryview) -> Self:
+        """:meth:`_from_bytes_view` the general way (large payloads decoded in place)."""
         codec = cls.__dict__.get(_CODEC_ATTR) or codec_for(cls)
         data = unpack_map_view(bs) if len(bs) >= _IN_PLACE_MIN and codec.array_fields else None
         if data is None:
