@@ -212,9 +212,13 @@ def _array_check(tp: Any, load_array: Callable[[Any], Any]) -> Check:
             and (dtype.itemsize == 0 or v.dtype.newbyteorder("=") != dtype)
         ):
             raise Mismatch(expected, v, hint=f"value.astype(np.{dtype.name})")
-        if shape is not None and (
-            v.ndim != len(shape)
-            or any(d is not None and d != n for d, n in zip(shape, v.shape, strict=True))
+        if (
+            shape is not None
+            and v.shape != shape  # the common case: a fully declared shape, matched
+            and (
+                v.ndim != len(shape)
+                or any(d is not None and d != n for d, n in zip(shape, v.shape, strict=True))
+            )
         ):
             raise Mismatch(expected, v)
         return v

@@ -50,6 +50,7 @@ from .errors import (
 )
 from .lenses import Lens, LensNetwork
 from .samples import (
+    _IN_PLACE_MIN,
     KEY_ATTR,
     DictSample,
     PackableSample,
@@ -233,13 +234,19 @@ def _rng(seed: int | None, stage: str) -> random.Random:
 class _ShuffleSamples:
     """The shuffle buffer: at most ``bufsize`` samples and ``max_bytes`` bytes of payload.
 
-    It takes ``(sample, payload size)`` pairs and yields samples. Until the buffer is full
-    it fills; then each new sample takes the place of a random one, which is yielded. When
-    the byte bound is reached first, random samples leave until the buffer is under it
-    again (at least one sample is always kept, however large).
+    It takes the reader's undecoded ``(payload, key, url)`` items and yields samples,
+    decoded as they leave (so the buffer holds payloads: bytes, or views of large ones,
+    which the garbage collector never scans). Until the buffer is full it fills; then each
+    new item takes the place of a random one, which is decoded and yielded. When the byte
+    bound is reached first, random items leave until the buffer is under it again (at
+    least one is always kept, however large).
+
+    A sample that cannot be decoded raises when it leaves the buffer.
     """
 
-    def __init__(self, bufsize: int, seed: int | None, max_bytes: int) -> None:
+    def __init__(
+        self, bufsize: int, seed: int | None, max_bytes: int, reader: _Read | None = None
+    ) -> None:
         if bufsize < 1:
             raise ValueError(f"buffer_samples must be a positive integer, got {bufsize}.")
         if max_bytes < 1:
@@ -247,32 +254,46 @@ class _ShuffleSamples:
         self.bufsize = bufsize
         self.seed = seed
         self.max_bytes = max_bytes
+        self.reader = reader  # decodes the items; None: yield (payload, key, url) as is
 
-    def __call__(self, samples: Iterable[tuple[Any, int]]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[tuple[Any, str, str]]) -> Iterator[Any]:
         rng = _rng(self.seed, "samples")
-        buf: list[Any] = []
-        sizes: list[int] = []
+        decode = self.reader.item_decoder() if self.reader is not None else _as_is
+        payloads: list[Any] = []  # three parallel lists: no container per item
+        keys: list[str] = []
+        urls: list[str] = []
         held = 0
         bufsize, max_bytes = self.bufsize, self.max_bytes
-        for sample, size in samples:
-            if len(buf) < bufsize and (held + size <= max_bytes or not buf):
-                buf.append(sample)
-                sizes.append(size)
+        for payload, key, url in items:
+            size = len(payload)
+            if len(payloads) < bufsize and (held + size <= max_bytes or not payloads):
+                payloads.append(payload)
+                keys.append(key)
+                urls.append(url)
                 held += size
                 continue
-            i = rng.randrange(len(buf))
-            out, buf[i] = buf[i], sample
-            held += size - sizes[i]
-            sizes[i] = size
-            yield out
-            while held > max_bytes and len(buf) > 1:
-                i = rng.randrange(len(buf))
-                buf[i], buf[-1] = buf[-1], buf[i]
-                sizes[i], sizes[-1] = sizes[-1], sizes[i]
-                held -= sizes.pop()
-                yield buf.pop()
-        rng.shuffle(buf)
-        yield from buf
+            i = rng.randrange(len(payloads))
+            out, out_key, out_url = payloads[i], keys[i], urls[i]
+            payloads[i], keys[i], urls[i] = payload, key, url
+            held += size - len(out)
+            yield decode(out, out_key, out_url)
+            while held > max_bytes and len(payloads) > 1:
+                i = rng.randrange(len(payloads))
+                last = len(payloads) - 1
+                payloads[i], payloads[last] = payloads[last], payloads[i]
+                keys[i], keys[last] = keys[last], keys[i]
+                urls[i], urls[last] = urls[last], urls[i]
+                out = payloads.pop()
+                held -= len(out)
+                yield decode(out, keys.pop(), urls.pop())
+        order = list(range(len(payloads)))
+        rng.shuffle(order)
+        for i in order:
+            yield decode(payloads[i], keys[i], urls[i])
+
+
+def _as_is(payload: Any, key: str, url: str) -> tuple[Any, str, str]:
+    return payload, key, url
 
 
 class _Batch:
@@ -357,12 +378,13 @@ class _Read:
         copy_arrays: bool = False,
         readahead: int = 0,
         raw: bool = False,
-        sized: bool = False,
+        deferred: bool = False,
     ) -> None:
         self.copy_arrays = copy_arrays
         self.readahead = readahead
         self.raw = raw  # yield (key, decoded map, url) for batches built from columns
-        self.sized = sized  # yield (item, payload size) for the shuffle buffer
+        # yield (payload, key, url) undecoded, for the shuffle buffer (see decode_item)
+        self.deferred = deferred
         self.source = source
         self.opener = opener
         self.decode_type = decode_type
@@ -442,6 +464,29 @@ class _Read:
         plain = decode_type.from_bytes  # a foreign type: give it the bytes it expects
         return lambda payload: plain(bytes(payload))
 
+    def item_decoder(self) -> Callable[[Any, str, str], Any]:
+        """``decode(payload, key, url)`` for what the reader yields undecoded
+        (``deferred``): the sample reading would have given (and the same errors)."""
+        keyed = self._keyed_decoder()
+        plain = self._decoder()
+        lens, raw = self.output_lens, self.raw
+
+        def decode(payload: Any, key: str, url: str) -> Any:
+            try:
+                sample = plain(payload) if keyed is None else keyed(payload, key)
+            except SampleDecodeError as exc:
+                _named(exc, url, key)
+                raise
+            if raw:
+                return key, sample, url
+            if lens is not None:
+                _set_key(sample, key)
+                sample = lens.get(sample)
+            _set_key(sample, key)
+            return sample
+
+        return decode
+
     def _read_shard(
         self,
         url: str,
@@ -453,7 +498,7 @@ class _Read:
         decode = self._decoder()
         lens = self.output_lens
         direct = keyed is not None and lens is None
-        raw, sized = self.raw, self.sized
+        raw, deferred = self.raw, self.deferred
         stream = open_stream() if open_stream is not None else self._open(url)
         try:
             expected = self.sample_counts.get(url)
@@ -470,16 +515,21 @@ class _Read:
                         f"(members: {sorted(members)}). "
                         "It was not written by atdata or atdata-lite."
                     )
+                if deferred:
+                    # Small payloads are copied out of the shard: bytes are invisible to the
+                    # garbage collector (a buffer of views or samples makes it scan) and let
+                    # the shard's pages go. Large ones stay views (arrays read in place).
+                    if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
+                        payload = payload.tobytes()
+                    yield payload, key, url
+                    continue
                 try:
                     sample = decode(payload) if keyed is None else keyed(payload, key)
                 except SampleDecodeError as exc:
-                    # the same class (a SampleMismatchError stays a TypeError), now naming
-                    # the shard and the sample
-                    exc.args = (f"Shard {url}, sample {key!r}: {exc}",)
-                    exc.shard, exc.key = url, key  # type: ignore[attr-defined]
+                    _named(exc, url, key)
                     raise
                 if direct:  # the key is set, and there is no lens
-                    yield (sample, len(payload)) if sized else sample
+                    yield sample
                     continue
                 if raw:
                     sample = (key, sample, url)
@@ -488,11 +538,18 @@ class _Read:
                     if lens is not None:
                         sample = lens.get(sample)
                         _set_key(sample, key)
-                yield (sample, len(payload)) if sized else sample
+                yield sample
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+
+def _named(exc: SampleDecodeError, url: str, key: str) -> None:
+    """Make ``exc`` name the shard and the sample (it keeps its class: a
+    SampleMismatchError stays a TypeError)."""
+    exc.args = (f"Shard {url}, sample {key!r}: {exc}",)
+    exc.shard, exc.key = url, key  # type: ignore[attr-defined]
 
 
 class _EntryLike(Protocol):
@@ -911,7 +968,7 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
         """Iterate the samples in shard order (``ds.ordered()``; split across workers)."""
         return iter(self.ordered())
 
-    def _reader(self, raw: bool = False, sized: bool = False) -> _Read:
+    def _reader(self, raw: bool = False, deferred: bool = False) -> _Read:
         return _Read(
             self._source,
             self._decode_type or self.sample_type,
@@ -923,7 +980,7 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
             copy_arrays=self.copy_arrays,
             readahead=self.readahead,
             raw=raw,
-            sized=sized,
+            deferred=deferred,
         )
 
     def _columnar(self, batch_size: int | None) -> bool:
@@ -1084,8 +1141,8 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
             # Shards are split before shuffling: every worker owns a fixed share whatever
             # the seed, so no shard is read twice or missed across workers.
             _ShuffleShards(seed),
-            self._reader(raw=columnar, sized=True),
-            _ShuffleSamples(buffer_samples, seed, max_bytes),
+            reader := self._reader(raw=columnar, deferred=True),
+            _ShuffleSamples(buffer_samples, seed, max_bytes, reader),
             *self._tail(batch_size, batch_format),
         )
 

@@ -168,10 +168,12 @@ def _held(buffer: _ShuffleSamples, sizes: list[int]) -> tuple[list[int], int]:
         for i, size in enumerate(sizes):
             held["now"] += size
             held["peak"] = max(held["peak"], held["now"])
-            yield i, size
+            yield b"x" * size, f"k{i}", "s.tar"  # what the reader yields: payload, key, url
 
     order = []
-    for i in buffer(source()):
+    for payload, key, _ in buffer(source()):
+        i = int(key[1:])
+        assert len(payload) == sizes[i]
         held["now"] -= sizes[i]
         order.append(i)
     return order, held["peak"]

@@ -161,3 +161,38 @@ def test_int_in_a_float_field_becomes_a_float_as_before() -> None:
     payload = msgpack.packb({**CASES[Plain], "score": 3})
     sample = codec_for(Plain).decoder(payload)
     assert type(sample.score) is float and sample.score == 3.0
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.uint8).reshape(3, 4),
+        np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
+        np.arange(6, dtype=">i4").reshape(2, 3),
+        np.array(3.5),
+        np.zeros((0, 4), np.int16),
+        np.array([True, False]),
+        np.arange(24, dtype=np.complex64).reshape(2, 3, 4),
+    ],
+    ids=["uint8", "fortran", "big-endian", "0-d", "empty", "bool", "3-d complex"],
+)
+def test_npy_headers_seen_before_read_the_same(array: np.ndarray) -> None:
+    import io
+
+    from atdata_lite._npy import npy_view
+
+    data = array_to_bytes(array)
+    want = np.load(io.BytesIO(data))
+    for _ in range(3):  # the first read parses the header, the next ones reuse it
+        for source in (data, memoryview(data), bytearray(data)):
+            got = npy_view(source, copy=False)
+            assert got is not None
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert got.tobytes(order="A") == want.tobytes(order="A")
+            assert got.flags.f_contiguous == want.flags.f_contiguous
+            assert got.flags.writeable == isinstance(source, bytearray)
+            copied = npy_view(source, copy=True)
+            assert copied.flags.writeable and copied.flags.owndata
+        if array.size:
+            with pytest.raises(ValueError, match="describes"):
+                npy_view(data[:-1], copy=False)
