@@ -230,10 +230,9 @@ def _names(heads: np.ndarray) -> list[str] | None:
     after its first NUL, or a newline), for the one-by-one path to judge."""
     field = np.ascontiguousarray(heads[:, :100])
     filled = field != 0
-    lengths = filled.sum(axis=1)
-    # each name is its bytes, then NULs only: numpy's fixed-width strings drop those NULs
-    first_nul = np.where(filled.all(axis=1), 100, filled.argmin(axis=1))
-    if not (first_nul == lengths).all() or not lengths.all():
+    # each name is its bytes, then NULs only (no byte after a NUL): numpy's fixed-width
+    # strings drop those NULs
+    if not filled[:, 0].all() or (filled[:, 1:] > filled[:, :-1]).any():
         return None
     joined = b"\n".join(field.view("S100").ravel().tolist())
     if joined.count(b"\n") != len(field) - 1:
