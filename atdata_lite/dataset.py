@@ -265,7 +265,7 @@ class _ShuffleSamples:
         ends: list[int] = []
         keys: list[str] = []
         urls: list[str] = []
-        lists: tuple[list[Any], ...] = (bases, starts, ends, keys, urls)
+        lists = (bases, starts, ends, keys, urls)
         held = 0
         bufsize, max_bytes = self.bufsize, self.max_bytes
         for new_base, new_start, new_end, new_key, new_url in items:
@@ -287,7 +287,7 @@ class _ShuffleSamples:
             while held > max_bytes and len(keys) > 1:
                 i = rng.randrange(len(keys))
                 for column in lists:
-                    _swap_last(column, i)
+                    column[i], column[-1] = column[-1], column[i]
                 start, end = starts.pop(), ends.pop()
                 held -= end - start
                 yield decode(memoryview(bases.pop())[start:end], keys.pop(), urls.pop())
@@ -295,10 +295,6 @@ class _ShuffleSamples:
         rng.shuffle(order)
         for i in order:
             yield decode(memoryview(bases[i])[starts[i] : ends[i]], keys[i], urls[i])
-
-
-def _swap_last(column: list[Any], i: int) -> None:
-    column[i], column[-1] = column[-1], column[i]
 
 
 def _as_is(payload: Any, key: str, url: str) -> tuple[Any, str, str]:
