@@ -92,14 +92,10 @@ def _reader(stream: IO[bytes]) -> Callable[[bytes, int, int], tuple[bytes, int, 
 
 
 def _general(
-    stream: IO[bytes], url: str, expected_count: int | None, skip: int, spans: bool = False
+    stream: IO[bytes], url: str, expected_count: int | None, skip: int
 ) -> Iterator[Sample]:
     for raw in islice(iter_shard(stream, url, expected_count=expected_count), skip, None):
-        if spans:
-            members = {k: (v, 0, len(v)) for k, v in raw.items() if not k.startswith("__")}
-        else:
-            members = {k: v for k, v in raw.items() if not k.startswith("__")}
-        yield raw["__key__"], members
+        yield raw["__key__"], {k: v for k, v in raw.items() if not k.startswith("__")}
 
 
 def read_shard(
@@ -108,7 +104,6 @@ def read_shard(
     *,
     expected_count: int | None = None,
     reopen: Callable[[], IO[bytes]] | None = None,
-    spans: bool = False,
 ) -> Iterator[Sample]:
     """Yield ``(key, {ext: payload})`` per sample of the shard ``stream`` holds.
 
@@ -118,8 +113,6 @@ def read_shard(
         expected_count: The number of samples the shard must hold, or None.
         reopen: Opens the shard again from its start, for a restart on the general reader
             when ``stream`` cannot seek; what it returns is closed here.
-        spans: Give each payload as ``(buffer, start, end)``: ``buffer[start:end]`` holds
-            it (a memory map, or ``bytes``). For callers that keep many payloads a while.
 
     Payloads are ``memoryview`` objects (read-only) on the fast routes, ``bytes`` on the
     general one. Errors are those of :func:`~atdata_lite.shards.iter_shard`, and a
@@ -138,17 +131,17 @@ def read_shard(
     if head.startswith(_COMPRESSED):
         if mapped is not None:
             stream.seek(0)
-            yield from _general(stream, url, expected_count, 0, spans)
+            yield from _general(stream, url, expected_count, 0)
             return
         from .shards import _Prefixed
 
-        yield from _general(_Prefixed(head, stream), url, expected_count, 0, spans)  # type: ignore[arg-type]
+        yield from _general(_Prefixed(head, stream), url, expected_count, 0)  # type: ignore[arg-type]
         return
     done = 0
     release = _releaser(mapped) if mapped is not None else None
     try:
         samples = scan_shard(
-            buf, url, expected_count=expected_count, refill=refill, release=release, spans=spans
+            buf, url, expected_count=expected_count, refill=refill, release=release
         )
         for sample in samples:
             yield sample
@@ -159,7 +152,7 @@ def read_shard(
     del buf
     if stream.seekable():
         stream.seek(0)
-        yield from _general(stream, url, expected_count, done, spans)
+        yield from _general(stream, url, expected_count, done)
         return
     if reopen is None:
         raise CorruptShardError(
@@ -169,6 +162,6 @@ def read_shard(
         )
     again = reopen()
     try:
-        yield from _general(again, url, expected_count, done, spans)
+        yield from _general(again, url, expected_count, done)
     finally:
         again.close()

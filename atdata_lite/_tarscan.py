@@ -366,8 +366,7 @@ def scan_shard(
     expected_count: int | None = None,
     refill: Refill | None = None,
     release: Callable[[int], None] | None = None,
-    spans: bool = False,
-) -> Iterator[tuple[str, dict[str, Any]]]:
+) -> Iterator[tuple[str, dict[str, memoryview]]]:
     """Yield ``(key, {ext: payload})`` for each sample of one uncompressed tar shard.
 
     Args:
@@ -381,8 +380,6 @@ def scan_shard(
         release: Called now and then with a position every sample before which has been
             yielded (a memory map drops those pages from the process; see
             :mod:`atdata_lite._shardread`).
-        spans: Give each payload as ``(buffer, start, end)`` instead of a ``memoryview``
-            (for a caller that keeps many payloads: plain numbers, no view objects).
 
     Raises:
         Unsupported: A tar feature left to ``iter_shard`` (before the sample it affects).
@@ -392,7 +389,7 @@ def scan_shard(
     end = len(buf)
     pos = 0
     current_key: str | None = None
-    current: dict[str, Any] = {}
+    current: dict[str, memoryview] = {}
     seen: set[str] = set()
     count = 0
     override: str | None = None  # the next member's name from an L or x header
@@ -414,15 +411,10 @@ def scan_shard(
                 seen.update(keys)
                 count += len(keys)
                 last = len(keys) - 1
-                if spans:
-                    for i in range(last):
-                        yield keys[i], {exts[i]: (buf, starts[i], ends[i])}
-                    current = {exts[last]: (buf, starts[last], ends[last])}
-                else:
-                    for i in range(last):
-                        yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
-                    current = {exts[last]: view[starts[last] : ends[last]]}
+                for i in range(last):
+                    yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
                 current_key = keys[last]
+                current = {exts[last]: view[starts[last] : ends[last]]}
                 continue
         else:
             if pos + _BLOCK > end and refill is not None:
@@ -532,7 +524,7 @@ def scan_shard(
                 current = {}
             elif ext in current:
                 raise duplicate_key_error(url, key, f"two {name!r} members")
-            current[ext] = (buf, data_start, data_end) if spans else view[data_start:data_end]
+            current[ext] = view[data_start:data_end]
     # The end-of-archive marker: the rest must be zeros, at least two blocks, whole blocks.
     marker = pos
     if refill is not None:

@@ -50,6 +50,7 @@ from .errors import (
 )
 from .lenses import Lens, LensNetwork
 from .samples import (
+    _IN_PLACE_MIN,
     KEY_ATTR,
     DictSample,
     PackableSample,
@@ -233,13 +234,12 @@ def _rng(seed: int | None, stage: str) -> random.Random:
 class _ShuffleSamples:
     """The shuffle buffer: at most ``bufsize`` samples and ``max_bytes`` bytes of payload.
 
-    It takes the reader's undecoded ``(buffer, start, end, key, url)`` items and yields
-    samples, decoded as they leave. The buffer keeps each payload as where it lies in the
-    shard (the shard's memory map, or a chunk read from it) and two numbers: no copy, no
-    object per sample for the garbage collector to scan. Until the buffer is full it
-    fills; then each new item takes the place of a random one, which is decoded and
-    yielded. When the byte bound is reached first, random items leave until the buffer is
-    under it again (at least one is always kept, however large).
+    It takes the reader's undecoded ``(payload, key, url)`` items and yields samples,
+    decoded as they leave (so the buffer holds payloads: bytes, or views of large ones,
+    which the garbage collector never scans). Until the buffer is full it fills; then each
+    new item takes the place of a random one, which is decoded and yielded. When the byte
+    bound is reached first, random items leave until the buffer is under it again (at
+    least one is always kept, however large).
 
     A sample that cannot be decoded raises when it leaves the buffer.
     """
@@ -254,47 +254,42 @@ class _ShuffleSamples:
         self.bufsize = bufsize
         self.seed = seed
         self.max_bytes = max_bytes
-        self.reader = reader  # decodes the items; None: yield (payload, key, url)
+        self.reader = reader  # decodes the items; None: yield (payload, key, url) as is
 
-    def __call__(self, items: Iterable[tuple[Any, int, int, str, str]]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[tuple[Any, str, str]]) -> Iterator[Any]:
         rng = _rng(self.seed, "samples")
         decode = self.reader.item_decoder() if self.reader is not None else _as_is
-        # parallel lists, not a tuple per item: what the buffer holds is never scanned
-        bases: list[Any] = []
-        starts: list[int] = []
-        ends: list[int] = []
+        payloads: list[Any] = []  # three parallel lists: no container per item
         keys: list[str] = []
         urls: list[str] = []
-        lists = (bases, starts, ends, keys, urls)
         held = 0
         bufsize, max_bytes = self.bufsize, self.max_bytes
-        for new_base, new_start, new_end, new_key, new_url in items:
-            size = new_end - new_start
-            if len(keys) < bufsize and (held + size <= max_bytes or not keys):
-                bases.append(new_base)
-                starts.append(new_start)
-                ends.append(new_end)
-                keys.append(new_key)
-                urls.append(new_url)
+        for payload, key, url in items:
+            size = len(payload)
+            if len(payloads) < bufsize and (held + size <= max_bytes or not payloads):
+                payloads.append(payload)
+                keys.append(key)
+                urls.append(url)
                 held += size
                 continue
-            i = rng.randrange(len(keys))
-            base, start, end, key, url = bases[i], starts[i], ends[i], keys[i], urls[i]
-            bases[i], starts[i], ends[i] = new_base, new_start, new_end
-            keys[i], urls[i] = new_key, new_url
-            held += size - (end - start)
-            yield decode(memoryview(base)[start:end], key, url)
-            while held > max_bytes and len(keys) > 1:
-                i = rng.randrange(len(keys))
-                for column in lists:
-                    column[i], column[-1] = column[-1], column[i]
-                start, end = starts.pop(), ends.pop()
-                held -= end - start
-                yield decode(memoryview(bases.pop())[start:end], keys.pop(), urls.pop())
-        order = list(range(len(keys)))
+            i = rng.randrange(len(payloads))
+            out, out_key, out_url = payloads[i], keys[i], urls[i]
+            payloads[i], keys[i], urls[i] = payload, key, url
+            held += size - len(out)
+            yield decode(out, out_key, out_url)
+            while held > max_bytes and len(payloads) > 1:
+                i = rng.randrange(len(payloads))
+                last = len(payloads) - 1
+                payloads[i], payloads[last] = payloads[last], payloads[i]
+                keys[i], keys[last] = keys[last], keys[i]
+                urls[i], urls[last] = urls[last], urls[i]
+                out = payloads.pop()
+                held -= len(out)
+                yield decode(out, keys.pop(), urls.pop())
+        order = list(range(len(payloads)))
         rng.shuffle(order)
         for i in order:
-            yield decode(memoryview(bases[i])[starts[i] : ends[i]], keys[i], urls[i])
+            yield decode(payloads[i], keys[i], urls[i])
 
 
 def _as_is(payload: Any, key: str, url: str) -> tuple[Any, str, str]:
@@ -388,8 +383,7 @@ class _Read:
         self.copy_arrays = copy_arrays
         self.readahead = readahead
         self.raw = raw  # yield (key, decoded map, url) for batches built from columns
-        # yield (buffer, start, end, key, url) undecoded, for the shuffle buffer (see
-        # item_decoder): buffer[start:end] is the payload
+        # yield (payload, key, url) undecoded, for the shuffle buffer (see decode_item)
         self.deferred = deferred
         self.source = source
         self.opener = opener
@@ -476,16 +470,6 @@ class _Read:
         keyed = self._keyed_decoder()
         plain = self._decoder()
         lens, raw = self.output_lens, self.raw
-        if keyed is not None and lens is None:  # the common case: the key is set by keyed
-
-            def decode_keyed(payload: Any, key: str, url: str) -> Any:
-                try:
-                    return keyed(payload, key)
-                except SampleDecodeError as exc:
-                    _named(exc, url, key)
-                    raise
-
-            return decode_keyed
 
         def decode(payload: Any, key: str, url: str) -> Any:
             try:
@@ -519,11 +503,7 @@ class _Read:
         try:
             expected = self.sample_counts.get(url)
             samples = read_shard(
-                stream,
-                url,
-                expected_count=expected,
-                reopen=lambda: self._open(url),
-                spans=deferred,
+                stream, url, expected_count=expected, reopen=lambda: self._open(url)
             )
             for position, (key, members) in enumerate(samples):
                 if step != 1 and position % step != offset:
@@ -535,8 +515,13 @@ class _Read:
                         f"(members: {sorted(members)}). "
                         "It was not written by atdata or atdata-lite."
                     )
-                if deferred:  # (buffer, start, end): plain numbers for the shuffle buffer
-                    yield *payload, key, url
+                if deferred:
+                    # Small payloads are copied out of the shard: bytes are invisible to the
+                    # garbage collector (a buffer of views or samples makes it scan) and let
+                    # the shard's pages go. Large ones stay views (arrays read in place).
+                    if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
+                        payload = payload.tobytes()
+                    yield payload, key, url
                     continue
                 try:
                     sample = decode(payload) if keyed is None else keyed(payload, key)
