@@ -137,18 +137,14 @@ def read_shard(
 
         yield from _general(_Prefixed(head, stream), url, expected_count, 0)  # type: ignore[arg-type]
         return
-    done = 0
     release = _releaser(mapped) if mapped is not None else None
     try:
-        samples = scan_shard(
+        yield from scan_shard(
             buf, url, expected_count=expected_count, refill=refill, release=release
         )
-        for sample in samples:
-            yield sample
-            done += 1
         return
-    except Unsupported:
-        pass
+    except Unsupported as exc:
+        done = exc.yielded
     del buf
     if stream.seekable():
         stream.seek(0)

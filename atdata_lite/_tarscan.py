@@ -51,7 +51,13 @@ Refill = Callable[[bytes, int, int], tuple[bytes, int, int]]
 
 
 class Unsupported(Exception):
-    """The shard uses a tar feature this reader leaves to the general one."""
+    """The shard uses a tar feature this reader leaves to the general one.
+
+    Raised out of :func:`scan_shard` with ``yielded``: the number of samples it had
+    yielded (the general reader's restart skips them).
+    """
+
+    yielded = 0
 
 
 def _octal(field: bytes) -> int:
@@ -396,135 +402,142 @@ def scan_shard(
     extended = False  # the previous header was an L or x header
     zero, meta, valid_key = _ZERO_BLOCK, META_MEMBER.match, is_valid_key
     released = 0
-    while True:
-        if release is not None and pos - released >= _RELEASE_STEP:
-            release(pos)
-            released = pos
-        bulk = _bulk(buf, pos, end) if not extended and override is None else None
-        if bulk is not None:
-            names, starts, ends, pos = bulk
-            plain = _plain_samples(names, seen, expected_count, count)
-            if plain is not None:  # one member per sample, nothing to check one by one
-                keys, exts = plain
-                if current_key is not None:
-                    yield current_key, current
-                seen.update(keys)
-                count += len(keys)
-                last = len(keys) - 1
-                for i in range(last):
-                    yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
-                current_key = keys[last]
-                current = {exts[last]: view[starts[last] : ends[last]]}
-                continue
-        else:
-            if pos + _BLOCK > end and refill is not None:
-                buf, pos, end = refill(buf, pos, _BLOCK)
-                view = memoryview(buf)
-            block = buf[pos : pos + _BLOCK]
-            if extended and (
-                not block or block == zero or (len(block) == _BLOCK and not _checksum_ok(block))
-            ):
-                # tarfile: the header after a long-name or PAX header must be a good one
-                raise _corrupt(
-                    url, f"missing or bad header after the extended header at byte {pos}"
-                )
-            if len(block) < _BLOCK:
-                if not block and pos == 0:
-                    raise _truncated(url, "the data ends early (empty file)")
-                raise _truncated(
-                    url, f"no end-of-archive marker (the samples after byte {pos} are missing)"
-                )
-            if block == zero:
-                break
-            # mode, ids, size, mtime, checksum; device numbers: octal (else tarfile decides)
-            if not (
-                _CANONICAL_NUMBERS.fullmatch(block, 100, 156)
-                and _CANONICAL_DEVICES.fullmatch(block, 329, 345)
-            ) and not (_numbers_ok(block) and _checksum_ok(block)):
-                raise _corrupt(url, f"unreadable member header at byte {pos}")
-            field = block[148:156]
-            # the unsigned byte sum with the checksum field counted as spaces
-            if _byte_sum(block) + 256 - sum(field) != int(
-                field.split(b"\x00", 1)[0].strip() or b"0", 8
-            ) and not _checksum_ok(block):
-                raise _corrupt(url, f"unreadable member header at byte {pos}")
-            extended = False
-            size = int(block[124:136].split(b"\x00", 1)[0].strip() or b"0", 8)
-            flag = block[156]
-            data_start = pos + _BLOCK
-            data_end = data_start + size
-            next_pos = data_start + ((size + 511) & ~511)
-            if data_end > end and refill is not None:
-                buf, shift, end = refill(buf, pos, next_pos - pos)
-                view = memoryview(buf)
-                data_start += shift - pos
-                data_end += shift - pos
-                next_pos += shift - pos
-                pos = shift
-            if data_end > end:
-                if flag in (0x4C, 0x78):  # L, x
+    try:
+        while True:
+            if release is not None and pos - released >= _RELEASE_STEP:
+                release(pos)
+                released = pos
+            bulk = _bulk(buf, pos, end) if not extended and override is None else None
+            if bulk is not None:
+                names, starts, ends, pos = bulk
+                plain = _plain_samples(names, seen, expected_count, count)
+                if plain is not None:  # one member per sample, nothing to check one by one
+                    keys, exts = plain
+                    if current_key is not None:
+                        yield current_key, current
+                    seen.update(keys)
+                    count += len(keys)
+                    last = len(keys) - 1
+                    for i in range(last):
+                        yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
+                    current_key = keys[last]
+                    current = {exts[last]: view[starts[last] : ends[last]]}
+                    continue
+            else:
+                if pos + _BLOCK > end and refill is not None:
+                    buf, pos, end = refill(buf, pos, _BLOCK)
+                    view = memoryview(buf)
+                block = buf[pos : pos + _BLOCK]
+                if extended and (
+                    not block or block == zero or (len(block) == _BLOCK and not _checksum_ok(block))
+                ):
+                    # tarfile: the header after a long-name or PAX header must be a good one
                     raise _corrupt(
                         url, f"missing or bad header after the extended header at byte {pos}"
                     )
-                raise _truncated(url, f"the data ends early (a member at byte {pos} is cut short)")
-            if flag == 0x30 or flag == 0:  # "0", NUL: a regular file
-                if override is None:
-                    name = block[:100].split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
-                    if block[345]:
-                        name = f"{_name(block[345:500])}/{name}"
-                else:
-                    name = override
+                if len(block) < _BLOCK:
+                    if not block and pos == 0:
+                        raise _truncated(url, "the data ends early (empty file)")
+                    raise _truncated(
+                        url, f"no end-of-archive marker (the samples after byte {pos} are missing)"
+                    )
+                if block == zero:
+                    break
+                # mode, ids, size, mtime, checksum; device numbers: octal (else tarfile decides)
+                if not (
+                    _CANONICAL_NUMBERS.fullmatch(block, 100, 156)
+                    and _CANONICAL_DEVICES.fullmatch(block, 329, 345)
+                ) and not (_numbers_ok(block) and _checksum_ok(block)):
+                    raise _corrupt(url, f"unreadable member header at byte {pos}")
+                field = block[148:156]
+                # the unsigned byte sum with the checksum field counted as spaces
+                if _byte_sum(block) + 256 - sum(field) != int(
+                    field.split(b"\x00", 1)[0].strip() or b"0", 8
+                ) and not _checksum_ok(block):
+                    raise _corrupt(url, f"unreadable member header at byte {pos}")
+                extended = False
+                size = int(block[124:136].split(b"\x00", 1)[0].strip() or b"0", 8)
+                flag = block[156]
+                data_start = pos + _BLOCK
+                data_end = data_start + size
+                next_pos = data_start + ((size + 511) & ~511)
+                if data_end > end and refill is not None:
+                    buf, shift, end = refill(buf, pos, next_pos - pos)
+                    view = memoryview(buf)
+                    data_start += shift - pos
+                    data_end += shift - pos
+                    next_pos += shift - pos
+                    pos = shift
+                if data_end > end:
+                    if flag in (0x4C, 0x78):  # L, x
+                        raise _corrupt(
+                            url, f"missing or bad header after the extended header at byte {pos}"
+                        )
+                    raise _truncated(
+                        url, f"the data ends early (a member at byte {pos} is cut short)"
+                    )
+                if flag == 0x30 or flag == 0:  # "0", NUL: a regular file
+                    if override is None:
+                        name = block[:100].split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+                        if block[345]:
+                            name = f"{_name(block[345:500])}/{name}"
+                    else:
+                        name = override
+                        override = None
+                    if flag == 0 and name[-1:] == "/":
+                        if size:
+                            raise Unsupported("directory with data")
+                        pos = next_pos  # a V7 directory
+                        continue
+                elif flag == 0x35 and size == 0:  # "5": a directory
                     override = None
-                if flag == 0 and name[-1:] == "/":
-                    if size:
-                        raise Unsupported("directory with data")
-                    pos = next_pos  # a V7 directory
+                    pos = next_pos
                     continue
-            elif flag == 0x35 and size == 0:  # "5": a directory
-                override = None
+                elif flag == 0x4C:  # "L": the next member's long name
+                    override = _name(bytes(view[data_start:data_end]))
+                    extended = True
+                    pos = next_pos
+                    continue
+                elif flag == 0x78:  # "x": per-file PAX header
+                    path = _pax_path(bytes(view[data_start:data_end]))
+                    override = path if path is not None else override
+                    extended = True
+                    pos = next_pos
+                    continue
+                else:
+                    raise Unsupported(f"member type {chr(flag)!r}")
+                names, starts, ends = [name], [data_start], [data_end]
                 pos = next_pos
-                continue
-            elif flag == 0x4C:  # "L": the next member's long name
-                override = _name(bytes(view[data_start:data_end]))
-                extended = True
-                pos = next_pos
-                continue
-            elif flag == 0x78:  # "x": per-file PAX header
-                path = _pax_path(bytes(view[data_start:data_end]))
-                override = path if path is not None else override
-                extended = True
-                pos = next_pos
-                continue
-            else:
-                raise Unsupported(f"member type {chr(flag)!r}")
-            names, starts, ends = [name], [data_start], [data_end]
-            pos = next_pos
-        for name, data_start, data_end in zip(names, starts, ends, strict=True):
-            # webdataset's base_plus_ext: the key is everything up to the first dot of the basename
-            slash = name.rfind("/")
-            dot = name.find(".", slash + 1)
-            if dot <= slash + 1 or (name[:2] == "__" and meta(name)):
-                if dot == slash + 1:
-                    raise bad_key_error(url, name, "")  # ".msgpack": no key
-                continue
-            key = name[:dot]
-            ext = name[dot + 1 :].lower()
-            if key != current_key:
-                if current_key is not None:
-                    yield current_key, current
-                if key in seen:
-                    raise duplicate_key_error(url, key, f"member {name!r}")
-                if not valid_key(key):
-                    raise bad_key_error(url, name, key)
-                seen.add(key)
-                count += 1
-                if expected_count is not None and count > expected_count:
-                    raise count_error(url, expected_count, f"more than {expected_count}")
-                current_key = key
-                current = {}
-            elif ext in current:
-                raise duplicate_key_error(url, key, f"two {name!r} members")
-            current[ext] = view[data_start:data_end]
+            for name, data_start, data_end in zip(names, starts, ends, strict=True):
+                # webdataset's base_plus_ext: the key is all before the basename's first dot
+                slash = name.rfind("/")
+                dot = name.find(".", slash + 1)
+                if dot <= slash + 1 or (name[:2] == "__" and meta(name)):
+                    if dot == slash + 1:
+                        raise bad_key_error(url, name, "")  # ".msgpack": no key
+                    continue
+                key = name[:dot]
+                ext = name[dot + 1 :].lower()
+                if key != current_key:
+                    if current_key is not None:
+                        yield current_key, current
+                    if key in seen:
+                        raise duplicate_key_error(url, key, f"member {name!r}")
+                    if not valid_key(key):
+                        raise bad_key_error(url, name, key)
+                    seen.add(key)
+                    count += 1
+                    if expected_count is not None and count > expected_count:
+                        raise count_error(url, expected_count, f"more than {expected_count}")
+                    current_key = key
+                    current = {}
+                elif ext in current:
+                    raise duplicate_key_error(url, key, f"two {name!r} members")
+                current[ext] = view[data_start:data_end]
+    except Unsupported as exc:
+        # what was yielded so far, for the general reader's restart to skip
+        exc.yielded = count - (current_key is not None)
+        raise
     # The end-of-archive marker: the rest must be zeros, at least two blocks, whole blocks.
     marker = pos
     if refill is not None:

@@ -470,6 +470,16 @@ class _Read:
         keyed = self._keyed_decoder()
         plain = self._decoder()
         lens, raw = self.output_lens, self.raw
+        if keyed is not None and lens is None:  # the common case: keyed sets the key
+
+            def decode_keyed(payload: Any, key: str, url: str) -> Any:
+                try:
+                    return keyed(payload, key)
+                except SampleDecodeError as exc:
+                    _named(exc, url, key)
+                    raise
+
+            return decode_keyed
 
         def decode(payload: Any, key: str, url: str) -> Any:
             try:

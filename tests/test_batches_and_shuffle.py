@@ -214,3 +214,65 @@ def test_shuffle_order_unchanged_when_the_byte_bound_is_not_reached() -> None:
 def test_shuffled_refuses_a_byte_bound_below_one(shards: str) -> None:
     with pytest.raises(ValueError, match="buffer_bytes"):
         Dataset[Row](shards).shuffled(buffer_bytes=0)
+
+
+@packable
+class Label:
+    label: str
+
+
+def test_shuffled_through_a_lens_keeps_keys(shards: str) -> None:
+    from atdata_lite.lenses import lens
+
+    @lens
+    def row_label(row: Row) -> Label:
+        return Label(label=row.label)
+
+    ordered = {getattr(r, KEY_ATTR): r.label for r in Dataset[Row](shards).ordered()}
+    viewed = list(Dataset[Row](shards).as_type(Label).shuffled(seed=3))
+    assert all(type(v) is Label for v in viewed)
+    assert {getattr(v, KEY_ATTR): v.label for v in viewed} == ordered
+
+
+def test_shuffled_samples_are_the_ordered_samples(shards: str) -> None:
+    # the buffer keeps undecoded payloads: what leaves it decodes to the same samples
+    ordered = list(Dataset[Row](shards).ordered())
+    for kwargs in ({}, {"buffer_samples": 1}, {"buffer_bytes": 1}, {"buffer_samples": 5}):
+        mixed = list(Dataset[Row](shards).shuffled(seed=2, **kwargs))
+        _same_samples(sorted(mixed, key=lambda r: r.idx), ordered)
+    copies = list(Dataset[Row](shards, copy_arrays=True).shuffled(seed=2))
+    assert all(r.vec.flags.writeable for r in copies)
+    views = list(Dataset[Row](shards).shuffled(seed=2))
+    assert not any(r.vec.flags.writeable for r in views)
+
+
+def test_shuffled_reads_large_payloads_in_place(tmp_path: Path) -> None:
+    big = [Fortran(grid=np.full((120, 100), i, np.float64)) for i in range(6)]  # ~96 KB each
+    write_samples(big, str(tmp_path / "big.tar"), progress=False)
+    got = list(Dataset[Fortran](str(tmp_path / "big.tar")).shuffled(seed=1))
+    assert sorted(int(s.grid[0, 0]) for s in got) == list(range(6))
+    assert all(not s.grid.flags.owndata and not s.grid.flags.writeable for s in got)
+
+
+def test_shuffled_bad_sample_raises_naming_shard_and_key(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    path = tmp_path / "bad.tar"
+    good = _rows(1)[0].packed
+    bad = msgpack.packb({**msgpack.unpackb(good), "idx": "seven"})
+    with tarfile.open(path, "w") as tar:
+        for i, payload in enumerate([good, good, bad, good]):
+            info = tarfile.TarInfo(f"k{i}.msgpack")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(SampleMismatchError, match=r"bad.tar, sample 'k2'.*'idx'.*int") as err:
+        list(Dataset[Row](str(path)).shuffled(seed=0))
+    assert err.value.key == "k2" and err.value.shard == str(path)
+    with pytest.raises(SampleMismatchError, match=r"bad.tar, sample 'k2'"):
+        list(Dataset[Row](str(path)).shuffled(seed=0, batch_size=2, batch_format="numpy"))
+
+
+def test_shuffled_dict_samples_are_every_sample(shards: str) -> None:
+    ids = sorted(s["idx"] for s in Dataset[DictSample](shards).shuffled(seed=4))
+    assert ids == list(range(23))
