@@ -23,6 +23,8 @@ from typing import Any
 import msgpack
 
 from ._checks import Check, Mismatch
+from ._npy import accepting_loader
+from ._types import is_ndarray_type
 
 __all__ = ["make_decoder"]
 
@@ -53,6 +55,7 @@ def make_decoder(
     key_attr: str,
     in_place: Callable[[Any], Any] | None = None,
     in_place_min: int = 0,
+    copy_arrays: bool = True,
 ) -> Callable[..., Any]:
     """Write the decoder of ``cls``: ``decode(payload, key=None)`` -> a sample.
 
@@ -67,6 +70,7 @@ def make_decoder(
         key_attr: The attribute a sample's key is stored in (when ``key`` is given).
         in_place: Decodes payloads of at least ``in_place_min`` bytes another way (array
             fields as views of large payloads), or None.
+        copy_arrays: Whether the array checks give copies (else views of the payload).
     """
     names = [name for name, _ in checks]
     env: dict[str, Any] = {
@@ -112,7 +116,10 @@ def make_decoder(
     if checked:
         lines.append("    try:")
         for i in checked:
-            env[f"check{i}"] = checks[i][1]
+            check = checks[i][1]
+            if is_ndarray_type(hints[names[i]]):  # not Optional: a None goes the careful way
+                check = accepting_loader(check, copy=copy_arrays)
+            env[f"check{i}"] = check
             lines.append(f"        c{i} = check{i}(v{i})")
         lines += ["    except Mismatch:", "        return keyed(careful(data), key, KEY)"]
         lines += [f"    data[{names[i]!r}] = c{i}" for i in checked]

@@ -13,12 +13,13 @@ caller then goes the general way (``np.load``), which decides and words the erro
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 from numpy.lib import format as npy_format
 
-__all__ = ["npy_header", "npy_view"]
+__all__ = ["accepting_loader", "npy_header", "npy_view"]
 
 _MAGIC = b"\x93NUMPY"
 _MAX_HEADERS = 1024  # distinct headers kept; a dataset of varied shapes just re-parses
@@ -131,3 +132,31 @@ def npy_view(data: Any, *, copy: bool) -> np.ndarray | None:
             _PREFIXES.clear()
         _PREFIXES[bytes(view[:offset])] = header
     return array.copy(order="K") if copy else array
+
+
+def accepting_loader(check: Callable[[Any], Any], *, copy: bool) -> Callable[[Any], Any]:
+    """``check`` (a field's array check), remembering the NPY headers it accepted.
+
+    A field's arrays share a handful of headers. Once ``check`` has accepted an array read
+    from ``bytes`` with a given header (dtype, shape and order all fit the field), the
+    next payload with the very same header is read in one step, as ``check`` would read
+    it: a view of the payload, or a copy with ``copy``. Anything else goes to ``check``.
+    """
+    accepted: dict[bytes, _Header] = {}
+    ndarray = np.ndarray
+
+    def load(value: Any) -> Any:
+        if type(value) is bytes and len(value) >= 10 and value[6] == 1:
+            offset = 10 + (value[8] | value[9] << 8)
+            header = accepted.get(value[:offset])
+            if header is not None and len(value) - offset >= header.nbytes:
+                array = ndarray(header.shape, header.dtype, value, offset, order=header.order)
+                return array.copy(order="K") if copy else array
+            result = check(value)  # accepted, or raises
+            known = _PREFIXES.get(value[:offset])
+            if known is not None and len(accepted) < _MAX_HEADERS:
+                accepted[value[:offset]] = known
+            return result
+        return check(value)
+
+    return load

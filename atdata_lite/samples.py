@@ -448,6 +448,7 @@ def _decoders(
         key_attr=KEY_ATTR,
         in_place=(lambda payload: cls._from_bytes_in_place(payload)) if array_fields else None,
         in_place_min=_IN_PLACE_MIN,
+        copy_arrays=False,
     )
     return copy, view
 

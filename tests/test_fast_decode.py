@@ -196,3 +196,24 @@ def test_npy_headers_seen_before_read_the_same(array: np.ndarray) -> None:
         if array.size:
             with pytest.raises(ValueError, match="describes"):
                 npy_view(data[:-1], copy=False)
+
+
+@packable
+class Shaped:
+    grid: NDArray[np.float32]
+
+
+def test_arrays_with_a_header_seen_before_are_checked_as_the_first_one() -> None:
+    codec = codec_for(Shaped)
+    good = array_to_bytes(np.ones((2, 3), np.float32))
+    for decoder in (codec.decoder, codec.view_decoder):
+        first = decoder(msgpack.packb({"grid": good}))
+        again = decoder(msgpack.packb({"grid": array_to_bytes(np.zeros((2, 3), np.float32))}))
+        assert first.grid.shape == again.grid.shape == (2, 3)
+        assert not again.grid.any() and first.grid.all()
+        assert again.grid.flags.writeable == (decoder is codec.decoder)
+        # the same header with too few bytes behind it, then another dtype: refused
+        with pytest.raises(SampleDecodeError, match="not valid NPY"):
+            decoder(msgpack.packb({"grid": good[:-1]}))
+        with pytest.raises(SampleDecodeError, match="float32"):
+            decoder(msgpack.packb({"grid": array_to_bytes(np.ones((2, 3), np.int32))}))
