@@ -83,12 +83,22 @@ if TYPE_CHECKING:
 
     # webdataset ships no py.typed, so type checkers see wds.DataPipeline as Any (and
     # strict mypy refuses to subclass Any). Only for type checkers: what ordered() and
-    # shuffled() return is a plain wds.DataPipeline, whose iteration yields _T_co.
+    # shuffled() return is a wds.DataPipeline, whose iteration yields _T_co.
     class SamplePipeline(wds.DataPipeline, Generic[_T_co]):  # type: ignore[misc]
         def __iter__(self) -> Iterator[_T_co]: ...
 
 
 # --- pipeline stages (module-level classes: picklable for spawned DataLoader workers) ---
+
+
+class _Pipeline(wds.DataPipeline):  # type: ignore[misc]  # webdataset is untyped
+    """webdataset's ``DataPipeline``, iterated without its per-sample counting layer when
+    it runs once (``repeat()`` and ``with_epoch()`` still work as in webdataset)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.repetitions == 1:
+            return iter(self.iterator1())
+        return super().__iter__()  # type: ignore[no-any-return]
 
 
 class _Opener:
@@ -1060,7 +1070,7 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
                 kind).
         """
         columnar = self._columnar(batch_size)
-        return wds.DataPipeline(
+        return _Pipeline(
             _ShardList(self._source, self._chunk, self._opener()),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,
@@ -1144,7 +1154,7 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
         del buffer_shards  # each worker shuffles its own shard list entirely
         columnar = self._columnar(batch_size)
         max_bytes = DEFAULT_SHUFFLE_BYTES if buffer_bytes is None else buffer_bytes
-        return wds.DataPipeline(
+        return _Pipeline(
             _ShardList(self._source, self._chunk, self._opener()),
             wds.shardlists.split_by_node,
             wds.shardlists.split_by_worker,

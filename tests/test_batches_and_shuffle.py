@@ -276,3 +276,11 @@ def test_shuffled_bad_sample_raises_naming_shard_and_key(tmp_path: Path) -> None
 def test_shuffled_dict_samples_are_every_sample(shards: str) -> None:
     ids = sorted(s["idx"] for s in Dataset[DictSample](shards).shuffled(seed=4))
     assert ids == list(range(23))
+
+
+def test_pipelines_repeat_and_take_epochs_as_webdataset_does(shards: str) -> None:
+    ds = Dataset[Row](shards)
+    once = [r.idx for r in ds.ordered()]
+    assert once == list(range(23)) and [r.idx for r in ds.ordered()] == once
+    assert [r.idx for r in ds.ordered().repeat(2)] == once * 2
+    assert len(list(ds.shuffled(seed=1).with_epoch(30))) == 30
