@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import IO, Any
 
-from ._tarscan import Unsupported, scan_shard
+from ._tarscan import Run, Unsupported, scan_shard
 from .errors import CorruptShardError
 from .shards import iter_shard
 
@@ -104,7 +104,8 @@ def read_shard(
     *,
     expected_count: int | None = None,
     reopen: Callable[[], IO[bytes]] | None = None,
-) -> Iterator[Sample]:
+    runs: bool = False,
+) -> Iterator[Sample | Run]:
     """Yield ``(key, {ext: payload})`` per sample of the shard ``stream`` holds.
 
     Args:
@@ -113,6 +114,8 @@ def read_shard(
         expected_count: The number of samples the shard must hold, or None.
         reopen: Opens the shard again from its start, for a restart on the general reader
             when ``stream`` cannot seek; what it returns is closed here.
+        runs: Stretches of one-member samples may come as one
+            :class:`~atdata_lite._tarscan.Run` each (see ``scan_shard``).
 
     Payloads are ``memoryview`` objects (read-only) on the fast routes, ``bytes`` on the
     general one. Errors are those of :func:`~atdata_lite.shards.iter_shard`, and a
@@ -140,7 +143,7 @@ def read_shard(
     release = _releaser(mapped) if mapped is not None else None
     try:
         yield from scan_shard(
-            buf, url, expected_count=expected_count, refill=refill, release=release
+            buf, url, expected_count=expected_count, refill=refill, release=release, runs=runs
         )
         return
     except Unsupported as exc:

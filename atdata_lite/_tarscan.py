@@ -32,7 +32,7 @@ from .errors import CorruptShardError, TruncatedShardError
 from .samples import _BAD_KEY as _BAD_KEY_CHAR
 from .samples import is_valid_key
 
-__all__ = ["Unsupported", "scan_shard"]
+__all__ = ["Run", "Unsupported", "scan_shard"]
 
 _BLOCK = 512
 # As iter_shard: more than this after the end-of-archive marker is not a shard.
@@ -327,6 +327,33 @@ def _plain_samples(
     return keys, [name[dot + 1 :].lower() for name, dot in zip(names, dots, strict=True)]
 
 
+class Run:
+    """Consecutive one-member samples: sample ``i`` is ``keys[i]`` with the member
+    ``exts[i]``, whose payload is ``view[starts[i]:ends[i]]``."""
+
+    __slots__ = ("ends", "exts", "keys", "starts", "view")
+
+    def __init__(
+        self,
+        keys: list[str],
+        exts: list[str],
+        starts: list[int],
+        ends: list[int],
+        view: memoryview,
+    ) -> None:
+        self.keys, self.exts, self.starts, self.ends, self.view = keys, exts, starts, ends, view
+
+    def only(self, ext: str) -> bool:
+        """Whether every sample's member has the extension ``ext``."""
+        return self.exts.count(ext) == len(self.exts)
+
+    def samples(self) -> Iterator[tuple[str, dict[str, memoryview]]]:
+        """``(key, {ext: payload})`` per sample, as :func:`scan_shard` yields them."""
+        view = self.view
+        for key, ext, start, end in zip(self.keys, self.exts, self.starts, self.ends, strict=True):
+            yield key, {ext: view[start:end]}
+
+
 def _truncated(url: str, detail: str) -> TruncatedShardError:
     return TruncatedShardError(
         f"Truncated shard {url}: {detail}. Re-create it, or read with on_shard_error='skip' "
@@ -372,7 +399,8 @@ def scan_shard(
     expected_count: int | None = None,
     refill: Refill | None = None,
     release: Callable[[int], None] | None = None,
-) -> Iterator[tuple[str, dict[str, memoryview]]]:
+    runs: bool = False,
+) -> Iterator[tuple[str, dict[str, memoryview]] | Run]:
     """Yield ``(key, {ext: payload})`` for each sample of one uncompressed tar shard.
 
     Args:
@@ -386,6 +414,8 @@ def scan_shard(
         release: Called now and then with a position every sample before which has been
             yielded (a memory map drops those pages from the process; see
             :mod:`atdata_lite._shardread`).
+        runs: Yield a :class:`Run` for each stretch of one-member samples checked
+            together, instead of a pair per sample (for a caller with a loop of its own).
 
     Raises:
         Unsupported: A tar feature left to ``iter_shard`` (before the sample it affects).
@@ -418,8 +448,11 @@ def scan_shard(
                     seen.update(keys)
                     count += len(keys)
                     last = len(keys) - 1
-                    for i in range(last):
-                        yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
+                    if runs and last:
+                        yield Run(keys[:last], exts[:last], starts[:last], ends[:last], view)
+                    else:
+                        for i in range(last):
+                            yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
                     current_key = keys[last]
                     current = {exts[last]: view[starts[last] : ends[last]]}
                     continue

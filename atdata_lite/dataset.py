@@ -40,6 +40,7 @@ from ._columns import BATCH_FORMATS, BatchFormat, ColumnBuilder, can_build_colum
 from ._readahead import prefetch
 from ._records import ShardRecord
 from ._shardread import read_shard
+from ._tarscan import Run
 from .cache import ShardCache, is_remote, offline_enabled
 from .errors import (
     CorruptShardError,
@@ -523,46 +524,80 @@ class _Read:
         try:
             expected = self.sample_counts.get(url)
             samples = read_shard(
-                stream, url, expected_count=expected, reopen=lambda: self._open(url)
+                stream, url, expected_count=expected, reopen=lambda: self._open(url), runs=True
             )
-            for position, (key, members) in enumerate(samples):
-                if step != 1 and position % step != offset:
-                    continue  # another chunk's sample: skipped before decoding
-                payload = members.get("msgpack")
-                if payload is None:
-                    raise CorruptShardError(
-                        f"Corrupt shard {url}: sample {key!r} has no .msgpack member "
-                        f"(members: {sorted(members)}). "
-                        "It was not written by atdata or atdata-lite."
-                    )
-                if deferred:
-                    # Small payloads are copied out of the shard: bytes are invisible to the
-                    # garbage collector (a buffer of views or samples makes it scan) and let
-                    # the shard's pages go. Large ones stay views (arrays read in place).
-                    if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
-                        payload = payload.tobytes()
-                    yield payload, key, url
-                    continue
-                try:
-                    sample = decode(payload) if keyed is None else keyed(payload, key)
-                except SampleDecodeError as exc:
-                    _named(exc, url, key)
-                    raise
-                if direct:  # the key is set, and there is no lens
-                    yield sample
-                    continue
-                if raw:
-                    sample = (key, sample, url)
+            position = -1
+            for item in samples:
+                if isinstance(item, Run):
+                    if step == 1 and keyed is not None and direct and item.only("msgpack"):
+                        # the common case in a tight loop: plain samples, one member each
+                        position += len(item.keys)
+                        spans = zip(item.keys, item.starts, item.ends, strict=True)
+                        view = item.view
+                        if deferred:
+                            yield from _run_payloads(view, spans, url)
+                            continue
+                        for key, start, end in spans:
+                            try:
+                                sample = keyed(view[start:end], key)
+                            except SampleDecodeError as exc:
+                                _named(exc, url, key)
+                                raise
+                            yield sample
+                        continue
+                    pairs: Iterable[tuple[str, dict[str, Any]]] = item.samples()
                 else:
-                    _set_key(sample, key)
-                    if lens is not None:
-                        sample = lens.get(sample)
+                    pairs = (item,)
+                for key, members in pairs:
+                    position += 1
+                    if step != 1 and position % step != offset:
+                        continue  # another chunk's sample: skipped before decoding
+                    payload = members.get("msgpack")
+                    if payload is None:
+                        raise CorruptShardError(
+                            f"Corrupt shard {url}: sample {key!r} has no .msgpack member "
+                            f"(members: {sorted(members)}). "
+                            "It was not written by atdata or atdata-lite."
+                        )
+                    if deferred:
+                        # Small payloads are copied out of the shard: bytes are invisible to the
+                        # garbage collector (a buffer of views or samples makes it scan) and let
+                        # the shard's pages go. Large ones stay views (arrays read in place).
+                        if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
+                            payload = payload.tobytes()
+                        yield payload, key, url
+                        continue
+                    try:
+                        sample = decode(payload) if keyed is None else keyed(payload, key)
+                    except SampleDecodeError as exc:
+                        _named(exc, url, key)
+                        raise
+                    if direct:  # the key is set, and there is no lens
+                        yield sample
+                        continue
+                    if raw:
+                        sample = (key, sample, url)
+                    else:
                         _set_key(sample, key)
-                yield sample
+                        if lens is not None:
+                            sample = lens.get(sample)
+                            _set_key(sample, key)
+                    yield sample
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+
+def _run_payloads(
+    view: memoryview, spans: Iterable[tuple[str, int, int]], url: str
+) -> Iterator[tuple[Any, str, str]]:
+    """``(payload, key, url)`` for the shuffle buffer, per sample of a run: small payloads
+    copied out of the shard (bytes are invisible to the garbage collector and let the
+    shard's pages go), large ones views (arrays read in place)."""
+    for key, start, end in spans:
+        payload = view[start:end]
+        yield (payload.tobytes() if end - start < _IN_PLACE_MIN else payload), key, url
 
 
 def _named(exc: SampleDecodeError, url: str, key: str) -> None:

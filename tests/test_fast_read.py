@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from atdata_lite import Dataset
 from atdata_lite._shardread import read_shard
+from atdata_lite._tarscan import Run
 from atdata_lite.errors import CorruptShardError, TruncatedShardError
 from atdata_lite.samples import packable
 from atdata_lite.shards import iter_shard, write_samples
@@ -59,14 +60,17 @@ class _Stream(io.RawIOBase):
 
 
 def _fast(
-    path: Path, data: bytes, expected: int | None, mapped: bool
+    path: Path, data: bytes, expected: int | None, mapped: bool, runs: bool = False
 ) -> tuple[list[Any], type | None]:
     out: list[Any] = []
     stream: Any = open(path, "rb") if mapped else _Stream(data)  # noqa: SIM115
     try:
-        samples = read_shard(stream, "s.tar", expected_count=expected, reopen=lambda: _Stream(data))
-        for key, members in samples:
-            out.append((key, {k: bytes(v) for k, v in members.items()}))
+        samples = read_shard(
+            stream, "s.tar", expected_count=expected, reopen=lambda: _Stream(data), runs=runs
+        )
+        for item in samples:
+            for key, members in item.samples() if isinstance(item, Run) else [item]:
+                out.append((key, {k: bytes(v) for k, v in members.items()}))
     except Exception as exc:
         return out, type(exc)
     finally:
@@ -80,6 +84,8 @@ def _same_on_both_routes(tmp_path: Path, data: bytes, expected: int | None = Non
     want = _general(data, expected)
     assert _fast(path, data, expected, mapped=True) == want
     assert _fast(path, data, expected, mapped=False) == want
+    # runs of one-member samples handed over at once: the same samples, the same error
+    assert _fast(path, data, expected, mapped=True, runs=True) == want
     return want[0]
 
 
@@ -420,3 +426,23 @@ def test_the_scan_leaves_no_garbage_for_the_collector(tmp_path: Path) -> None:
     finally:
         gc.callbacks.remove(count)
     assert collections == []
+
+
+def test_runs_come_whole_and_a_sample_without_msgpack_is_refused_in_place(
+    tmp_path: Path,
+) -> None:
+    members = [
+        (b"k%d.msgpack" % i, Row(idx=i, label="", image=np.zeros((1, 1), np.float32)).packed, 0)
+        for i in range(40)
+    ]
+    members[30] = (b"k30.json", b"{}", 0)
+    path = tmp_path / "s.tar"
+    path.write_bytes(_raw_tar(members))
+    with open(path, "rb") as f:
+        items = list(read_shard(f, str(path), runs=True))
+    assert any(isinstance(item, Run) and len(item.keys) >= 16 for item in items)
+    got = []
+    with pytest.raises(CorruptShardError, match=r"'k30' has no \.msgpack member"):
+        for row in Dataset[Row](str(path)):
+            got.append(row.idx)
+    assert got == list(range(30))
