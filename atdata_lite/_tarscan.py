@@ -29,7 +29,6 @@ from zlib import adler32
 import numpy as np
 
 from .errors import CorruptShardError, TruncatedShardError
-from .samples import _BAD_KEY as _BAD_KEY_CHAR
 from .samples import is_valid_key
 
 __all__ = ["Run", "Unsupported", "scan_shard"]
@@ -283,7 +282,9 @@ def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int]
     )
     # tarfile's checksum: the unsigned byte sum, the checksum field counted as eight spaces
     field_sum = numeric[:, 48:56].sum(axis=1, dtype=np.int64)
-    byte_sum = heads.sum(axis=1, dtype=np.uint32).astype(np.int64)
+    # (by halves: 256 bytes sum to at most 65,280, exact in 16 bits, and faster)
+    halves = heads.reshape(len(heads), 2, 256).sum(axis=2, dtype=np.uint16)
+    byte_sum = halves[:, 0].astype(np.int64) + halves[:, 1]
     good &= byte_sum - field_sum + 256 == digits @ _POWERS
     if not good.all():
         n = int(np.argmin(good))  # the first member that is not plain
@@ -308,23 +309,33 @@ def _plain_samples(
     """Keys and extensions when each name is a new sample with a safe key, else None.
 
     None sends the names through the member-by-member checks, which group members of one
-    sample, skip metadata members and raise, at the right sample, what is wrong.
+    sample, skip metadata members and raise, at the right sample, what is wrong (so a
+    check here may refuse more than it must, never less).
     """
-    joined = "\n".join(names)
-    if "/" in joined or "\n__" in "\n" + joined:
-        return None  # paths and metadata members
-    dots = [name.find(".") for name in names]
-    if not 0 < min(dots) <= max(dots) <= 200:
-        return None  # a name without a dot or a key, or a key too long
-    keys = [name[:dot] for name, dot in zip(names, dots, strict=True)]
-    if _BAD_KEY_CHAR.search("-".join(keys)) is not None:
-        return None
+    flat = "-".join(names)  # "-": a character no check below looks for
+    if "/" in flat or "\\" in flat or "-__" in flat or flat[:2] == "__":
+        return None  # paths, metadata members, a character no key may hold
+    if not flat.isprintable():
+        return None  # control characters (other unprintable ones too: checked one by one)
+    n = len(names)
+    if flat.count(".") == n and flat.count(".msgpack-") == n - 1 and flat.endswith(".msgpack"):
+        # every name is KEY.msgpack (the usual shard): keys by slicing, one extension
+        if not 8 < min(map(len, names)) <= max(map(len, names)) <= 208:
+            return None  # an empty key, or one too long
+        keys = [name[:-8] for name in names]
+        exts = ["msgpack"] * n
+    else:
+        dots = [name.find(".") for name in names]
+        if not 0 < min(dots) <= max(dots) <= 200:
+            return None  # a name without a dot or a key, or a key too long
+        keys = [name[:dot] for name, dot in zip(names, dots, strict=True)]
+        exts = [name[dot + 1 :].lower() for name, dot in zip(names, dots, strict=True)]
     unique = set(keys)
-    if len(unique) != len(keys) or not unique.isdisjoint(seen):
+    if len(unique) != n or not unique.isdisjoint(seen):
         return None
-    if expected_count is not None and count + len(keys) > expected_count:
+    if expected_count is not None and count + n > expected_count:
         return None
-    return keys, [name[dot + 1 :].lower() for name, dot in zip(names, dots, strict=True)]
+    return keys, exts
 
 
 class Run:
