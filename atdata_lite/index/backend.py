@@ -357,6 +357,22 @@ class IndexBackend(abc.ABC):
         for r in self.iter_datasets():
             yield make(*_fields_of(r, shard_fields))
 
+    def list_datasets_as(self, make: Callable[..., _T], *, shard_fields: bool = False) -> list[_T]:
+        """:meth:`iter_datasets_as`, as a list: the same items in the same order.
+
+        For a caller that wants every entry at once (``Index.list_entries``): a backend may
+        read the whole listing in one go and order it itself, which it cannot do while
+        streaming. This default lists :meth:`iter_datasets_as`.
+
+        Args:
+            make: Builds one item from the nine fields, positionally.
+            shard_fields: As for :meth:`iter_datasets_as`.
+
+        Returns:
+            ``make``'s results, in name order.
+        """
+        return list(self.iter_datasets_as(make, shard_fields=shard_fields))
+
     def get_dataset_by_cid_as(
         self, cid: str, make: Callable[..., _T], *, shard_fields: bool = False
     ) -> _T | None:

@@ -7,7 +7,7 @@ working after the import swap. This module is on the hot path: it imports nothin
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -210,7 +210,7 @@ class _StoredShards:
     """``LocalDatasetEntry.shards`` of an entry read from an index: built on first use.
 
     The index hands over the shards as checked field tuples (see
-    :func:`entry_from_shard_fields`); the :class:`ShardRecord` objects are made the first
+    :func:`stored_entry_maker`); the :class:`ShardRecord` objects are made the first
     time ``shards`` is read. Like :class:`_StoredMetadata`, a non-data descriptor: a value in
     the instance's ``__dict__`` wins.
     """
@@ -291,40 +291,65 @@ def entry_from_fields(
     return self
 
 
-def entry_from_shard_fields(
-    cid: str,
-    name: str,
-    schema_ref: str,
-    shard_fields: ShardFields,
-    metadata: bytes | None,
-    legacy_uuid: str | None,
-    created_at: datetime | None,
-    updated_at: datetime | None,
-    version: str | None = None,
-    data_urls: list[str] | None = None,
-) -> LocalDatasetEntry:
-    """Build the entry for a stored dataset whose shards come as field tuples.
+def stored_entry_maker(
+    careful: Callable[..., LocalDatasetEntry], marker: str
+) -> Callable[..., LocalDatasetEntry]:
+    """A builder of entries for stored datasets whose shards come as checked field tuples.
 
-    As :func:`entry_from_fields`, but ``shard_fields`` holds one ``(url, size,
-    sample_count, sha256, split)`` tuple per shard, already checked by the backend: the
-    :class:`ShardRecord` objects are made when ``shards`` is first read, so an entry that is
-    only listed, or only opened through its ``data_urls``, never builds them. ``data_urls``,
-    when given, is the list of the shards' URLs (the caller made it already).
+    The builder takes :class:`DatasetRecord`'s fields in order (``shard_fields`` in place
+    of ``shards``), already checked by the backend, and fills the instance with one dict as
+    :func:`entry_from_fields` does. The :class:`ShardRecord` objects are made when
+    ``shards`` is first read, so an entry that is only listed, or only opened through its
+    ``data_urls``, never builds them. Reading an entry, and listing, call it once per row.
+
+    An entry with a URL containing ``marker`` (a store-relative URL, which the index
+    resolves) is built by ``careful`` instead, with the same arguments.
+
+    Args:
+        careful: Builds the entries whose URLs need more than copying.
+        marker: The substring that sends an entry to ``careful``.
+
+    Returns:
+        The builder.
     """
-    self = object.__new__(LocalDatasetEntry)
-    self.__dict__ = {
-        "name": name,
-        "schema_ref": schema_ref,
-        "data_urls": [f[0] for f in shard_fields] if data_urls is None else data_urls,
-        "_packed_metadata": metadata,
-        "_cid": cid,
-        "_legacy_uuid": legacy_uuid,
-        "_shard_fields": shard_fields,
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "version": version,
-    }
-    return self
+    new = object.__new__
+    cls = LocalDatasetEntry
+
+    def make(
+        cid: str,
+        name: str,
+        schema_ref: str,
+        shard_fields: ShardFields,
+        metadata: bytes | None,
+        legacy_uuid: str | None,
+        created_at: datetime | None,
+        updated_at: datetime | None,
+        version: str | None = None,
+    ) -> LocalDatasetEntry:
+        urls = [f[0] for f in shard_fields]
+        # One substring search over the joined URLs: a URL merely containing the marker
+        # takes the careful path, which checks each one.
+        if marker in " ".join(urls):
+            return careful(
+                cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
+                updated_at, version,
+            )  # fmt: skip
+        self = new(cls)
+        self.__dict__ = {
+            "name": name,
+            "schema_ref": schema_ref,
+            "data_urls": urls,
+            "_packed_metadata": metadata,
+            "_cid": cid,
+            "_legacy_uuid": legacy_uuid,
+            "_shard_fields": shard_fields,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "version": version,
+        }
+        return self
+
+    return make
 
 
 def entry_from_record(record: DatasetRecord) -> LocalDatasetEntry:

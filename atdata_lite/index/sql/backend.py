@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -50,7 +51,7 @@ from ..backend import (
     same_content_bump,
     version_slot,
 )
-from ._exec import Executor, IntegrityErrors, Writer, same_row
+from ._exec import Executor, IntegrityErrors, Writer
 from ._packed import pack_shards
 from ._rows import SKIPPED, items, read_row, records
 from ._version import PG_BUMP, PG_READ, SqliteDataVersion
@@ -132,6 +133,8 @@ _GET_VERSIONS_AND_IDS = _DATASET_AND_ID.where(_d.name == sa.bindparam("name")).o
 _NAMES_PRESENT = sa.select(_d.name).where(_d.name.in_(sa.bindparam("names", expanding=True)))
 _GET_BY_CID = _DATASET.where(_d.cid == sa.bindparam("cid"))
 _LIST_DATASETS = _DATASET.order_by(_d.name, _d.id)
+_LIST_DATASETS_BY_ID = _DATASET.order_by(_d.id)
+_NAME_OF_ROW = itemgetter(1)  # a _DATASET row's name
 _EXISTING = _DATASET_AND_ID.where(
     sa.or_(_d.name.in_(sa.bindparam("names", expanding=True)),
            _d.cid.in_(sa.bindparam("cids", expanding=True)))
@@ -258,7 +261,7 @@ def _written_records(
     def shards_of(cid: str) -> Sequence[Sequence[Any]]:
         return w.rows(_SHARDS_OF, {"cid": cid})
 
-    return records(w.rows(stmt, params), same_row, shards_of)
+    return records(w.rows(stmt, params), shards_of)
 
 
 def _read_row_in(w: Writer, stmt: sa.Executable, params: dict[str, Any]) -> Iterator[DatasetRecord]:
@@ -267,7 +270,7 @@ def _read_row_in(w: Writer, stmt: sa.Executable, params: dict[str, Any]) -> Iter
     def shards_of(cid: str) -> Sequence[Sequence[Any]]:
         return w.rows(_SHARDS_OF, {"cid": cid})
 
-    return items(w.rows(stmt, params), same_row, shards_of)
+    return items(w.rows(stmt, params), shards_of)
 
 
 def _dataset_row(
@@ -377,8 +380,8 @@ class SqlBackend(IndexBackend):
         return self._x.read_raw(stmt, params)
 
     def _read_records(self, stmt: sa.Executable, params: dict[str, Any]) -> Iterator[DatasetRecord]:
-        rows, convert = self._read_raw(stmt, params)
-        return items(rows, convert, self._shards_of)
+        rows, _ = self._read_raw(stmt, params)
+        return items(rows, self._shards_of)
 
     def _shards_of(self, cid: str) -> Sequence[Sequence[Any]]:
         return self._x.read(_SHARDS_OF, {"cid": cid})
@@ -433,10 +436,10 @@ class SqlBackend(IndexBackend):
         self, cid: str, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> _R | None:
         # The lookup every get_entry makes: one row, one call, no generator.
-        rows, convert = self._read_raw(_GET_BY_CID, {"cid": cid})
+        rows, _ = self._read_raw(_GET_BY_CID, {"cid": cid})
         if not rows:
             return None
-        item = read_row(rows[0], convert, self._shards_of, make, shard_fields)
+        item = read_row(rows[0], self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
     def get_dataset_as(
@@ -453,25 +456,37 @@ class SqlBackend(IndexBackend):
     def _one_as(
         self, stmt: sa.Executable, params: dict[str, Any], make: Callable[..., _R], fields: bool
     ) -> _R | None:
-        rows, convert = self._read_raw(stmt, params)
+        rows, _ = self._read_raw(stmt, params)
         if not rows:
             return None
-        item = read_row(rows[0], convert, self._shards_of, make, fields)
+        item = read_row(rows[0], self._shards_of, make, fields)
         return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
         self._check_open()
         # A row whose values cannot be converted (a timestamp mangled by hand, say) is
         # skipped with a warning rather than failing the whole listing.
-        rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return items(rows, convert, self._shards_of)
+        rows, _ = self._x.read_raw(_LIST_DATASETS)
+        return items(rows, self._shards_of)
 
     def iter_datasets_as(
         self, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> Iterator[_R]:
         self._check_open()
-        rows, convert = self._x.read_raw(_LIST_DATASETS)
-        return items(rows, convert, self._shards_of, make, shard_fields)
+        rows, _ = self._x.read_raw(_LIST_DATASETS)
+        return items(rows, self._shards_of, make, shard_fields)
+
+    def list_datasets_as(self, make: Callable[..., _R], *, shard_fields: bool = False) -> list[_R]:
+        if self.kind != "sqlite":  # PostgreSQL: names sort in the database's collation
+            return list(self.iter_datasets_as(make, shard_fields=shard_fields))
+        # SQLite: the rows in id order (a scan of the table, no sort), then sorted by name
+        # here. Python orders strings by code point, as SQLite's BINARY collation orders
+        # their UTF-8 bytes, and its sort is stable: the order is (name, id), the same as
+        # _LIST_DATASETS, at a fraction of the cost of SQLite's sorter (one statement, so
+        # one snapshot still).
+        rows = list(self._read_raw(_LIST_DATASETS_BY_ID, {})[0])  # fetched whole
+        rows.sort(key=_NAME_OF_ROW)
+        return list(items(rows, self._shards_of, make, shard_fields))
 
     def insert_datasets(
         self, records: Sequence[DatasetRecord], *, on_conflict: OnConflict = "error"
