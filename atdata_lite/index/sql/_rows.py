@@ -62,9 +62,12 @@ def read_row(
             # SQLite keeps UTC text; parsing it is the check that it is a time (a row whose
             # timestamp does not parse is skipped below). An entry never replaced has both
             # timestamps equal: one parse.
-            same = updated == created
-            created = _parse_utc(created)
-            updated = created if same else _parse_utc(updated)
+            try:  # the format the backend writes (see _parse_utc), without a call
+                stamp = _fromisoformat(created + "+00:00")
+            except ValueError:
+                stamp = _parse_utc(created)
+            updated = stamp if updated == created else _parse_utc(updated)
+            created = stamp
         elif created is not None and created.tzinfo is None:
             # SQLAlchemy on an in-memory SQLite database returns naive UTC.
             created, updated = _utc(created), _utc(updated)

@@ -436,7 +436,9 @@ class SqlBackend(IndexBackend):
         self, cid: str, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> _R | None:
         # The lookup every get_entry makes: one row, one call, no generator.
-        rows, _ = self._read_raw(_GET_BY_CID, {"cid": cid})
+        if self._engine is None:
+            self._check_open()
+        rows: Any = self._x.read_raw(_GET_BY_CID, {"cid": cid})[0]  # a list: params given
         if not rows:
             return None
         item = read_row(rows[0], self._shards_of, make, shard_fields)
@@ -456,7 +458,9 @@ class SqlBackend(IndexBackend):
     def _one_as(
         self, stmt: sa.Executable, params: dict[str, Any], make: Callable[..., _R], fields: bool
     ) -> _R | None:
-        rows, _ = self._read_raw(stmt, params)
+        if self._engine is None:
+            self._check_open()
+        rows: Any = self._x.read_raw(stmt, params)[0]  # a list: params given
         if not rows:
             return None
         item = read_row(rows[0], self._shards_of, make, fields)
