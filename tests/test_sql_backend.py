@@ -46,13 +46,15 @@ def test_sqlite_settings_on_every_connection(tmp_path) -> None:
             with b.engine.connect() as conn:
                 pragma = {
                     name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                    for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
-                }
+                    for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout",
+                                 "cache_size")
+                }  # fmt: skip
             assert pragma == {
                 "journal_mode": "wal",
                 "foreign_keys": 1,
                 "synchronous": 1,  # NORMAL
                 "busy_timeout": 7500,
+                "cache_size": -16384,  # KiB: 16 MiB
             }
             b.engine.dispose()
     finally:
@@ -81,8 +83,8 @@ def test_backend_connections_have_the_settings(tmp_path) -> None:
     try:
         conn = b._x.connection()
         values = [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("journal_mode",
-                  "foreign_keys", "synchronous", "busy_timeout")]  # fmt: skip
-        assert values == ["wal", 1, 1, 3000]
+                  "foreign_keys", "synchronous", "busy_timeout", "cache_size")]  # fmt: skip
+        assert values == ["wal", 1, 1, 3000, -16384]
     finally:
         b.close()
 

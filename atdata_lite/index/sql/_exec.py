@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -151,6 +151,27 @@ class Executor(abc.ABC):
             function that converts one of them (raising ``ValueError``/``TypeError`` on a
             value that cannot be converted).
         """
+
+    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], list[Row]]:
+        """A function that runs ``stmt`` with its parameter ``name`` bound to its argument.
+
+        For the point reads every entry lookup makes: an executor may prepare what it can
+        once, so that a call costs the query. This default calls :meth:`read_raw`.
+
+        Args:
+            stmt: A Core SELECT built from :mod:`.tables`, with the one parameter ``name``
+                (bound once or several times) besides values bound in the statement itself.
+            name: The parameter's name.
+
+        Returns:
+            A function of the parameter's value returning the rows, as :meth:`read_raw`
+            returns them (unconverted where the executor converts).
+        """
+
+        def rows(value: Any) -> list[Row]:
+            return cast(list[Row], self.read_raw(stmt, {name: value})[0])
+
+        return rows
 
     @abc.abstractmethod
     def write(self) -> AbstractContextManager[Writer]:
@@ -448,10 +469,13 @@ def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
 class _Connection:
     """A thread's sqlite3 connection; closed when the thread (and so this object) goes."""
 
-    __slots__ = ("__weakref__", "conn")
+    __slots__ = ("__weakref__", "conn", "cursor")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # The thread's cursor for point reads (SqliteExecutor.lookup), which fetch their
+        # whole result: one cursor, instead of a new one per lookup.
+        self.cursor = conn.cursor()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown, or already closed
@@ -640,6 +664,33 @@ class SqliteExecutor(Executor):
                 self._raise_fault(exc)
                 raise
         return self._stream(sql, args), convert
+
+    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], list[Row]]:
+        # One call per lookup: the SQL and the thread's cursor are at hand (compiled on the
+        # first call, not when the index opens: a short-lived process pays for what it uses).
+        single: bool | None = None
+        sql = ""
+
+        def rows(value: Any) -> list[Row]:
+            nonlocal single, sql
+            if single is None:
+                compiled = self.compiled(stmt)
+                sql, single = compiled.sql, compiled.single == name
+            holder = getattr(self._local, "holder", None)
+            if holder is None or self._generation != FORK.generation:
+                self.connection()
+                holder = self._local.holder
+            try:
+                if single:
+                    return holder.cursor.execute(sql, (value,)).fetchall()  # type: ignore[no-any-return]
+                return holder.cursor.execute(  # type: ignore[no-any-return]
+                    *self.compiled(stmt).parameters({name: value})
+                ).fetchall()
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                self._raise_fault(exc)
+                raise
+
+        return rows
 
     def _stream(self, sql: str, args: Sequence[Any]) -> Iterator[Row]:
         # A cursor of its own: the generator may be consumed while this thread does other

@@ -342,6 +342,10 @@ class SqlBackend(IndexBackend):
         self.read_only = read_only
         self._read_only_reason = read_only_reason
         self._versions = SqliteDataVersion(target.path) if target.kind == "sqlite" else None
+        # The point reads of every entry lookup, prepared by the executor.
+        self._rows_by_cid = executor.lookup(_GET_BY_CID, "cid")
+        self._rows_by_name = executor.lookup(_GET_BY_NAME, "name")
+        self._rows_resolving = executor.lookup(_RESOLVE_NAME, "name")
 
     # --- identity ---------------------------------------------------------------------
 
@@ -438,7 +442,7 @@ class SqlBackend(IndexBackend):
         # The lookup every get_entry makes: one row, one call, no generator.
         if self._engine is None:
             self._check_open()
-        rows: Any = self._x.read_raw(_GET_BY_CID, {"cid": cid})[0]  # a list: params given
+        rows = self._rows_by_cid(cid)
         if not rows:
             return None
         item = read_row(rows[0], self._shards_of, make, shard_fields)
@@ -447,23 +451,24 @@ class SqlBackend(IndexBackend):
     def get_dataset_as(
         self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> _R | None:
-        return self._one_as(_GET_BY_NAME, {"name": name}, make, shard_fields)
+        if self._engine is None:
+            self._check_open()
+        rows = self._rows_by_name(name)
+        if not rows:
+            return None
+        item = read_row(rows[0], self._shards_of, make, shard_fields)
+        return None if item is SKIPPED else item
 
     def resolve_name_as(
         self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
     ) -> _R | None:
         # The first lookup of every Index.get_dataset(name).
-        return self._one_as(_RESOLVE_NAME, {"name": name}, make, shard_fields)
-
-    def _one_as(
-        self, stmt: sa.Executable, params: dict[str, Any], make: Callable[..., _R], fields: bool
-    ) -> _R | None:
         if self._engine is None:
             self._check_open()
-        rows: Any = self._x.read_raw(stmt, params)[0]  # a list: params given
+        rows = self._rows_resolving(name)
         if not rows:
             return None
-        item = read_row(rows[0], self._shards_of, make, fields)
+        item = read_row(rows[0], self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
