@@ -1,8 +1,8 @@
 """Dataset rows into records or entries: the SQL backend's read path, row by row.
 
 A dataset row holds the columns of ``backend._DATASET_COLUMNS``: ``cid, name, schema_ref,
-metadata, legacy_uuid, created_at, updated_at, packed_shards, version``, then, for writers
-(:func:`records`), the row ``id``. Each is
+metadata, legacy_uuid, created_at, updated_at, packed_shards, version`` (``updated_at`` NULL
+when it equals ``created_at``), then, for writers (:func:`records`), the row ``id``. Each is
 turned into one item by one call of :func:`read_row`; a listing pays that call per row and
 no generator (``map`` and ``filter`` drive it at C speed).
 
@@ -57,20 +57,23 @@ def read_row(
     # One call per row does everything (listing runs it 10,000 times for 10,000 entries):
     # the timestamps are converted here rather than by a converter of the whole row.
     try:
+        # updated_at comes as NULL when it equals created_at (see backend._DATASET_COLUMNS).
         created, updated = row[5], row[6]
         if type(created) is str:
             # SQLite keeps UTC text; parsing it is the check that it is a time (a row whose
-            # timestamp does not parse is skipped below). An entry never replaced has both
-            # timestamps equal: one parse.
+            # timestamp does not parse is skipped below).
             try:  # the format the backend writes (see _parse_utc), without a call
                 stamp = _fromisoformat(created + "+00:00")
             except ValueError:
                 stamp = _parse_utc(created)
-            updated = stamp if updated == created else _parse_utc(updated)
+            updated = stamp if updated is None else _parse_utc(updated)
             created = stamp
-        elif created is not None and created.tzinfo is None:
-            # SQLAlchemy on an in-memory SQLite database returns naive UTC.
-            created, updated = _utc(created), _utc(updated)
+        elif created is not None:
+            if updated is None:
+                updated = created
+            if created.tzinfo is None:
+                # SQLAlchemy on an in-memory SQLite database returns naive UTC.
+                created, updated = _utc(created), _utc(updated)
         packed = row[7]
         if packed is None:
             shards = _shard_rows_as(shards_of(row[0]), fields)

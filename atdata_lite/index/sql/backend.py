@@ -70,6 +70,10 @@ _SEMVER = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
 
 _d, _s, _sc = datasets.c, dataset_shards.c, schemas.c
 _lb, _ln = labels.c, lenses.c
+# updated_at is read as NULL when it equals created_at (see ._rows.read_row): most entries
+# were never replaced nor renamed, and a NULL costs the driver next to nothing to hand over,
+# where a timestamp is text to decode (SQLite) or a value to build.
+_UPDATED_IF_LATER = sa.func.nullif(_d.updated_at, _d.created_at, type_=_d.updated_at.type)
 _DATASET_COLUMNS = (
     _d.cid,
     _d.name,
@@ -77,7 +81,7 @@ _DATASET_COLUMNS = (
     _d.metadata,
     _d.legacy_uuid,
     _d.created_at,
-    _d.updated_at,
+    _UPDATED_IF_LATER.label("updated_at"),
     _d.packed_shards,
     _d.version,
 )
