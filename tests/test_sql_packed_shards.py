@@ -182,6 +182,11 @@ def test_an_unreadable_packed_list_falls_back_to_the_shard_rows_and_is_reported(
     [
         msgpack.packb([[1, None, None, None, None]]),  # a URL that is a number
         msgpack.packb([["u", "big", None, None, None]]),  # a size that is text
+        msgpack.packb([["u", True, None, None, None]]),  # a size that is a bool
+        msgpack.packb([["u", 1.5, None, None, None]]),  # a size that is a float
+        msgpack.packb([["u", 1, "7", None, None]]),  # a sample count that is text
+        msgpack.packb([["u", 1, 7, 12, None]]),  # a sha256 that is a number
+        msgpack.packb([["u", 1, 7, "ab", b"train"]]),  # a split that is bytes
         msgpack.packb([["u", None]]) + b"x",  # trailing bytes
         msgpack.packb([["u", 1, 2, 3, 4, 5]]),  # too many fields
         msgpack.packb({"u": 1}),  # not a list
