@@ -225,6 +225,26 @@ class _StoredShards:
         return shards
 
 
+class _StoredUrls:
+    """``LocalDatasetEntry.data_urls`` of an entry read from an index: listed on first use.
+
+    Made from the checked shard field tuples the entry keeps (or from its shards, once they
+    were built). Like :class:`_StoredShards`, a non-data descriptor: the list, once made, is
+    the instance's own (changes to it stay), and an entry built by ``__init__`` holds its
+    list in its ``__dict__``, which wins. A listing then makes no URL list nobody reads, and
+    keeps one object less per entry alive (which the garbage collector would walk).
+    """
+
+    def __get__(self, entry: LocalDatasetEntry | None, owner: type | None = None) -> Any:
+        if entry is None:
+            return self  # no default: data_urls is a required field
+        state = entry.__dict__
+        fields = state.get("_shard_fields")
+        urls = [f[0] for f in fields] if fields is not None else [s.url for s in entry.shards]
+        state["data_urls"] = urls
+        return urls
+
+
 # After @dataclass: __init__ keeps None as the default and stores what it is given in the
 # instance, so only entries built by entry_from_fields reach the descriptors.
 def check_splits(name: str, shards: tuple[ShardRecord, ...]) -> None:
@@ -251,6 +271,7 @@ def check_splits(name: str, shards: tuple[ShardRecord, ...]) -> None:
 
 LocalDatasetEntry.metadata = _StoredMetadata()  # type: ignore[assignment]  # a descriptor, see above
 LocalDatasetEntry.shards = _StoredShards()  # type: ignore[assignment]  # a descriptor, see above
+LocalDatasetEntry.data_urls = _StoredUrls()  # type: ignore[assignment]  # a descriptor, see above
 
 BasicIndexEntry = LocalDatasetEntry
 
@@ -300,7 +321,8 @@ def stored_entry_maker(
     of ``shards``), already checked by the backend, and fills the instance with one dict as
     :func:`entry_from_fields` does. The :class:`ShardRecord` objects are made when
     ``shards`` is first read, so an entry that is only listed, or only opened through its
-    ``data_urls``, never builds them. Reading an entry, and listing, call it once per row.
+    ``data_urls``, never builds them; ``data_urls`` itself is listed when first read.
+    Reading an entry, and listing, call it once per row.
 
     An entry with a URL containing ``marker`` (a store-relative URL, which the index
     resolves) is built by ``careful`` instead, with the same arguments.
@@ -326,10 +348,10 @@ def stored_entry_maker(
         updated_at: datetime | None,
         version: str | None = None,
     ) -> LocalDatasetEntry:
-        urls = [f[0] for f in shard_fields]
         # One substring search over the joined URLs: a URL merely containing the marker
-        # takes the careful path, which checks each one.
-        if marker in " ".join(urls):
+        # takes the careful path, which checks each one. (data_urls is listed on first use:
+        # see _StoredUrls.)
+        if marker in " ".join([f[0] for f in shard_fields]):
             return careful(
                 cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
                 updated_at, version,
@@ -338,7 +360,6 @@ def stored_entry_maker(
         self.__dict__ = {
             "name": name,
             "schema_ref": schema_ref,
-            "data_urls": urls,
             "_packed_metadata": metadata,
             "_cid": cid,
             "_legacy_uuid": legacy_uuid,
