@@ -517,7 +517,9 @@ class Index:
         if isinstance(ref, str):
             # The unversioned label, else the latest version: one statement on SQL backends,
             # built straight into the entry, as this is every load's first lookup.
-            entry = self._backend.resolve_name_as(ref, self._make_stored_entry, shard_fields=True)
+            entry = self._backend.resolve_name_as(
+                ref, self._make_stored_entry, shard_fields="packed"
+            )
             if entry is not None:
                 return entry
         record = self._resolve_other(ref)
@@ -564,7 +566,7 @@ class Index:
         Raises:
             DatasetNotFoundError: (a ``KeyError``) no entry has that name.
         """
-        entry = self._backend.get_dataset_as(name, self._make_stored_entry, shard_fields=True)
+        entry = self._backend.get_dataset_as(name, self._make_stored_entry, shard_fields="packed")
         if entry is None:
             raise no_entry_named(self._backend, name)
         return entry
@@ -575,7 +577,9 @@ class Index:
         Raises:
             DatasetNotFoundError: (a ``KeyError``) no entry has that CID.
         """
-        entry = self._backend.get_dataset_by_cid_as(cid, self._make_stored_entry, shard_fields=True)
+        entry = self._backend.get_dataset_by_cid_as(
+            cid, self._make_stored_entry, shard_fields="packed"
+        )
         if entry is None:
             raise DatasetNotFoundError(
                 f"LocalDatasetEntry not found: {cid}", hint=partial(cid_hint, self._backend, cid)
@@ -585,7 +589,7 @@ class Index:
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
         """Every entry, ordered by name (see :meth:`list_entries` for unreadable rows)."""
-        return self._backend.iter_datasets_as(self._make_stored_entry, shard_fields=True)
+        return self._backend.iter_datasets_as(self._make_stored_entry, shard_fields="packed")
 
     def list_entries(self) -> list[LocalDatasetEntry]:
         """Every entry, as a list.
@@ -596,7 +600,7 @@ class Index:
         first use, which keeps listing cheap).
         """
         # The backend builds the entries straight from its rows: listing is a hot path.
-        return self._backend.list_datasets_as(self._make_stored_entry, shard_fields=True)
+        return self._backend.list_datasets_as(self._make_stored_entry, shard_fields="packed")
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:

@@ -219,7 +219,8 @@ class _StoredShards:
         if entry is None:
             return ()  # the dataclass default, as the class attribute was
         state = entry.__dict__
-        fields = state.pop("_shard_fields", ())
+        fields = _stored_fields(state)
+        state.pop("_shard_fields", None)
         shards = tuple([ShardRecord(*f) for f in fields])
         state["shards"] = shards
         return shards
@@ -228,8 +229,8 @@ class _StoredShards:
 class _StoredUrls:
     """``LocalDatasetEntry.data_urls`` of an entry read from an index: listed on first use.
 
-    Made from the checked shard field tuples the entry keeps (or from its shards, once they
-    were built). Like :class:`_StoredShards`, a non-data descriptor: the list, once made, is
+    Made from the checked shard fields the entry keeps (or from its shards, once they were
+    built). Like :class:`_StoredShards`, a non-data descriptor: the list, once made, is
     the instance's own (changes to it stay), and an entry built by ``__init__`` holds its
     list in its ``__dict__``, which wins. A listing then makes no URL list nobody reads, and
     keeps one object less per entry alive (which the garbage collector would walk).
@@ -239,10 +240,30 @@ class _StoredUrls:
         if entry is None:
             return self  # no default: data_urls is a required field
         state = entry.__dict__
-        fields = state.get("_shard_fields")
-        urls = [f[0] for f in fields] if fields is not None else [s.url for s in entry.shards]
+        if "shards" in state:
+            urls = [s.url for s in state["shards"]]
+        else:
+            urls = [f[0] for f in _stored_fields(state)]
         state["data_urls"] = urls
         return urls
+
+
+def _stored_fields(state: dict[str, Any]) -> ShardFields:
+    """The shard field tuples of an entry read from an index, decoding its packed list once.
+
+    The SQL backend hands entries their packed shard list as read and checked (see
+    ``ShardForm``): decoding the same bytes again gives the same, checked, values.
+    """
+    fields: ShardFields | None = state.get("_shard_fields")
+    if fields is None:
+        packed = state.pop("_packed_shards", None)
+        if packed is None:
+            return ()
+        # Only entries of the SQL backend hold a packed list, so its module is loaded.
+        from .sql._packed import unpack_shard_fields
+
+        fields = state["_shard_fields"] = unpack_shard_fields(packed)
+    return fields
 
 
 # After @dataclass: __init__ keeps None as the default and stores what it is given in the
@@ -317,8 +338,9 @@ def stored_entry_maker(
 ) -> Callable[..., LocalDatasetEntry]:
     """A builder of entries for stored datasets whose shards come as checked field tuples.
 
-    The builder takes :class:`DatasetRecord`'s fields in order (``shard_fields`` in place
-    of ``shards``), already checked by the backend, and fills the instance with one dict as
+    The builder takes :class:`DatasetRecord`'s fields in order (``shards`` in the form
+    ``shard_fields="packed"`` gives: field tuples, or a packed list), already checked by the
+    backend, and fills the instance with one dict as
     :func:`entry_from_fields` does. The :class:`ShardRecord` objects are made when
     ``shards`` is first read, so an entry that is only listed, or only opened through its
     ``data_urls``, never builds them; ``data_urls`` itself is listed when first read.
@@ -336,26 +358,38 @@ def stored_entry_maker(
     """
     new = object.__new__
     cls = LocalDatasetEntry
+    marker_bytes = marker.encode()
 
     def make(
         cid: str,
         name: str,
         schema_ref: str,
-        shard_fields: ShardFields,
+        shard_fields: ShardFields | bytes,
         metadata: bytes | None,
         legacy_uuid: str | None,
         created_at: datetime | None,
         updated_at: datetime | None,
         version: str | None = None,
     ) -> LocalDatasetEntry:
-        # One substring search over the joined URLs: a URL merely containing the marker
-        # takes the careful path, which checks each one. (data_urls is listed on first use:
-        # see _StoredUrls.)
-        if marker in " ".join([f[0] for f in shard_fields]):
+        key: str
+        # One substring search over the joined URLs (or the packed list's bytes, where
+        # msgpack keeps each URL's UTF-8 whole): a URL merely containing the marker takes
+        # the careful path, which checks each one. (data_urls is listed on first use: see
+        # _StoredUrls.)
+        if isinstance(shard_fields, bytes):
+            if marker_bytes in shard_fields:
+                return careful(
+                    cid, name, schema_ref, _stored_fields({"_packed_shards": shard_fields}),
+                    metadata, legacy_uuid, created_at, updated_at, version,
+                )  # fmt: skip
+            key = "_packed_shards"  # decoded on first use: no tuples kept alive meanwhile
+        elif marker in " ".join([f[0] for f in shard_fields]):
             return careful(
                 cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
                 updated_at, version,
             )  # fmt: skip
+        else:
+            key = "_shard_fields"
         self = new(cls)
         self.__dict__ = {
             "name": name,
@@ -363,7 +397,7 @@ def stored_entry_maker(
             "_packed_metadata": metadata,
             "_cid": cid,
             "_legacy_uuid": legacy_uuid,
-            "_shard_fields": shard_fields,
+            key: shard_fields,
             "created_at": created_at,
             "updated_at": updated_at,
             "version": version,

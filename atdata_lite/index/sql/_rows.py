@@ -22,7 +22,7 @@ from operator import is_not
 from typing import Any
 
 from ..._log import get_logger
-from ..._records import ShardRecord
+from ..._records import ShardForm, ShardRecord
 from ..backend import DatasetRecord
 from ._packed import unpack_shard_fields, unpack_shards
 
@@ -43,7 +43,7 @@ def read_row(
     row: Sequence[Any],
     shards_of: ShardsOf,
     make: Callable[..., Any] = DatasetRecord,
-    fields: bool = False,
+    fields: ShardForm = False,
 ) -> Any:
     """Turn one dataset row into ``make``'s item, or :data:`SKIPPED`.
 
@@ -52,7 +52,9 @@ def read_row(
             ``datetime`` values from SQLAlchemy and PostgreSQL).
         shards_of: Reads the shard rows of a row whose packed list is NULL or unreadable.
         make: Builds the item from :class:`DatasetRecord`'s fields, in order.
-        fields: Hand ``make`` the shards as field tuples instead of records.
+        fields: Hand ``make`` the shards as field tuples instead of records, or (``"packed"``)
+            as the packed value itself once it is checked (field tuples when the row has
+            none, or a damaged one).
     """
     # One call per row does everything (listing runs it 10,000 times for 10,000 entries):
     # the timestamps are converted here rather than by a converter of the whole row.
@@ -79,7 +81,11 @@ def read_row(
             shards = _shard_rows_as(shards_of(row[0]), fields)
         else:
             try:
-                shards = unpack_shard_fields(packed) if fields else unpack_shards(packed)
+                if fields == "packed":  # checked here, decoded again by the entry if read
+                    unpack_shard_fields(packed)
+                    shards = packed
+                else:
+                    shards = unpack_shard_fields(packed) if fields else unpack_shards(packed)
             except ValueError as exc:
                 # The shard rows are the normalised record: read them instead.
                 log.warning("Dataset %r (CID %s): %s; reading its shard rows instead "
@@ -96,7 +102,7 @@ def items(
     rows: Iterable[Sequence[Any]],
     shards_of: ShardsOf,
     make: Callable[..., Any] = DatasetRecord,
-    fields: bool = False,
+    fields: ShardForm = False,
 ) -> Iterator[Any]:
     """:func:`read_row` of every row, without the rows it skipped (``map`` at C speed)."""
     read = map(read_row, rows, repeat(shards_of), repeat(make), repeat(fields))
@@ -114,7 +120,7 @@ def records(
             yield row[9], record
 
 
-def _shard_rows_as(rows: Sequence[Sequence[Any]], fields: bool) -> tuple[Any, ...]:
+def _shard_rows_as(rows: Sequence[Sequence[Any]], fields: ShardForm) -> tuple[Any, ...]:
     if fields:
         return tuple([tuple(r) for r in rows])
     return tuple([ShardRecord(*r) for r in rows])

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ..._log import get_logger
+from ..._records import ShardForm
 from ...errors import (
     DatasetExistsError,
     DatasetNotFoundError,
@@ -441,7 +442,7 @@ class SqlBackend(IndexBackend):
         return None
 
     def get_dataset_by_cid_as(
-        self, cid: str, make: Callable[..., _R], *, shard_fields: bool = False
+        self, cid: str, make: Callable[..., _R], *, shard_fields: ShardForm = False
     ) -> _R | None:
         # The lookup every get_entry makes: one row, one call, no generator.
         if self._engine is None:
@@ -453,7 +454,7 @@ class SqlBackend(IndexBackend):
         return None if item is SKIPPED else item
 
     def get_dataset_as(
-        self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
+        self, name: str, make: Callable[..., _R], *, shard_fields: ShardForm = False
     ) -> _R | None:
         if self._engine is None:
             self._check_open()
@@ -464,7 +465,7 @@ class SqlBackend(IndexBackend):
         return None if item is SKIPPED else item
 
     def resolve_name_as(
-        self, name: str, make: Callable[..., _R], *, shard_fields: bool = False
+        self, name: str, make: Callable[..., _R], *, shard_fields: ShardForm = False
     ) -> _R | None:
         # The first lookup of every Index.get_dataset(name).
         if self._engine is None:
@@ -483,13 +484,15 @@ class SqlBackend(IndexBackend):
         return items(rows, self._shards_of)
 
     def iter_datasets_as(
-        self, make: Callable[..., _R], *, shard_fields: bool = False
+        self, make: Callable[..., _R], *, shard_fields: ShardForm = False
     ) -> Iterator[_R]:
         self._check_open()
         rows, _ = self._x.read_raw(_LIST_DATASETS)
         return items(rows, self._shards_of, make, shard_fields)
 
-    def list_datasets_as(self, make: Callable[..., _R], *, shard_fields: bool = False) -> list[_R]:
+    def list_datasets_as(
+        self, make: Callable[..., _R], *, shard_fields: ShardForm = False
+    ) -> list[_R]:
         if self.kind != "sqlite":  # PostgreSQL: names sort in the database's collation
             return list(self.iter_datasets_as(make, shard_fields=shard_fields))
         # SQLite: the rows in id order (a scan of the table, no sort), then sorted by name
