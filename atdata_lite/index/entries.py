@@ -371,25 +371,27 @@ def stored_entry_maker(
         updated_at: datetime | None,
         version: str | None = None,
     ) -> LocalDatasetEntry:
-        key: str
         # One substring search over the joined URLs (or the packed list's bytes, where
         # msgpack keeps each URL's UTF-8 whole): a URL merely containing the marker takes
         # the careful path, which checks each one. (data_urls is listed on first use: see
         # _StoredUrls.)
+        packed: bytes | None = None
+        fields: ShardFields | None
         if isinstance(shard_fields, bytes):
-            if marker_bytes in shard_fields:
+            # (find, not ``in``: bytes containment is the slower of the two.)
+            if shard_fields.find(marker_bytes) >= 0:
                 return careful(
                     cid, name, schema_ref, _stored_fields({"_packed_shards": shard_fields}),
                     metadata, legacy_uuid, created_at, updated_at, version,
                 )  # fmt: skip
-            key = "_packed_shards"  # decoded on first use: no tuples kept alive meanwhile
+            packed, fields = shard_fields, None  # decoded on first use: no tuples kept
         elif marker in " ".join([f[0] for f in shard_fields]):
             return careful(
                 cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
                 updated_at, version,
             )  # fmt: skip
         else:
-            key = "_shard_fields"
+            fields = shard_fields
         self = new(cls)
         self.__dict__ = {
             "name": name,
@@ -397,7 +399,8 @@ def stored_entry_maker(
             "_packed_metadata": metadata,
             "_cid": cid,
             "_legacy_uuid": legacy_uuid,
-            key: shard_fields,
+            "_shard_fields": fields,  # constant keys: the dict is built in one step
+            "_packed_shards": packed,
             "created_at": created_at,
             "updated_at": updated_at,
             "version": version,
