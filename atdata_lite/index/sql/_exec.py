@@ -152,26 +152,28 @@ class Executor(abc.ABC):
             value that cannot be converted).
         """
 
-    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], list[Row]]:
+    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], Row | None]:
         """A function that runs ``stmt`` with its parameter ``name`` bound to its argument.
 
         For the point reads every entry lookup makes: an executor may prepare what it can
         once, so that a call costs the query. This default calls :meth:`read_raw`.
 
         Args:
-            stmt: A Core SELECT built from :mod:`.tables`, with the one parameter ``name``
-                (bound once or several times) besides values bound in the statement itself.
+            stmt: A Core SELECT built from :mod:`.tables` that finds one row at most, with
+                the one parameter ``name`` (bound once or several times) besides values
+                bound in the statement itself.
             name: The parameter's name.
 
         Returns:
-            A function of the parameter's value returning the rows, as :meth:`read_raw`
-            returns them (unconverted where the executor converts).
+            A function of the parameter's value returning the row, as :meth:`read_raw`
+            returns rows (unconverted where the executor converts), or ``None``.
         """
 
-        def rows(value: Any) -> list[Row]:
-            return cast(list[Row], self.read_raw(stmt, {name: value})[0])
+        def row(value: Any) -> Row | None:
+            rows = cast(list[Row], self.read_raw(stmt, {name: value})[0])
+            return rows[0] if rows else None
 
-        return rows
+        return row
 
     @abc.abstractmethod
     def write(self) -> AbstractContextManager[Writer]:
@@ -473,8 +475,8 @@ class _Connection:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        # The thread's cursor for point reads (SqliteExecutor.lookup), which fetch their
-        # whole result: one cursor, instead of a new one per lookup.
+        # The thread's cursor for point reads (SqliteExecutor.lookup), which end their
+        # statement before they return: one cursor, instead of a new one per lookup.
         self.cursor = conn.cursor()
 
     def __del__(self) -> None:
@@ -665,13 +667,15 @@ class SqliteExecutor(Executor):
                 raise
         return self._stream(sql, args), convert
 
-    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], list[Row]]:
+    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], Row | None]:
         # One call per lookup: the SQL and the thread's cursor are at hand (compiled on the
         # first call, not when the index opens: a short-lived process pays for what it uses).
+        # fetchone() reads the row and steps once more, which ends a one-row statement and
+        # resets it: no read snapshot is left open on the thread's cursor.
         single: bool | None = None
         sql = ""
 
-        def rows(value: Any) -> list[Row]:
+        def row(value: Any) -> Row | None:
             nonlocal single, sql
             if single is None:
                 compiled = self.compiled(stmt)
@@ -682,15 +686,15 @@ class SqliteExecutor(Executor):
                 holder = self._local.holder
             try:
                 if single:
-                    return holder.cursor.execute(sql, (value,)).fetchall()  # type: ignore[no-any-return]
+                    return holder.cursor.execute(sql, (value,)).fetchone()  # type: ignore[no-any-return]
                 return holder.cursor.execute(  # type: ignore[no-any-return]
                     *self.compiled(stmt).parameters({name: value})
-                ).fetchall()
+                ).fetchone()
             except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
                 self._raise_fault(exc)
                 raise
 
-        return rows
+        return row
 
     def _stream(self, sql: str, args: Sequence[Any]) -> Iterator[Row]:
         # A cursor of its own: the generator may be consumed while this thread does other

@@ -348,9 +348,9 @@ class SqlBackend(IndexBackend):
         self._read_only_reason = read_only_reason
         self._versions = SqliteDataVersion(target.path) if target.kind == "sqlite" else None
         # The point reads of every entry lookup, prepared by the executor.
-        self._rows_by_cid = executor.lookup(_GET_BY_CID, "cid")
-        self._rows_by_name = executor.lookup(_GET_BY_NAME, "name")
-        self._rows_resolving = executor.lookup(_RESOLVE_NAME, "name")
+        self._row_by_cid = executor.lookup(_GET_BY_CID, "cid")
+        self._row_by_name = executor.lookup(_GET_BY_NAME, "name")
+        self._row_resolving = executor.lookup(_RESOLVE_NAME, "name")
 
     # --- identity ---------------------------------------------------------------------
 
@@ -447,10 +447,10 @@ class SqlBackend(IndexBackend):
         # The lookup every get_entry makes: one row, one call, no generator.
         if self._engine is None:
             self._check_open()
-        rows = self._rows_by_cid(cid)
-        if not rows:
+        row = self._row_by_cid(cid)
+        if row is None:
             return None
-        item = read_row(rows[0], self._shards_of, make, shard_fields)
+        item = read_row(row, self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
     def get_dataset_as(
@@ -458,10 +458,10 @@ class SqlBackend(IndexBackend):
     ) -> _R | None:
         if self._engine is None:
             self._check_open()
-        rows = self._rows_by_name(name)
-        if not rows:
+        row = self._row_by_name(name)
+        if row is None:
             return None
-        item = read_row(rows[0], self._shards_of, make, shard_fields)
+        item = read_row(row, self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
     def resolve_name_as(
@@ -470,10 +470,10 @@ class SqlBackend(IndexBackend):
         # The first lookup of every Index.get_dataset(name).
         if self._engine is None:
             self._check_open()
-        rows = self._rows_resolving(name)
-        if not rows:
+        row = self._row_resolving(name)
+        if row is None:
             return None
-        item = read_row(rows[0], self._shards_of, make, shard_fields)
+        item = read_row(row, self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
     def iter_datasets(self) -> Iterator[DatasetRecord]:
