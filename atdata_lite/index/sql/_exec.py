@@ -674,12 +674,20 @@ class SqliteExecutor(Executor):
         # resets it: no read snapshot is left open on the thread's cursor.
         single: bool | None = None
         sql = ""
+        getter: Callable[[dict[str, Any]], Any] | None = None
+        constants: dict[str, Any] = {}
 
         def row(value: Any) -> Row | None:
-            nonlocal single, sql
+            nonlocal single, sql, getter, constants
             if single is None:
                 compiled = self.compiled(stmt)
                 sql, single = compiled.sql, compiled.single == name
+                # Several binds, each ``name`` or a value in the statement (a lookup by name
+                # binds the name three times): one dict and one itemgetter per call.
+                if compiled.constants is not None and all(
+                    n == name or n in compiled.constants for n, _, _ in compiled.binds
+                ):
+                    getter, constants = compiled.getter, compiled.constants
             holder = getattr(self._local, "holder", None)
             if holder is None or self._generation != FORK.generation:
                 self.connection()
@@ -687,6 +695,9 @@ class SqliteExecutor(Executor):
             try:
                 if single:
                     return holder.cursor.execute(sql, (value,)).fetchone()  # type: ignore[no-any-return]
+                if getter is not None:
+                    args = getter({**constants, name: value})
+                    return holder.cursor.execute(sql, args).fetchone()  # type: ignore[no-any-return]
                 return holder.cursor.execute(  # type: ignore[no-any-return]
                     *self.compiled(stmt).parameters({name: value})
                 ).fetchone()
