@@ -447,9 +447,10 @@ _UNSET = object()
 def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     # SQLite keeps no time zone; the backend writes UTC, so what comes back is UTC. Parsing
     # SQLAlchemy's storage format with the offset appended is several times cheaper than
-    # converting and then calling .replace(tzinfo=...), which matters when listing.
-    # A row's created_at and updated_at are usually the same string (an entry never
-    # replaced), so the last conversion is remembered: one parse per row instead of two.
+    # converting and then calling .replace(tzinfo=...). (Rows read and converted whole:
+    # writers' reads, labels. Dataset rows are read unconverted and their timestamps parsed
+    # by ._rows.read_row.) A row's timestamps are often the same string, so the last
+    # conversion is remembered.
     parse = datetime.fromisoformat
     last: tuple[Any, Any] = (None, None)
 
