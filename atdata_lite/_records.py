@@ -8,6 +8,7 @@ path never imports the index.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["ShardFields", "ShardRecord"]
 
@@ -42,3 +43,10 @@ class ShardRecord:
 #: sample_count, sha256, split)``. What a backend hands a caller that builds records only
 #: when they are asked for (see ``IndexBackend.iter_datasets_as``).
 ShardFields = tuple[tuple[str, int | None, int | None, str | None, str | None], ...]
+
+#: How a backend hands ``shards`` to a ``make`` function (see ``IndexBackend.iter_datasets_as``):
+#: ``False`` as records, ``True`` as :data:`ShardFields`, ``"packed"`` as :data:`ShardFields`
+#: or, from a backend that stores the shard list as one packed value (the SQL backend), that
+#: value already read and checked (``bytes``), for the index's own entries to decode on
+#: first use.
+ShardForm = bool | Literal["packed"]

@@ -285,6 +285,22 @@ class _BackendTests:
         assert [r.name for r in rebuilt] == ["a", "b"]
         assert [s.url for s in rebuilt[1].shards] == ["b1.tar", "b2.tar"]
 
+    def test_list_datasets_as_lists_what_iter_datasets_yields_in_its_order(
+        self, backend: IndexBackend
+    ) -> None:
+        # Names whose order differs between byte, code point and locale orderings, and two
+        # versions of one name stored in an order that is not their version order.
+        names = ["b", "a", "Z", "é", "ß", "日本", "a-1", "_x", "A"]
+        backend.insert_datasets([make_record(n) for n in names])
+        later = make_record("a", ["a-older.tar"]).stamped(None, None, "0.5.0")
+        backend.insert_datasets([later])
+        listed = backend.list_datasets_as(DatasetRecord)
+        assert listed == list(backend.iter_datasets())
+        assert [(r.name, r.version) for r in listed if r.name == "a"] == [
+            ("a", "1.0.0"), ("a", "0.5.0")
+        ]  # fmt: skip
+        assert sorted(r.name for r in listed) == sorted([*names, "a"])
+
     def test_shard_fields_and_lookup_by_cid_as_give_the_same_entries(
         self, backend: IndexBackend
     ) -> None:

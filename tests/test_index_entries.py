@@ -104,3 +104,23 @@ def test_entries_read_from_the_index_build_their_shard_records_on_first_use(tmp_
     assert renamed.shards == tuple(shards) and renamed.metadata == {"k": 1}
     eager = LocalDatasetEntry("a", ref, ["/x.tar"])
     assert eager.shards == (ShardRecord("/x.tar"),)  # entries built by hand are unchanged
+
+
+def test_data_urls_of_entries_read_from_the_index_are_one_list_of_their_own(tmp_path):
+    from atdata_lite import packable
+
+    @packable
+    class P:
+        x: int
+
+    with Index(tmp_path / "index.db") as index:
+        ref = index.publish_schema(P)
+        index.add_shards(["/d/a.tar", "/d/b.tar"], name="a", schema_ref=ref)
+        first, second = index.list_entries()[0], index.get_dataset("a")
+        shards_first = index.get_dataset("a")
+    assert first.data_urls is first.data_urls  # made once, then the entry's own
+    first.data_urls.append("/d/c.tar")
+    assert first.data_urls == ["/d/a.tar", "/d/b.tar", "/d/c.tar"]
+    assert second.data_urls == ["/d/a.tar", "/d/b.tar"]  # another entry: untouched
+    assert [s.url for s in shards_first.shards] == ["/d/a.tar", "/d/b.tar"]
+    assert shards_first.data_urls == ["/d/a.tar", "/d/b.tar"]  # after the shards were built

@@ -46,13 +46,15 @@ def test_sqlite_settings_on_every_connection(tmp_path) -> None:
             with b.engine.connect() as conn:
                 pragma = {
                     name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                    for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
-                }
+                    for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout",
+                                 "cache_size")
+                }  # fmt: skip
             assert pragma == {
                 "journal_mode": "wal",
                 "foreign_keys": 1,
                 "synchronous": 1,  # NORMAL
                 "busy_timeout": 7500,
+                "cache_size": -16384,  # KiB: 16 MiB
             }
             b.engine.dispose()
     finally:
@@ -81,9 +83,37 @@ def test_backend_connections_have_the_settings(tmp_path) -> None:
     try:
         conn = b._x.connection()
         values = [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("journal_mode",
-                  "foreign_keys", "synchronous", "busy_timeout")]  # fmt: skip
-        assert values == ["wal", 1, 1, 3000]
+                  "foreign_keys", "synchronous", "busy_timeout", "cache_size")]  # fmt: skip
+        assert values == ["wal", 1, 1, 3000, -16384]
     finally:
+        b.close()
+
+
+def test_lookups_leave_no_read_snapshot_open(tmp_path) -> None:
+    # Point reads share one cursor per thread: each must end its statement, or the snapshot
+    # it holds would keep every checkpoint from emptying the WAL.
+    import sqlite3
+
+    path = tmp_path / "index.db"
+    b = open_sql_backend(str(path))
+    other = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        b.insert_datasets([record("a"), record("b")])
+        assert b.get_dataset_by_cid_as("bafy-a", lambda *f: f[1]) == "a"
+        assert b.get_dataset_as("b", lambda *f: f[1]) == "b"
+        assert b.resolve_name_as("a", lambda *f: f[1]) == "a"
+        assert b.resolve_name_as("missing", lambda *f: f[1]) is None
+        other.execute("UPDATE datasets SET legacy_uuid = 'x'")  # something to checkpoint
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+        # What the check catches: a statement stopped before its end holds its snapshot.
+        held = b._x.connection().execute("SELECT name FROM datasets")
+        held.fetchone()
+        other.execute("UPDATE datasets SET legacy_uuid = 'y'")
+        assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 1
+        held.close()
+    finally:
+        other.close()
         b.close()
 
 

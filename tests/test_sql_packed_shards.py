@@ -7,6 +7,7 @@ each kind of write and compare the two stored forms after each step.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 
@@ -182,6 +183,11 @@ def test_an_unreadable_packed_list_falls_back_to_the_shard_rows_and_is_reported(
     [
         msgpack.packb([[1, None, None, None, None]]),  # a URL that is a number
         msgpack.packb([["u", "big", None, None, None]]),  # a size that is text
+        msgpack.packb([["u", True, None, None, None]]),  # a size that is a bool
+        msgpack.packb([["u", 1.5, None, None, None]]),  # a size that is a float
+        msgpack.packb([["u", 1, "7", None, None]]),  # a sample count that is text
+        msgpack.packb([["u", 1, 7, 12, None]]),  # a sha256 that is a number
+        msgpack.packb([["u", 1, 7, "ab", b"train"]]),  # a split that is bytes
         msgpack.packb([["u", None]]) + b"x",  # trailing bytes
         msgpack.packb([["u", 1, 2, 3, 4, 5]]),  # too many fields
         msgpack.packb({"u": 1}),  # not a list
@@ -231,3 +237,36 @@ def test_salvage_drops_a_dataset_that_lost_every_shard_row(tmp_path) -> None:
     finally:
         backend.close()
     assert check_index(path).sound
+
+
+def test_packed_form_hands_over_the_checked_list_and_entries_decode_it_when_read(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = str(tmp_path / "index.db")
+    sized = (ShardRecord("u0", 10, 2, "f" * 64, "train"), ShardRecord("u1", None, 3, None, "test"))
+    with Index(path) as index:
+        index.backend.insert_datasets(
+            [record("a", urls=("u0", "u1")), record("b", urls=("v0", "v1")), record("c")]
+        )
+        index.backend.insert_datasets([dataclasses.replace(record("d"), shards=sized)])
+    # "a" keeps its packed list; "b" has none (ORM-style); "c" has a damaged one.
+    _sqlite(path, "UPDATE datasets SET packed_shards = NULL WHERE name = 'b'")
+    _sqlite(path, "UPDATE datasets SET packed_shards = X'C1' WHERE name = 'c'")
+    with Index(path) as index:
+        handed = {
+            item[1]: item[3]
+            for item in index.backend.iter_datasets_as(lambda *f: f, shard_fields="packed")
+        }
+        with caplog.at_level(logging.WARNING):
+            entries = {e.name: e for e in index.list_entries()}
+            by_cid = {n: index.get_entry(e.cid) for n, e in entries.items()}
+    assert type(handed["a"]) is bytes
+    assert unpack_shards(handed["a"]) == record("a", urls=("u0", "u1")).shards
+    assert handed["b"] == (("v0", 10, 1, None, None), ("v1", 10, 1, None, None))
+    assert type(handed["c"]) is tuple  # read from its shard rows, with a warning
+    assert "'c'" in caplog.text and "shard rows instead" in caplog.text
+    for got in (entries, by_cid):
+        assert got["a"].data_urls == ["u0", "u1"] and got["b"].data_urls == ["v0", "v1"]
+        assert got["c"].data_urls == record("c").data_urls
+        assert got["d"].shards == sized and got["d"].data_urls == ["u0", "u1"]
+        assert got["d"].splits == {"train": ["u0"], "test": ["u1"]}

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -68,7 +69,7 @@ from .entries import (
     LocalSchemaRecord,
     SchemaNamespace,
     entry_from_fields,
-    entry_from_shard_fields,
+    stored_entry_maker,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -305,6 +306,10 @@ class Index:
 
             self._stubs = StubManager(stub_dir)
         self._types = SchemaNamespace()
+        # The read path's entries (lookups, listing): shards arrive as checked field tuples
+        # and become records only when read, unless a URL needs resolving.
+        # (Through a weak reference: the index holds the builder, which must not hold it.)
+        self._make_stored_entry = stored_entry_maker(_resolving(weakref.ref(self)), STORE_SCHEME)
         self._known_schemas: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -468,7 +473,7 @@ class Index:
         entry.__dict__["_recorded_urls"] = recorded
         return entry
 
-    def _make_stored_entry(
+    def _make_resolved_entry(
         self,
         cid: str,
         name: str,
@@ -480,16 +485,8 @@ class Index:
         updated_at: Any,
         version: str | None = None,
     ) -> LocalDatasetEntry:
-        # The read path's entries (get_entry, listing): shards arrive as checked field
-        # tuples and become records only when read, unless a URL needs resolving. One
-        # substring search over the joined URLs finds store-relative ones (a URL merely
-        # containing the scheme takes the careful path, which checks each one).
-        urls = [f[0] for f in shard_fields]
-        if STORE_SCHEME not in " ".join(urls):
-            return entry_from_shard_fields(
-                cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
-                updated_at, version, urls,
-            )  # fmt: skip
+        # The read path's entries with store-relative URLs (see _init: the others are built
+        # by stored_entry_maker without a call here).
         return self._make_entry(
             cid, name, schema_ref, tuple([ShardRecord(*f) for f in shard_fields]), metadata,
             legacy_uuid, created_at, updated_at, version,
@@ -520,7 +517,9 @@ class Index:
         if isinstance(ref, str):
             # The unversioned label, else the latest version: one statement on SQL backends,
             # built straight into the entry, as this is every load's first lookup.
-            entry = self._backend.resolve_name_as(ref, self._make_stored_entry, shard_fields=True)
+            entry = self._backend.resolve_name_as(
+                ref, self._make_stored_entry, shard_fields="packed"
+            )
             if entry is not None:
                 return entry
         record = self._resolve_other(ref)
@@ -567,7 +566,7 @@ class Index:
         Raises:
             DatasetNotFoundError: (a ``KeyError``) no entry has that name.
         """
-        entry = self._backend.get_dataset_as(name, self._make_stored_entry, shard_fields=True)
+        entry = self._backend.get_dataset_as(name, self._make_stored_entry, shard_fields="packed")
         if entry is None:
             raise no_entry_named(self._backend, name)
         return entry
@@ -578,7 +577,9 @@ class Index:
         Raises:
             DatasetNotFoundError: (a ``KeyError``) no entry has that CID.
         """
-        entry = self._backend.get_dataset_by_cid_as(cid, self._make_stored_entry, shard_fields=True)
+        entry = self._backend.get_dataset_by_cid_as(
+            cid, self._make_stored_entry, shard_fields="packed"
+        )
         if entry is None:
             raise DatasetNotFoundError(
                 f"LocalDatasetEntry not found: {cid}", hint=partial(cid_hint, self._backend, cid)
@@ -588,7 +589,7 @@ class Index:
     @property
     def entries(self) -> Iterator[LocalDatasetEntry]:
         """Every entry, ordered by name (see :meth:`list_entries` for unreadable rows)."""
-        return self._backend.iter_datasets_as(self._make_stored_entry, shard_fields=True)
+        return self._backend.iter_datasets_as(self._make_stored_entry, shard_fields="packed")
 
     def list_entries(self) -> list[LocalDatasetEntry]:
         """Every entry, as a list.
@@ -599,7 +600,7 @@ class Index:
         first use, which keeps listing cheap).
         """
         # The backend builds the entries straight from its rows: listing is a hot path.
-        return list(self._backend.iter_datasets_as(self._make_stored_entry, shard_fields=True))
+        return self._backend.list_datasets_as(self._make_stored_entry, shard_fields="packed")
 
     @property
     def all_entries(self) -> list[LocalDatasetEntry]:
@@ -1673,3 +1674,14 @@ class Index:
 
 
 LocalIndex = Index
+
+
+def _resolving(ref: weakref.ref[Index]) -> Callable[..., LocalDatasetEntry]:
+    """The index's builder of entries with store-relative URLs, without a strong reference."""
+
+    def make(*fields: Any) -> LocalDatasetEntry:
+        index = ref()
+        assert index is not None, "entries are built only while their index reads them"
+        return index._make_resolved_entry(*fields)
+
+    return make

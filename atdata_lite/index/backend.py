@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
-from .._records import ShardRecord
+from .._records import ShardForm, ShardRecord
 from ..errors import DatasetExistsError, SchemaConflictError
 
 __all__ = [
@@ -213,7 +213,7 @@ class CatalogWriteResult:
     datasets_unchanged: list[str] = field(default_factory=list)
 
 
-def _fields_of(r: DatasetRecord, shard_fields: bool) -> tuple[Any, ...]:
+def _fields_of(r: DatasetRecord, shard_fields: ShardForm) -> tuple[Any, ...]:
     shards: Any = r.shards
     if shard_fields:
         shards = tuple([(s.url, s.size, s.sample_count, s.sha256, s.split) for s in shards])
@@ -333,7 +333,7 @@ class IndexBackend(abc.ABC):
         """
 
     def iter_datasets_as(
-        self, make: Callable[..., _T], *, shard_fields: bool = False
+        self, make: Callable[..., _T], *, shard_fields: ShardForm = False
     ) -> Iterator[_T]:
         """Yield ``make(cid, name, schema_ref, shards, metadata, legacy_uuid, created_at,
         updated_at, version)`` for every entry, ordered by name (the fields of
@@ -349,7 +349,9 @@ class IndexBackend(abc.ABC):
             make: Builds one item from the nine fields, positionally.
             shard_fields: Pass ``shards`` as :data:`~atdata_lite._records.ShardFields`
                 (one tuple of :class:`ShardRecord`'s fields per shard) instead of records,
-                for a caller that builds records only when they are asked for.
+                for a caller that builds records only when they are asked for;
+                ``"packed"`` also lets a backend that stores the list packed pass that
+                value, read and checked (see :data:`~atdata_lite._records.ShardForm`).
 
         Returns:
             An iterator over ``make``'s results, in name order.
@@ -357,8 +359,26 @@ class IndexBackend(abc.ABC):
         for r in self.iter_datasets():
             yield make(*_fields_of(r, shard_fields))
 
+    def list_datasets_as(
+        self, make: Callable[..., _T], *, shard_fields: ShardForm = False
+    ) -> list[_T]:
+        """:meth:`iter_datasets_as`, as a list: the same items in the same order.
+
+        For a caller that wants every entry at once (``Index.list_entries``): a backend may
+        read the whole listing in one go and order it itself, which it cannot do while
+        streaming. This default lists :meth:`iter_datasets_as`.
+
+        Args:
+            make: Builds one item from the nine fields, positionally.
+            shard_fields: As for :meth:`iter_datasets_as`.
+
+        Returns:
+            ``make``'s results, in name order.
+        """
+        return list(self.iter_datasets_as(make, shard_fields=shard_fields))
+
     def get_dataset_by_cid_as(
-        self, cid: str, make: Callable[..., _T], *, shard_fields: bool = False
+        self, cid: str, make: Callable[..., _T], *, shard_fields: ShardForm = False
     ) -> _T | None:
         """``make(...)`` of the entry with content id ``cid`` (see :meth:`iter_datasets_as`).
 
@@ -377,7 +397,7 @@ class IndexBackend(abc.ABC):
         return None if record is None else make(*_fields_of(record, shard_fields))
 
     def get_dataset_as(
-        self, name: str, make: Callable[..., _T], *, shard_fields: bool = False
+        self, name: str, make: Callable[..., _T], *, shard_fields: ShardForm = False
     ) -> _T | None:
         """``make(...)`` of :meth:`get_dataset`'s entry (see :meth:`iter_datasets_as`).
 
@@ -396,7 +416,7 @@ class IndexBackend(abc.ABC):
         return None if record is None else make(*_fields_of(record, shard_fields))
 
     def resolve_name_as(
-        self, name: str, make: Callable[..., _T], *, shard_fields: bool = False
+        self, name: str, make: Callable[..., _T], *, shard_fields: ShardForm = False
     ) -> _T | None:
         """``make(...)`` of :meth:`resolve_name`'s entry (see :meth:`iter_datasets_as`).
 

@@ -7,7 +7,7 @@ working after the import swap. This module is on the hot path: it imports nothin
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -210,7 +210,7 @@ class _StoredShards:
     """``LocalDatasetEntry.shards`` of an entry read from an index: built on first use.
 
     The index hands over the shards as checked field tuples (see
-    :func:`entry_from_shard_fields`); the :class:`ShardRecord` objects are made the first
+    :func:`stored_entry_maker`); the :class:`ShardRecord` objects are made the first
     time ``shards`` is read. Like :class:`_StoredMetadata`, a non-data descriptor: a value in
     the instance's ``__dict__`` wins.
     """
@@ -219,10 +219,51 @@ class _StoredShards:
         if entry is None:
             return ()  # the dataclass default, as the class attribute was
         state = entry.__dict__
-        fields = state.pop("_shard_fields", ())
+        fields = _stored_fields(state)
+        state.pop("_shard_fields", None)
         shards = tuple([ShardRecord(*f) for f in fields])
         state["shards"] = shards
         return shards
+
+
+class _StoredUrls:
+    """``LocalDatasetEntry.data_urls`` of an entry read from an index: listed on first use.
+
+    Made from the checked shard fields the entry keeps (or from its shards, once they were
+    built). Like :class:`_StoredShards`, a non-data descriptor: the list, once made, is
+    the instance's own (changes to it stay), and an entry built by ``__init__`` holds its
+    list in its ``__dict__``, which wins. A listing then makes no URL list nobody reads, and
+    keeps one object less per entry alive (which the garbage collector would walk).
+    """
+
+    def __get__(self, entry: LocalDatasetEntry | None, owner: type | None = None) -> Any:
+        if entry is None:
+            return self  # no default: data_urls is a required field
+        state = entry.__dict__
+        if "shards" in state:
+            urls = [s.url for s in state["shards"]]
+        else:
+            urls = [f[0] for f in _stored_fields(state)]
+        state["data_urls"] = urls
+        return urls
+
+
+def _stored_fields(state: dict[str, Any]) -> ShardFields:
+    """The shard field tuples of an entry read from an index, decoding its packed list once.
+
+    The SQL backend hands entries their packed shard list as read and checked (see
+    ``ShardForm``): decoding the same bytes again gives the same, checked, values.
+    """
+    fields: ShardFields | None = state.get("_shard_fields")
+    if fields is None:
+        packed = state.pop("_packed_shards", None)
+        if packed is None:
+            return ()
+        # Only entries of the SQL backend hold a packed list, so its module is loaded.
+        from .sql._packed import unpack_shard_fields
+
+        fields = state["_shard_fields"] = unpack_shard_fields(packed)
+    return fields
 
 
 # After @dataclass: __init__ keeps None as the default and stores what it is given in the
@@ -251,6 +292,7 @@ def check_splits(name: str, shards: tuple[ShardRecord, ...]) -> None:
 
 LocalDatasetEntry.metadata = _StoredMetadata()  # type: ignore[assignment]  # a descriptor, see above
 LocalDatasetEntry.shards = _StoredShards()  # type: ignore[assignment]  # a descriptor, see above
+LocalDatasetEntry.data_urls = _StoredUrls()  # type: ignore[assignment]  # a descriptor, see above
 
 BasicIndexEntry = LocalDatasetEntry
 
@@ -291,40 +333,81 @@ def entry_from_fields(
     return self
 
 
-def entry_from_shard_fields(
-    cid: str,
-    name: str,
-    schema_ref: str,
-    shard_fields: ShardFields,
-    metadata: bytes | None,
-    legacy_uuid: str | None,
-    created_at: datetime | None,
-    updated_at: datetime | None,
-    version: str | None = None,
-    data_urls: list[str] | None = None,
-) -> LocalDatasetEntry:
-    """Build the entry for a stored dataset whose shards come as field tuples.
+def stored_entry_maker(
+    careful: Callable[..., LocalDatasetEntry], marker: str
+) -> Callable[..., LocalDatasetEntry]:
+    """A builder of entries for stored datasets whose shards come as checked field tuples.
 
-    As :func:`entry_from_fields`, but ``shard_fields`` holds one ``(url, size,
-    sample_count, sha256, split)`` tuple per shard, already checked by the backend: the
-    :class:`ShardRecord` objects are made when ``shards`` is first read, so an entry that is
-    only listed, or only opened through its ``data_urls``, never builds them. ``data_urls``,
-    when given, is the list of the shards' URLs (the caller made it already).
+    The builder takes :class:`DatasetRecord`'s fields in order (``shards`` in the form
+    ``shard_fields="packed"`` gives: field tuples, or a packed list), already checked by the
+    backend, and fills the instance with one dict as
+    :func:`entry_from_fields` does. The :class:`ShardRecord` objects are made when
+    ``shards`` is first read, so an entry that is only listed, or only opened through its
+    ``data_urls``, never builds them; ``data_urls`` itself is listed when first read.
+    Reading an entry, and listing, call it once per row.
+
+    An entry with a URL containing ``marker`` (a store-relative URL, which the index
+    resolves) is built by ``careful`` instead, with the same arguments.
+
+    Args:
+        careful: Builds the entries whose URLs need more than copying.
+        marker: The substring that sends an entry to ``careful``.
+
+    Returns:
+        The builder.
     """
-    self = object.__new__(LocalDatasetEntry)
-    self.__dict__ = {
-        "name": name,
-        "schema_ref": schema_ref,
-        "data_urls": [f[0] for f in shard_fields] if data_urls is None else data_urls,
-        "_packed_metadata": metadata,
-        "_cid": cid,
-        "_legacy_uuid": legacy_uuid,
-        "_shard_fields": shard_fields,
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "version": version,
-    }
-    return self
+    new = object.__new__
+    cls = LocalDatasetEntry
+    marker_bytes = marker.encode()
+
+    def make(
+        cid: str,
+        name: str,
+        schema_ref: str,
+        shard_fields: ShardFields | bytes,
+        metadata: bytes | None,
+        legacy_uuid: str | None,
+        created_at: datetime | None,
+        updated_at: datetime | None,
+        version: str | None = None,
+    ) -> LocalDatasetEntry:
+        # One substring search over the joined URLs (or the packed list's bytes, where
+        # msgpack keeps each URL's UTF-8 whole): a URL merely containing the marker takes
+        # the careful path, which checks each one. (data_urls is listed on first use: see
+        # _StoredUrls.)
+        packed: bytes | None = None
+        fields: ShardFields | None
+        if isinstance(shard_fields, bytes):
+            # (find, not ``in``: bytes containment is the slower of the two.)
+            if shard_fields.find(marker_bytes) >= 0:
+                return careful(
+                    cid, name, schema_ref, _stored_fields({"_packed_shards": shard_fields}),
+                    metadata, legacy_uuid, created_at, updated_at, version,
+                )  # fmt: skip
+            packed, fields = shard_fields, None  # decoded on first use: no tuples kept
+        elif marker in " ".join([f[0] for f in shard_fields]):
+            return careful(
+                cid, name, schema_ref, shard_fields, metadata, legacy_uuid, created_at,
+                updated_at, version,
+            )  # fmt: skip
+        else:
+            fields = shard_fields
+        self = new(cls)
+        self.__dict__ = {
+            "name": name,
+            "schema_ref": schema_ref,
+            "_packed_metadata": metadata,
+            "_cid": cid,
+            "_legacy_uuid": legacy_uuid,
+            "_shard_fields": fields,  # constant keys: the dict is built in one step
+            "_packed_shards": packed,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "version": version,
+        }
+        return self
+
+    return make
 
 
 def entry_from_record(record: DatasetRecord) -> LocalDatasetEntry:

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -151,6 +151,29 @@ class Executor(abc.ABC):
             function that converts one of them (raising ``ValueError``/``TypeError`` on a
             value that cannot be converted).
         """
+
+    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], Row | None]:
+        """A function that runs ``stmt`` with its parameter ``name`` bound to its argument.
+
+        For the point reads every entry lookup makes: an executor may prepare what it can
+        once, so that a call costs the query. This default calls :meth:`read_raw`.
+
+        Args:
+            stmt: A Core SELECT built from :mod:`.tables` that finds one row at most, with
+                the one parameter ``name`` (bound once or several times) besides values
+                bound in the statement itself.
+            name: The parameter's name.
+
+        Returns:
+            A function of the parameter's value returning the row, as :meth:`read_raw`
+            returns rows (unconverted where the executor converts), or ``None``.
+        """
+
+        def row(value: Any) -> Row | None:
+            rows = cast(list[Row], self.read_raw(stmt, {name: value})[0])
+            return rows[0] if rows else None
+
+        return row
 
     @abc.abstractmethod
     def write(self) -> AbstractContextManager[Writer]:
@@ -327,7 +350,8 @@ class _Compiled:
     """One statement compiled for SQLite, with its parameter order and type processors."""
 
     __slots__ = (
-        "binds", "compiled", "expanding", "getter", "memo", "processed", "results", "single", "sql"
+        "binds", "compiled", "constants", "expanding", "getter", "memo", "processed", "results",
+        "single", "sql",
     )  # fmt: skip
 
     def __init__(self, compiled: SQLCompiler, dialect: sa.Dialect) -> None:
@@ -355,6 +379,15 @@ class _Compiled:
             names[0] if len(names) == 1 and not self.expanding and not self.processed else None
         )
         self.memo: list[tuple[Any, Any]] = [(_UNSET, None)] * len(self.processed)
+        # Values bound in the statement itself (LIMIT's, a literal compared with): when no
+        # value needs converting, the caller's parameters are laid over them and read with
+        # the one itemgetter, at C speed (a lookup by name binds the name three times).
+        constants = {name: value for name, _, value in self.binds if value is not None}
+        self.constants = (
+            constants
+            if constants and self.getter is not None and not self.processed and not self.expanding
+            else None
+        )
         # Result columns that need converting (timestamps on SQLite), by position.
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         as_utc = None  # one converter for all the row's timestamps: see _as_utc
@@ -369,6 +402,11 @@ class _Compiled:
     def parameters(self, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
         if self.single is not None and self.single in params:
             return self.sql, (params[self.single],)
+        if self.constants is not None:
+            try:
+                return self.sql, self.getter({**self.constants, **params})  # type: ignore[misc]
+            except KeyError:  # a parameter not given: bound as NULL below, as before
+                pass
         if self.expanding:
             state = self.compiled.construct_expanded_state(params)
             return state.statement, state.positional_parameters
@@ -409,9 +447,10 @@ _UNSET = object()
 def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     # SQLite keeps no time zone; the backend writes UTC, so what comes back is UTC. Parsing
     # SQLAlchemy's storage format with the offset appended is several times cheaper than
-    # converting and then calling .replace(tzinfo=...), which matters when listing.
-    # A row's created_at and updated_at are usually the same string (an entry never
-    # replaced), so the last conversion is remembered: one parse per row instead of two.
+    # converting and then calling .replace(tzinfo=...). (Rows read and converted whole:
+    # writers' reads, labels. Dataset rows are read unconverted and their timestamps parsed
+    # by ._rows.read_row.) A row's timestamps are often the same string, so the last
+    # conversion is remembered.
     parse = datetime.fromisoformat
     last: tuple[Any, Any] = (None, None)
 
@@ -433,10 +472,13 @@ def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
 class _Connection:
     """A thread's sqlite3 connection; closed when the thread (and so this object) goes."""
 
-    __slots__ = ("__weakref__", "conn")
+    __slots__ = ("__weakref__", "conn", "cursor")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # The thread's cursor for point reads (SqliteExecutor.lookup), which end their
+        # statement before they return: one cursor, instead of a new one per lookup.
+        self.cursor = conn.cursor()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown, or already closed
@@ -608,16 +650,63 @@ class SqliteExecutor(Executor):
     def read_raw(
         self, stmt: sa.Executable, params: dict[str, Any] | None = None
     ) -> tuple[Iterable[Row], Converter]:
-        compiled = self.compiled(stmt)
+        # Every lookup of an entry comes here: the cached statement and this thread's
+        # connection are read inline (compiled() and connection() are the slow paths).
+        compiled = self._reads.get(id(stmt)) or self.compiled(stmt)
         convert = compiled.convert if compiled.results else same_row
         sql, args = compiled.parameters(params or {})
         if params is not None:
+            holder = getattr(self._local, "holder", None)
+            if holder is None or self._generation != FORK.generation:
+                conn = self.connection()
+            else:
+                conn = holder.conn
             try:
-                return self.connection().execute(sql, args).fetchall(), convert
+                return conn.execute(sql, args).fetchall(), convert
             except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
                 self._raise_fault(exc)
                 raise
         return self._stream(sql, args), convert
+
+    def lookup(self, stmt: sa.Executable, name: str) -> Callable[[Any], Row | None]:
+        # One call per lookup: the SQL and the thread's cursor are at hand (compiled on the
+        # first call, not when the index opens: a short-lived process pays for what it uses).
+        # fetchone() reads the row and steps once more, which ends a one-row statement and
+        # resets it: no read snapshot is left open on the thread's cursor.
+        single: bool | None = None
+        sql = ""
+        getter: Callable[[dict[str, Any]], Any] | None = None
+        constants: dict[str, Any] = {}
+
+        def row(value: Any) -> Row | None:
+            nonlocal single, sql, getter, constants
+            if single is None:
+                compiled = self.compiled(stmt)
+                sql, single = compiled.sql, compiled.single == name
+                # Several binds, each ``name`` or a value in the statement (a lookup by name
+                # binds the name three times): one dict and one itemgetter per call.
+                if compiled.constants is not None and all(
+                    n == name or n in compiled.constants for n, _, _ in compiled.binds
+                ):
+                    getter, constants = compiled.getter, compiled.constants
+            holder = getattr(self._local, "holder", None)
+            if holder is None or self._generation != FORK.generation:
+                self.connection()
+                holder = self._local.holder
+            try:
+                if single:
+                    return holder.cursor.execute(sql, (value,)).fetchone()  # type: ignore[no-any-return]
+                if getter is not None:
+                    args = getter({**constants, name: value})
+                    return holder.cursor.execute(sql, args).fetchone()  # type: ignore[no-any-return]
+                return holder.cursor.execute(  # type: ignore[no-any-return]
+                    *self.compiled(stmt).parameters({name: value})
+                ).fetchone()
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                self._raise_fault(exc)
+                raise
+
+        return row
 
     def _stream(self, sql: str, args: Sequence[Any]) -> Iterator[Row]:
         # A cursor of its own: the generator may be consumed while this thread does other

@@ -25,8 +25,6 @@ __all__ = ["pack_shards", "unpack_shard_fields", "unpack_shards"]
 _unpackb = msgpack.unpackb
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _FIELDS = attrgetter("url", "size", "sample_count", "sha256", "split")
-_INT_OR_NONE = frozenset({int, type(None)})
-_STR_OR_NONE = frozenset({str, type(None)})
 
 
 def pack_shards(shards: Sequence[ShardRecord]) -> bytes:
@@ -67,13 +65,15 @@ def unpack_shard_fields(value: bytes) -> ShardFields:
     # Unpacking each item into five names checks its length (and that it is an array: a
     # string or map of five would fail the type checks).
     try:
+        # (``x is not None and type(x) is not int`` is two pointer comparisons for the usual
+        # None, where a set of types to look the type up in costs a hash lookup every time.)
         for url, size, count, sha256, split in items:
             if (
                 type(url) is not str
-                or type(size) not in _INT_OR_NONE
-                or type(count) not in _INT_OR_NONE
-                or type(sha256) not in _STR_OR_NONE
-                or type(split) not in _STR_OR_NONE
+                or (size is not None and type(size) is not int)
+                or (count is not None and type(count) is not int)
+                or (sha256 is not None and type(sha256) is not str)
+                or (split is not None and type(split) is not str)
             ):
                 raise TypeError(f"a malformed shard: {(url, size, count, sha256, split)!r}")
     except (ValueError, TypeError) as exc:

@@ -243,6 +243,10 @@ def connect_read_only(path: Path, *, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
+#: The page cache of every SQLite connection, in KiB (see configure_sqlite_connection).
+CACHE_KIB = 16384
+
+
 def configure_sqlite_connection(
     dbapi_connection: Any, *, busy_timeout: float, foreign_keys: bool = True, wal: bool = True
 ) -> None:
@@ -270,6 +274,11 @@ def configure_sqlite_connection(
         # In WAL mode NORMAL is still crash-safe for the database (a power cut can only lose
         # the last commits, never corrupt the file) and avoids an fsync per commit.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A page cache of up to 16 MiB instead of SQLite's 2 MiB: an index of more than a
+        # few thousand datasets outgrows 2 MiB, and every lookup then reads its pages from
+        # the OS again (about a tenth of a lookup by CID at 10,000 datasets). Memory is
+        # taken only as pages are read; the cache is dropped when another process writes.
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     finally:
         cursor.close()
 
