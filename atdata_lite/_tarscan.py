@@ -37,7 +37,6 @@ _BLOCK = 512
 # As iter_shard: more than this after the end-of-archive marker is not a shard.
 MAX_TRAILING = 4 << 20
 _ZERO_BLOCK = bytes(_BLOCK)
-_OCTAL = b"01234567 \x00"
 # webdataset's skip_meta: members such as "__index__" are shard metadata, not samples.
 META_MEMBER = re.compile(r"__[^/]*__($|/)")
 _PAX_RECORD = re.compile(rb"(\d+) ([^=\n]+)=")
@@ -155,8 +154,9 @@ def _pax_path(data: bytes) -> str | None:
 
 _BULK_MAX = 4096  # headers checked per numpy pass
 _RELEASE_STEP = 32 << 20  # how often a memory-mapped shard's read part is released
-_OCTAL_TABLE = np.zeros(256, dtype=bool)
-_OCTAL_TABLE[list(_OCTAL)] = True
+_CODES = np.zeros(256, dtype=np.uint8)  # see _canonical_rows
+_CODES[list(b"01234567")] = 2
+_CODES[list(b" \x00")] = 1
 _POWERS = 8 ** np.arange(5, -1, -1, dtype=np.int64)  # six octal checksum digits
 _SIZE_POWERS = 8 ** np.arange(10, -1, -1, dtype=np.int64)  # eleven octal size digits
 _UNIFORM_MIN = 16  # members of one size class found at once, when at least this many
@@ -167,13 +167,16 @@ _NUMERIC_STARTS = (8, 16, 24, 36, 48)
 _DEVICE_STARTS = (8,)
 
 
-def _digit_after_end(fields: np.ndarray, starts: tuple[int, ...]) -> np.ndarray:
-    """Per row: a digit follows a NUL or space inside one field (not a canonical number)."""
-    digit = (fields >= 48) & (fields <= 55)
-    ended = (fields == 0) | (fields == 32)
-    after = ended[:, :-1] & digit[:, 1:]
-    after[:, [s - 1 for s in starts]] = False  # a new field may start with a digit
-    return after.any(axis=1)  # type: ignore[no-any-return]
+def _canonical_rows(fields: np.ndarray, starts: tuple[int, ...]) -> np.ndarray:
+    """Per row: every field is octal digits then NULs or spaces (tarfile's canonical form).
+
+    Each byte is coded 2 (digit), 1 (NUL or space) or 0 (anything else); within a field
+    the codes may only go down, and never reach 0.
+    """
+    code = _CODES[fields]
+    rising = code[:, 1:] > code[:, :-1]
+    rising[:, [s - 1 for s in starts]] = False  # a new field may start with a digit
+    return (code.min(axis=1) > 0) & ~rising.any(axis=1)  # type: ignore[no-any-return]
 
 
 def _run_positions(buf: Any, rows: np.ndarray, pos: int, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -268,17 +271,13 @@ def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int]
     device = heads[:, 329:346]  # device numbers, and the first prefix byte
     digits = numeric[:, 48:54].astype(np.int64) - 48
     good = (
-        _OCTAL_TABLE[numeric].all(axis=1)
-        & _OCTAL_TABLE[device[:, :16]].all(axis=1)
+        _canonical_rows(numeric, _NUMERIC_STARTS)
+        & _canonical_rows(device[:, :16], _DEVICE_STARTS)
         & (device[:, 16] == 0)  # no ustar prefix
         & ((numeric[:, 35] == 0) | (numeric[:, 35] == 32))  # the size ends at byte 135
         & ((digits >= 0) & (digits <= 7)).all(axis=1)
         & (numeric[:, 54] == 0)
         & (numeric[:, 55] == 32)
-    )
-    # each number is digits then terminators (no digit after a NUL or space in a field)
-    good &= ~_digit_after_end(numeric, _NUMERIC_STARTS) & ~_digit_after_end(
-        device[:, :16], _DEVICE_STARTS
     )
     # tarfile's checksum: the unsigned byte sum, the checksum field counted as eight spaces
     field_sum = numeric[:, 48:56].sum(axis=1, dtype=np.int64)

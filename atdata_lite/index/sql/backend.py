@@ -137,6 +137,8 @@ _GET_VERSION_AND_ID = _DATASET_AND_ID.where(
 _GET_VERSIONS_AND_IDS = _DATASET_AND_ID.where(_d.name == sa.bindparam("name")).order_by(_d.id)
 _NAMES_PRESENT = sa.select(_d.name).where(_d.name.in_(sa.bindparam("names", expanding=True)))
 _GET_BY_CID = _DATASET.where(_d.cid == sa.bindparam("cid"))
+# The point read by CID leaves out the CID it looks for (one text value less to hand over).
+_ROW_BY_CID = sa.select(*_DATASET_COLUMNS[1:]).where(_d.cid == sa.bindparam("cid"))
 _LIST_DATASETS = _DATASET.order_by(_d.name, _d.id)
 _LIST_DATASETS_BY_ID = _DATASET.order_by(_d.id)
 _NAME_OF_ROW = itemgetter(1)  # a _DATASET row's name
@@ -348,7 +350,7 @@ class SqlBackend(IndexBackend):
         self._read_only_reason = read_only_reason
         self._versions = SqliteDataVersion(target.path) if target.kind == "sqlite" else None
         # The point reads of every entry lookup, prepared by the executor.
-        self._row_by_cid = executor.lookup(_GET_BY_CID, "cid")
+        self._row_by_cid = executor.lookup(_ROW_BY_CID, "cid")
         self._row_by_name = executor.lookup(_GET_BY_NAME, "name")
         self._row_resolving = executor.lookup(_RESOLVE_NAME, "name")
 
@@ -450,7 +452,7 @@ class SqlBackend(IndexBackend):
         row = self._row_by_cid(cid)
         if row is None:
             return None
-        item = read_row(row, self._shards_of, make, shard_fields)
+        item = read_row((cid, *row), self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
     def get_dataset_as(
