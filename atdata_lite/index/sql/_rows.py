@@ -26,13 +26,15 @@ from ..._records import ShardForm, ShardRecord
 from ..backend import DatasetRecord
 from ._packed import unpack_shard_fields, unpack_shards
 
-__all__ = ["SKIPPED", "ShardsOf", "items", "read_row", "records"]
+__all__ = ["DEFAULT_VERSION", "SKIPPED", "ShardsOf", "items", "read_row", "records"]
 
 log = get_logger(__name__)
 
 #: Reads a dataset's shard rows (``url, size, sample_count, sha256, split``) by its CID.
 ShardsOf = Callable[[str], Sequence[Sequence[Any]]]
 
+#: The version an entry gets when none is given; read as NULL (see backend._DATASET_COLUMNS).
+DEFAULT_VERSION = "1.0.0"
 #: What a reader returns for a row it skipped (``make`` itself may return ``None``).
 SKIPPED: Any = object()
 _kept = partial(is_not, SKIPPED)
@@ -95,7 +97,10 @@ def read_row(
     except (ValueError, TypeError, AttributeError) as exc:
         log.warning("Skipping unreadable dataset %r (CID %s): %s", row[1], row[0], exc)
         return SKIPPED
-    return make(row[0], row[1], row[2], shards, row[3], row[4], created, updated, row[8])
+    version = row[8]
+    if version is None:  # the default one (see backend._DATASET_COLUMNS)
+        version = DEFAULT_VERSION
+    return make(row[0], row[1], row[2], shards, row[3], row[4], created, updated, version)
 
 
 def items(

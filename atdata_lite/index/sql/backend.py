@@ -54,7 +54,7 @@ from ..backend import (
 )
 from ._exec import Executor, IntegrityErrors, Writer
 from ._packed import pack_shards
-from ._rows import SKIPPED, items, read_row, records
+from ._rows import DEFAULT_VERSION, SKIPPED, items, read_row, records
 from ._version import PG_BUMP, PG_READ, SqliteDataVersion
 from .engine import IndexTarget
 from .tables import HEAD_REVISION, dataset_shards, datasets, labels, lenses, schemas
@@ -75,6 +75,10 @@ _lb, _ln = labels.c, lenses.c
 # were never replaced nor renamed, and a NULL costs the driver next to nothing to hand over,
 # where a timestamp is text to decode (SQLite) or a value to build.
 _UPDATED_IF_LATER = sa.func.nullif(_d.updated_at, _d.created_at, type_=_d.updated_at.type)
+# The version as NULL when it is the default one (most entries): no text to hand over.
+_DEFAULT_VERSION_AS_NULL = sa.func.nullif(
+    _d.version, sa.literal_column(f"'{DEFAULT_VERSION}'"), type_=_d.version.type
+)
 _DATASET_COLUMNS = (
     _d.cid,
     _d.name,
@@ -84,7 +88,7 @@ _DATASET_COLUMNS = (
     _d.created_at,
     _UPDATED_IF_LATER.label("updated_at"),
     _d.packed_shards,
-    _d.version,
+    _DEFAULT_VERSION_AS_NULL.label("version"),
 )
 # An entry is one row: its shards are packed on it (see ._packed). The shard rows are read
 # only for a row whose packed list is NULL (written by hand or through the ORM), by its CID
