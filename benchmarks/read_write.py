@@ -59,7 +59,11 @@ do not pull a CUDA build)::
     pip install lightning-utilities filelock boto3 requests tifffile obstore \\
         'xxhash<4' zstd Brotli python-snappy pillow catalogue tqdm typing_extensions \\
         'transformers<5'
-    pip install datasets
+    # datasets 5.1 and later need huggingface-hub 1.x, which Mosaic's imports refuse
+    pip install 'datasets==5.0.1' 'huggingface-hub<1.0'
+
+LitData reads small records through pyarrow when it is installed (datasets brings it): its
+fastest way, and the one the targets compare with.
 
 Without torchvision, ``import streaming`` fails in its vision datasets: the Mosaic cases
 then stub torchvision's two names that those import (``_peers.py``), which the local
