@@ -20,7 +20,7 @@ import random
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import islice
+from itertools import chain, islice, repeat
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -245,7 +245,7 @@ def _rng(seed: int | None, stage: str) -> random.Random:
 class _ShuffleSamples:
     """The shuffle buffer: at most ``bufsize`` samples and ``max_bytes`` bytes of payload.
 
-    It takes the reader's undecoded ``(payload, key, url)`` items and yields samples,
+    It takes the reader's undecoded ``(payload, key, url)`` items, in groups, and yields samples,
     decoded as they leave (so the buffer holds payloads: bytes, or views of large ones,
     which the garbage collector never scans). Until the buffer is full it fills; then each
     new item takes the place of a random one, which is decoded and yielded. When the byte
@@ -267,7 +267,7 @@ class _ShuffleSamples:
         self.max_bytes = max_bytes
         self.reader = reader  # decodes the items; None: yield (payload, key, url) as is
 
-    def __call__(self, items: Iterable[tuple[Any, str, str]]) -> Iterator[Any]:
+    def __call__(self, groups: Iterable[Iterable[tuple[Any, str, str]]]) -> Iterator[Any]:
         rng = _rng(self.seed, "samples")
         decode = self.reader.item_decoder() if self.reader is not None else _as_is
         payloads: list[Any] = []  # three parallel lists: no container per item
@@ -275,7 +275,9 @@ class _ShuffleSamples:
         urls: list[str] = []
         held = 0
         bufsize, max_bytes = self.bufsize, self.max_bytes
-        for payload, key, url in items:
+        # the reader hands over groups of items (a run of samples at a time): flattened
+        # at C speed, no Python generator to resume per sample
+        for payload, key, url in chain.from_iterable(groups):
             size = len(payload)
             if len(payloads) < bufsize and (held + size <= max_bytes or not payloads):
                 payloads.append(payload)
@@ -394,7 +396,8 @@ class _Read:
         self.copy_arrays = copy_arrays
         self.readahead = readahead
         self.raw = raw  # yield (key, decoded map, url) for batches built from columns
-        # yield (payload, key, url) undecoded, for the shuffle buffer (see decode_item)
+        # yield groups of undecoded (payload, key, url) items, for the shuffle buffer (see
+        # item_decoder)
         self.deferred = deferred
         self.source = source
         self.opener = opener
@@ -532,12 +535,11 @@ class _Read:
                     if step == 1 and keyed is not None and direct and item.only("msgpack"):
                         # the common case in a tight loop: plain samples, one member each
                         position += len(item.keys)
-                        spans = zip(item.keys, item.starts, item.ends, strict=True)
                         view = item.view
                         if deferred:
-                            yield from _run_payloads(view, spans, url)
+                            yield _run_payloads(view, item.keys, item.starts, item.ends, url)
                             continue
-                        for key, start, end in spans:
+                        for key, start, end in zip(item.keys, item.starts, item.ends, strict=True):
                             try:
                                 sample = keyed(view[start:end], key)
                             except SampleDecodeError as exc:
@@ -565,7 +567,7 @@ class _Read:
                         # the shard's pages go. Large ones stay views (arrays read in place).
                         if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
                             payload = payload.tobytes()
-                        yield payload, key, url
+                        yield ((payload, key, url),)
                         continue
                     try:
                         sample = decode(payload) if keyed is None else keyed(payload, key)
@@ -590,14 +592,16 @@ class _Read:
 
 
 def _run_payloads(
-    view: memoryview, spans: Iterable[tuple[str, int, int]], url: str
-) -> Iterator[tuple[Any, str, str]]:
+    view: memoryview, keys: list[str], starts: list[int], ends: list[int], url: str
+) -> Iterable[tuple[Any, str, str]]:
     """``(payload, key, url)`` for the shuffle buffer, per sample of a run: small payloads
     copied out of the shard (bytes are invisible to the garbage collector and let the
     shard's pages go), large ones views (arrays read in place)."""
-    for key, start, end in spans:
-        payload = view[start:end]
-        yield (payload.tobytes() if end - start < _IN_PLACE_MIN else payload), key, url
+    payloads = [
+        view[start:end].tobytes() if end - start < _IN_PLACE_MIN else view[start:end]
+        for start, end in zip(starts, ends, strict=True)
+    ]
+    return zip(payloads, keys, repeat(url), strict=False)
 
 
 def _named(exc: SampleDecodeError, url: str, key: str) -> None:

@@ -168,7 +168,8 @@ def _held(buffer: _ShuffleSamples, sizes: list[int]) -> tuple[list[int], int]:
         for i, size in enumerate(sizes):
             held["now"] += size
             held["peak"] = max(held["peak"], held["now"])
-            yield b"x" * size, f"k{i}", "s.tar"  # what the reader yields: payload, key, url
+            # what the reader yields: groups of (payload, key, url)
+            yield [(b"x" * size, f"k{i}", "s.tar")]
 
     order = []
     for payload, key, _ in buffer(source()):
