@@ -596,12 +596,27 @@ def _run_payloads(
 ) -> Iterable[tuple[Any, str, str]]:
     """``(payload, key, url)`` for the shuffle buffer, per sample of a run: small payloads
     copied out of the shard (bytes are invisible to the garbage collector and let the
-    shard's pages go), large ones views (arrays read in place)."""
-    payloads = [
-        view[start:end].tobytes() if end - start < _IN_PLACE_MIN else view[start:end]
-        for start, end in zip(starts, ends, strict=True)
-    ]
+    shard's pages go), large ones views (arrays read in place).
+
+    A run spanning less than :data:`_EAGER_RUN` bytes is copied at once; a longer one as
+    the buffer takes its samples, so that no more than one sample's copy waits.
+    """
+    if ends[-1] - starts[0] < _EAGER_RUN:
+        payloads: Iterable[Any] = [
+            view[start:end].tobytes() if end - start < _IN_PLACE_MIN else view[start:end]
+            for start, end in zip(starts, ends, strict=True)
+        ]
+    else:
+        payloads = map(_payload, repeat(view), starts, ends)
     return zip(payloads, keys, repeat(url), strict=False)
+
+
+# Runs of samples spanning less than this are copied for the shuffle buffer all at once.
+_EAGER_RUN = 4 << 20
+
+
+def _payload(view: memoryview, start: int, end: int) -> Any:
+    return view[start:end].tobytes() if end - start < _IN_PLACE_MIN else view[start:end]
 
 
 def _named(exc: SampleDecodeError, url: str, key: str) -> None:

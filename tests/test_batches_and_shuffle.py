@@ -285,3 +285,15 @@ def test_pipelines_repeat_and_take_epochs_as_webdataset_does(shards: str) -> Non
     assert once == list(range(23)) and [r.idx for r in ds.ordered()] == once
     assert [r.idx for r in ds.ordered().repeat(2)] == once * 2
     assert len(list(ds.shuffled(seed=1).with_epoch(30))) == 30
+
+
+def test_shuffled_long_runs_are_copied_as_the_buffer_takes_them(
+    shards: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import atdata_lite.dataset as dataset_module
+
+    eager = list(Dataset[Row](shards).shuffled(seed=5))
+    monkeypatch.setattr(dataset_module, "_EAGER_RUN", 1)  # every run is a long one
+    lazy = list(Dataset[Row](shards).shuffled(seed=5))
+    assert sorted(r.idx for r in lazy) == list(range(23))
+    _same_samples(lazy, eager)  # the same samples in the same order
