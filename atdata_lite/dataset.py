@@ -479,8 +479,9 @@ class _Read:
         return lambda payload: plain(bytes(payload))
 
     def item_decoder(self) -> Callable[[Any, str, str], Any]:
-        """``decode(payload, key, url)`` for what the reader yields undecoded
-        (``deferred``): the sample reading would have given (and the same errors)."""
+        """``decode(payload, key, url)``: the sample (or, ``raw``, the item) one payload
+        gives, its errors naming the shard and the key. Reading uses it sample by sample,
+        and the shuffle buffer for what the reader yields undecoded (``deferred``)."""
         keyed = self._keyed_decoder()
         plain = self._decoder()
         lens, raw = self.output_lens, self.raw
@@ -519,10 +520,9 @@ class _Read:
         open_stream: Callable[[], Any] | None = None,
     ) -> Iterator[Any]:
         keyed = self._keyed_decoder()
-        decode = self._decoder()
-        lens = self.output_lens
-        direct = keyed is not None and lens is None
-        raw, deferred = self.raw, self.deferred
+        finish = self.item_decoder()
+        direct = keyed is not None and self.output_lens is None
+        deferred = self.deferred
         stream = open_stream() if open_stream is not None else self._open(url)
         try:
             expected = self.sample_counts.get(url)
@@ -562,29 +562,9 @@ class _Read:
                             "It was not written by atdata or atdata-lite."
                         )
                     if deferred:
-                        # Small payloads are copied out of the shard: bytes are invisible to the
-                        # garbage collector (a buffer of views or samples makes it scan) and let
-                        # the shard's pages go. Large ones stay views (arrays read in place).
-                        if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
-                            payload = payload.tobytes()
-                        yield ((payload, key, url),)
+                        yield ((_kept(payload), key, url),)
                         continue
-                    try:
-                        sample = decode(payload) if keyed is None else keyed(payload, key)
-                    except SampleDecodeError as exc:
-                        _named(exc, url, key)
-                        raise
-                    if direct:  # the key is set, and there is no lens
-                        yield sample
-                        continue
-                    if raw:
-                        sample = (key, sample, url)
-                    else:
-                        _set_key(sample, key)
-                        if lens is not None:
-                            sample = lens.get(sample)
-                            _set_key(sample, key)
-                    yield sample
+                    yield finish(payload, key, url)
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -603,11 +583,10 @@ def _run_payloads(
     """
     if ends[-1] - starts[0] < _EAGER_RUN:
         payloads: Iterable[Any] = [
-            view[start:end].tobytes() if end - start < _IN_PLACE_MIN else view[start:end]
-            for start, end in zip(starts, ends, strict=True)
+            _kept(view[start:end]) for start, end in zip(starts, ends, strict=True)
         ]
     else:
-        payloads = map(_payload, repeat(view), starts, ends)
+        payloads = map(_kept, map(view.__getitem__, map(slice, starts, ends)))
     return zip(payloads, keys, repeat(url), strict=False)
 
 
@@ -615,8 +594,13 @@ def _run_payloads(
 _EAGER_RUN = 4 << 20
 
 
-def _payload(view: memoryview, start: int, end: int) -> Any:
-    return view[start:end].tobytes() if end - start < _IN_PLACE_MIN else view[start:end]
+def _kept(payload: Any) -> Any:
+    """What the shuffle buffer keeps of a payload: a small one copied out of the shard
+    (bytes are invisible to the garbage collector and let the shard's pages go), a large
+    one as it is (arrays are read in place)."""
+    if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
+        return payload.tobytes()
+    return payload
 
 
 def _named(exc: SampleDecodeError, url: str, key: str) -> None:
