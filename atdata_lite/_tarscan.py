@@ -179,8 +179,11 @@ def _canonical_rows(fields: np.ndarray, starts: tuple[int, ...]) -> np.ndarray:
     return (code.min(axis=1) > 0) & ~rising.any(axis=1)  # type: ignore[no-any-return]
 
 
-def _run_positions(buf: Any, rows: np.ndarray, pos: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-    """Header positions (in blocks) and sizes of the run of candidate members at ``pos``.
+def _run_positions(
+    buf: Any, rows: np.ndarray, pos: int, end: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Header positions (in blocks), headers and sizes of the run of candidate members at
+    ``pos``.
 
     A candidate is a regular file (type ``0``) whose size is eleven octal digits and whose
     data lies whole inside ``buf``; the run stops before the first member that is not (it
@@ -188,7 +191,9 @@ def _run_positions(buf: Any, rows: np.ndarray, pos: int, end: int) -> tuple[np.n
 
     Members of one size class (the same number of data blocks, as fixed-shape samples
     are) are found all at once: the first member's stride is assumed and checked for the
-    whole run. Otherwise headers are walked one by one.
+    whole run, and their headers are a strided view of ``rows`` (read in place, never
+    copied: a copy of thousands of headers would push what the reader's consumer holds
+    out of the CPU caches). Otherwise headers are walked one by one.
     """
     span = min(end, pos + _RELEASE_STEP) - pos
     first = pos // _BLOCK
@@ -201,7 +206,7 @@ def _run_positions(buf: Any, rows: np.ndarray, pos: int, end: int) -> tuple[np.n
         room = min(_BULK_MAX, span // (stride * _BLOCK)) if size >= 0 else 0
         if room >= _UNIFORM_MIN:
             which = first + stride * np.arange(room)
-            heads = rows[which]
+            heads = rows[first : first + stride * (room - 1) + 1 : stride]
             digits = heads[:, 124:135].astype(np.int64) - 48
             sizes = digits @ _SIZE_POWERS
             same = (
@@ -211,7 +216,7 @@ def _run_positions(buf: Any, rows: np.ndarray, pos: int, end: int) -> tuple[np.n
             )
             n = room if same.all() else int(np.argmin(same))
             if n >= _UNIFORM_MIN:
-                return which[:n], sizes[:n]
+                return which[:n], heads[:n], sizes[:n]
     positions: list[int] = []
     sizes_list: list[int] = []
     p = pos
@@ -230,12 +235,13 @@ def _run_positions(buf: Any, rows: np.ndarray, pos: int, end: int) -> tuple[np.n
         sizes_list.append(size)
         p += _BLOCK + ((size + 511) & ~511)
         room -= 1
-    return np.asarray(positions, dtype=np.int64), np.asarray(sizes_list, dtype=np.int64)
+    which = np.asarray(positions, dtype=np.int64)
+    return which, rows[which], np.asarray(sizes_list, dtype=np.int64)
 
 
-def _names(heads: np.ndarray) -> list[str] | None:
-    """The name fields of ``heads``, as tarfile reads them; None when one is odd (a byte
-    after its first NUL, or a newline), for the one-by-one path to judge."""
+def _names(heads: np.ndarray) -> str | None:
+    """The name fields of ``heads``, as tarfile reads them, joined by newlines; None when
+    one is odd (a byte after its first NUL, or a newline)."""
     field = np.ascontiguousarray(heads[:, :100])
     filled = field != 0
     # each name is its bytes, then NULs only (no byte after a NUL): numpy's fixed-width
@@ -245,10 +251,12 @@ def _names(heads: np.ndarray) -> list[str] | None:
     joined = b"\n".join(field.view("S100").ravel().tolist())
     if joined.count(b"\n") != len(field) - 1:
         return None
-    return joined.decode("utf-8", "surrogateescape").split("\n")
+    return joined.decode("utf-8", "surrogateescape")
 
 
-def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int], int] | None:
+def _bulk(
+    buf: Any, pos: int, end: int
+) -> tuple[str | list[str], list[int], list[int], np.ndarray, int] | None:
     """The run of plain members starting at ``pos``, checked together; None if there is none.
 
     A plain member is a regular file (type ``0``) whose header is in the canonical form
@@ -258,15 +266,15 @@ def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int]
     reads (and judges): what is accepted here is exactly what that path accepts.
 
     Returns:
-        ``(names, data starts, data ends, position after the run)``.
+        ``(names, data starts, data ends, data sizes, position after the run)``, the
+        names joined by newlines when none holds one (see :func:`_names`), else a list.
     """
     if pos + _BLOCK > end:
         return None
     rows = np.frombuffer(buf, dtype=np.uint8, count=(end // _BLOCK) * _BLOCK).reshape(-1, _BLOCK)
-    which, sizes = _run_positions(buf, rows, pos, end)
+    which, heads, sizes = _run_positions(buf, rows, pos, end)
     if not len(which):
         return None
-    heads = rows[which]
     numeric = heads[:, 100:156]  # mode ... checksum (bytes 100-155)
     device = heads[:, 329:346]  # device numbers, and the first prefix byte
     digits = numeric[:, 48:54].astype(np.int64) - 48
@@ -290,7 +298,7 @@ def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int]
         if n == 0:
             return None
         which, sizes, heads = which[:n], sizes[:n], heads[:n]
-    names = _names(heads)
+    names: str | list[str] | None = _names(heads)
     starts_array = (which + 1) * _BLOCK
     if names is None:
         names = [
@@ -299,34 +307,35 @@ def _bulk(buf: Any, pos: int, end: int) -> tuple[list[str], list[int], list[int]
         ]
     starts = starts_array.tolist()
     ends = (starts_array + sizes).tolist()
-    return names, starts, ends, starts[-1] + ((int(sizes[-1]) + 511) & ~511)
+    return names, starts, ends, sizes, starts[-1] + ((int(sizes[-1]) + 511) & ~511)
 
 
 def _plain_samples(
-    names: list[str], seen: set[str], expected_count: int | None, count: int
+    text: str, n: int, seen: set[str], expected_count: int | None, count: int
 ) -> tuple[list[str], list[str]] | None:
-    """Keys and extensions when each name is a new sample with a safe key, else None.
+    """Keys and extensions when each of the ``n`` names in ``text`` (joined by newlines,
+    none holding one) is a new sample with a safe key, else None.
 
     None sends the names through the member-by-member checks, which group members of one
     sample, skip metadata members and raise, at the right sample, what is wrong (so a
     check here may refuse more than it must, never less).
     """
-    flat = "-".join(names)  # "-": a character no check below looks for
-    if "/" in flat or "\\" in flat or "-__" in flat or flat[:2] == "__":
+    if "/" in text or "\\" in text or "\n__" in text or text[:2] == "__":
         return None  # paths, metadata members, a character no key may hold
-    if not flat.isprintable():
+    if not text.replace("\n", "-").isprintable():
         return None  # control characters (other unprintable ones too: checked one by one)
-    n = len(names)
-    if flat.count(".") == n and flat.count(".msgpack-") == n - 1 and flat.endswith(".msgpack"):
-        # every name is KEY.msgpack (the usual shard): keys by slicing, one extension
-        if not 8 < min(map(len, names)) <= max(map(len, names)) <= 208:
-            return None  # an empty key, or one too long
-        keys = [name[:-8] for name in names]
+    # (a name comes from a 100-byte header field: no key is longer than a key may be)
+    if text.count(".") == n and text.count(".msgpack\n") == n - 1 and text.endswith(".msgpack"):
+        # every name is KEY.msgpack (the usual shard): the keys in one split
+        if text[:8] == ".msgpack" or "\n.msgpack" in text:
+            return None  # an empty key
+        keys = text[:-8].split(".msgpack\n")
         exts = ["msgpack"] * n
     else:
+        names = text.split("\n")
         dots = [name.find(".") for name in names]
-        if not 0 < min(dots) <= max(dots) <= 200:
-            return None  # a name without a dot or a key, or a key too long
+        if min(dots) <= 0:
+            return None  # a name without a dot or a key
         keys = [name[:dot] for name, dot in zip(names, dots, strict=True)]
         exts = [name[dot + 1 :].lower() for name, dot in zip(names, dots, strict=True)]
     unique = set(keys)
@@ -339,9 +348,10 @@ def _plain_samples(
 
 class Run:
     """Consecutive one-member samples: sample ``i`` is ``keys[i]`` with the member
-    ``exts[i]``, whose payload is ``view[starts[i]:ends[i]]``."""
+    ``exts[i]``, whose payload is ``view[starts[i]:ends[i]]``. ``nbytes`` is the payloads'
+    total size, ``largest`` the largest one's."""
 
-    __slots__ = ("ends", "exts", "keys", "starts", "view")
+    __slots__ = ("ends", "exts", "keys", "largest", "nbytes", "starts", "view")
 
     def __init__(
         self,
@@ -350,8 +360,11 @@ class Run:
         starts: list[int],
         ends: list[int],
         view: memoryview,
+        sizes: np.ndarray,
     ) -> None:
         self.keys, self.exts, self.starts, self.ends, self.view = keys, exts, starts, ends, view
+        self.nbytes = int(sizes.sum())
+        self.largest = int(sizes.max())
 
     def only(self, ext: str) -> bool:
         """Whether every sample's member has the extension ``ext``."""
@@ -449,8 +462,12 @@ def scan_shard(
                 released = pos
             bulk = _bulk(buf, pos, end) if not extended and override is None else None
             if bulk is not None:
-                names, starts, ends, pos = bulk
-                plain = _plain_samples(names, seen, expected_count, count)
+                names, starts, ends, sizes, pos = bulk
+                plain = (
+                    _plain_samples(names, len(starts), seen, expected_count, count)
+                    if type(names) is str
+                    else None
+                )
                 if plain is not None:  # one member per sample, nothing to check one by one
                     keys, exts = plain
                     if current_key is not None:
@@ -459,13 +476,17 @@ def scan_shard(
                     count += len(keys)
                     last = len(keys) - 1
                     if runs and last:
-                        yield Run(keys[:last], exts[:last], starts[:last], ends[:last], view)
+                        yield Run(
+                            keys[:last], exts[:last], starts[:last], ends[:last], view, sizes[:last]
+                        )
                     else:
                         for i in range(last):
                             yield keys[i], {exts[i]: view[starts[i] : ends[i]]}
                     current_key = keys[last]
                     current = {exts[last]: view[starts[last] : ends[last]]}
                     continue
+                if type(names) is str:
+                    names = names.split("\n")
             else:
                 if pos + _BLOCK > end and refill is not None:
                     buf, pos, end = refill(buf, pos, _BLOCK)

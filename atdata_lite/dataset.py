@@ -15,12 +15,12 @@ stored schema) and samples pickle, so the ``spawn`` start method works as well a
 from __future__ import annotations
 
 import functools
+import mmap
 import os
-import random
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import chain, islice, repeat
+from itertools import islice
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -40,6 +40,7 @@ from ._columns import BATCH_FORMATS, BatchFormat, ColumnBuilder, can_build_colum
 from ._readahead import prefetch
 from ._records import ShardRecord
 from ._shardread import read_shard
+from ._shuffle import Group, ItemDecoder, KeyedDecoder, ShuffleBuffer, name_error, stream_rng
 from ._tarscan import Run
 from .cache import ShardCache, is_remote, offline_enabled
 from .errors import (
@@ -229,84 +230,8 @@ class _ShuffleShards:
 
     def __call__(self, urls: Iterable[str]) -> Iterator[str]:
         items = list(urls)
-        _rng(self.seed, "shards").shuffle(items)
+        stream_rng(self.seed, "shards").shuffle(items)
         return iter(items)
-
-
-def _rng(seed: int | None, stage: str) -> random.Random:
-    if seed is None:
-        return random.Random()
-    # The same seed gives the same order on every run; each node/worker gets its own
-    # stream so that they do not all make the same choices.
-    rank, world, worker, workers = wds.utils.pytorch_worker_info()
-    return random.Random(f"{seed}/{stage}/{rank}/{world}/{worker}/{workers}")
-
-
-class _ShuffleSamples:
-    """The shuffle buffer: at most ``bufsize`` samples and ``max_bytes`` bytes of payload.
-
-    It takes the reader's undecoded ``(payload, key, url)`` items, in groups, and yields samples,
-    decoded as they leave (so the buffer holds payloads: bytes, or views of large ones,
-    which the garbage collector never scans). Until the buffer is full it fills; then each
-    new item takes the place of a random one, which is decoded and yielded. When the byte
-    bound is reached first, random items leave until the buffer is under it again (at
-    least one is always kept, however large).
-
-    A sample that cannot be decoded raises when it leaves the buffer.
-    """
-
-    def __init__(
-        self, bufsize: int, seed: int | None, max_bytes: int, reader: _Read | None = None
-    ) -> None:
-        if bufsize < 1:
-            raise ValueError(f"buffer_samples must be a positive integer, got {bufsize}.")
-        if max_bytes < 1:
-            raise ValueError(f"buffer_bytes must be a positive number of bytes, got {max_bytes}.")
-        self.bufsize = bufsize
-        self.seed = seed
-        self.max_bytes = max_bytes
-        self.reader = reader  # decodes the items; None: yield (payload, key, url) as is
-
-    def __call__(self, groups: Iterable[Iterable[tuple[Any, str, str]]]) -> Iterator[Any]:
-        rng = _rng(self.seed, "samples")
-        decode = self.reader.item_decoder() if self.reader is not None else _as_is
-        payloads: list[Any] = []  # three parallel lists: no container per item
-        keys: list[str] = []
-        urls: list[str] = []
-        held = 0
-        bufsize, max_bytes = self.bufsize, self.max_bytes
-        # the reader hands over groups of items (a run of samples at a time): flattened
-        # at C speed, no Python generator to resume per sample
-        for payload, key, url in chain.from_iterable(groups):
-            size = len(payload)
-            if len(payloads) < bufsize and (held + size <= max_bytes or not payloads):
-                payloads.append(payload)
-                keys.append(key)
-                urls.append(url)
-                held += size
-                continue
-            i = rng.randrange(len(payloads))
-            out, out_key, out_url = payloads[i], keys[i], urls[i]
-            payloads[i], keys[i], urls[i] = payload, key, url
-            held += size - len(out)
-            yield decode(out, out_key, out_url)
-            while held > max_bytes and len(payloads) > 1:
-                i = rng.randrange(len(payloads))
-                last = len(payloads) - 1
-                payloads[i], payloads[last] = payloads[last], payloads[i]
-                keys[i], keys[last] = keys[last], keys[i]
-                urls[i], urls[last] = urls[last], urls[i]
-                out = payloads.pop()
-                held -= len(out)
-                yield decode(out, keys.pop(), urls.pop())
-        order = list(range(len(payloads)))
-        rng.shuffle(order)
-        for i in order:
-            yield decode(payloads[i], keys[i], urls[i])
-
-
-def _as_is(payload: Any, key: str, url: str) -> tuple[Any, str, str]:
-    return payload, key, url
 
 
 class _Batch:
@@ -478,7 +403,13 @@ class _Read:
         plain = decode_type.from_bytes  # a foreign type: give it the bytes it expects
         return lambda payload: plain(bytes(payload))
 
-    def item_decoder(self) -> Callable[[Any, str, str], Any]:
+    def shuffle_decoders(self) -> tuple[ItemDecoder, KeyedDecoder | None]:
+        """The shuffle buffer's decoders: :meth:`item_decoder`, and the keyed decoder when
+        it alone makes the sample (a plain ``@packable`` type, no lens)."""
+        keyed = self._keyed_decoder() if self.output_lens is None else None
+        return self.item_decoder(), keyed
+
+    def item_decoder(self) -> ItemDecoder:
         """``decode(payload, key, url)``: the sample (or, ``raw``, the item) one payload
         gives, its errors naming the shard and the key. Reading uses it sample by sample,
         and the shuffle buffer for what the reader yields undecoded (``deferred``)."""
@@ -491,7 +422,7 @@ class _Read:
                 try:
                     return keyed(payload, key)
                 except SampleDecodeError as exc:
-                    _named(exc, url, key)
+                    name_error(exc, url, key)
                     raise
 
             return decode_keyed
@@ -500,7 +431,7 @@ class _Read:
             try:
                 sample = plain(payload) if keyed is None else keyed(payload, key)
             except SampleDecodeError as exc:
-                _named(exc, url, key)
+                name_error(exc, url, key)
                 raise
             if raw:
                 return key, sample, url
@@ -537,13 +468,13 @@ class _Read:
                         position += len(item.keys)
                         view = item.view
                         if deferred:
-                            yield _run_payloads(view, item.keys, item.starts, item.ends, url)
+                            yield _run_group(item, url)
                             continue
                         for key, start, end in zip(item.keys, item.starts, item.ends, strict=True):
                             try:
                                 sample = keyed(view[start:end], key)
                             except SampleDecodeError as exc:
-                                _named(exc, url, key)
+                                name_error(exc, url, key)
                                 raise
                             yield sample
                         continue
@@ -562,7 +493,7 @@ class _Read:
                             "It was not written by atdata or atdata-lite."
                         )
                     if deferred:
-                        yield ((_kept(payload), key, url),)
+                        yield [_kept(payload)], (key,), url, len(payload)
                         continue
                     yield finish(payload, key, url)
         finally:
@@ -571,23 +502,33 @@ class _Read:
                 close()
 
 
-def _run_payloads(
-    view: memoryview, keys: list[str], starts: list[int], ends: list[int], url: str
-) -> Iterable[tuple[Any, str, str]]:
-    """``(payload, key, url)`` for the shuffle buffer, per sample of a run: small payloads
-    copied out of the shard (bytes are invisible to the garbage collector and let the
-    shard's pages go), large ones views (arrays read in place).
+def _run_group(run: Run, url: str) -> Group:
+    """A run of plain samples as a group for the shuffle buffer: small payloads copied out
+    of the shard (bytes are invisible to the garbage collector and let the shard's pages
+    go), large ones views (arrays read in place).
 
     A run spanning less than :data:`_EAGER_RUN` bytes is copied at once; a longer one as
     the buffer takes its samples, so that no more than one sample's copy waits.
     """
-    if ends[-1] - starts[0] < _EAGER_RUN:
-        payloads: Iterable[Any] = [
-            _kept(view[start:end]) for start, end in zip(starts, ends, strict=True)
-        ]
+    starts, ends, view = run.starts, run.ends, run.view
+    data = view.obj
+    if (
+        run.largest < _IN_PLACE_MIN
+        and type(data) in (bytes, mmap.mmap)
+        and len(data) == view.nbytes
+    ):
+        # slices of the map (or bytes) are the copies, with no view in between
+        if ends[-1] - starts[0] < _EAGER_RUN:
+            payloads: Iterable[Any] = [
+                data[start:end] for start, end in zip(starts, ends, strict=True)
+            ]
+        else:
+            payloads = map(data.__getitem__, map(slice, starts, ends))
+    elif ends[-1] - starts[0] < _EAGER_RUN:
+        payloads = [_kept(view[start:end]) for start, end in zip(starts, ends, strict=True)]
     else:
         payloads = map(_kept, map(view.__getitem__, map(slice, starts, ends)))
-    return zip(payloads, keys, repeat(url), strict=False)
+    return payloads, run.keys, url, run.nbytes
 
 
 # Runs of samples spanning less than this are copied for the shuffle buffer all at once.
@@ -601,13 +542,6 @@ def _kept(payload: Any) -> Any:
     if type(payload) is memoryview and len(payload) < _IN_PLACE_MIN:
         return payload.tobytes()
     return payload
-
-
-def _named(exc: SampleDecodeError, url: str, key: str) -> None:
-    """Make ``exc`` name the shard and the sample (it keeps its class: a
-    SampleMismatchError stays a TypeError)."""
-    exc.args = (f"Shard {url}, sample {key!r}: {exc}",)
-    exc.shard, exc.key = url, key  # type: ignore[attr-defined]
 
 
 class _EntryLike(Protocol):
@@ -1200,7 +1134,7 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
             # the seed, so no shard is read twice or missed across workers.
             _ShuffleShards(seed),
             reader := self._reader(raw=columnar, deferred=True),
-            _ShuffleSamples(buffer_samples, seed, max_bytes, reader),
+            ShuffleBuffer(buffer_samples, seed, max_bytes, reader.shuffle_decoders),
             *self._tail(batch_size, batch_format),
         )
 

@@ -12,7 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from atdata_lite import Dataset
-from atdata_lite.dataset import _ShuffleSamples
+from atdata_lite._shuffle import ShuffleBuffer
 from atdata_lite.errors import SampleMismatchError
 from atdata_lite.samples import KEY_ATTR, DictSample, SampleBatch, packable
 from atdata_lite.shards import write_samples
@@ -159,17 +159,27 @@ def test_shuffled_column_batches_are_a_permutation(shards: str) -> None:
     assert again == [b.idx.tolist() for b in batches]
 
 
-def _held(buffer: _ShuffleSamples, sizes: list[int]) -> tuple[list[int], int]:
-    """Run the buffer over samples 0..n-1 of the given sizes; the order, and the most
-    payload bytes it ever held."""
+def _held(
+    buffer: ShuffleBuffer, sizes: list[int], groups: list[int] | None = None, lazy: bool = False
+) -> tuple[list[int], int]:
+    """Run the buffer over samples 0..n-1 of the given sizes, handed over in groups of the
+    given lengths (one sample each by default; ``lazy``: payloads made as they are taken);
+    the order, and the most payload bytes it ever held."""
     held = {"now": 0, "peak": 0}
 
+    def take(i: int) -> bytes:
+        held["now"] += sizes[i]
+        held["peak"] = max(held["peak"], held["now"])
+        return b"x" * sizes[i]
+
     def source():
-        for i, size in enumerate(sizes):
-            held["now"] += size
-            held["peak"] = max(held["peak"], held["now"])
-            # what the reader yields: groups of (payload, key, url)
-            yield [(b"x" * size, f"k{i}", "s.tar")]
+        start = 0
+        for length in groups or [1] * len(sizes):
+            ids = range(start, min(start + length, len(sizes)))
+            start = ids.stop
+            payloads = map(take, ids) if lazy else [take(i) for i in ids]
+            # what the reader yields: (payloads, keys, url, their bytes)
+            yield payloads, [f"k{i}" for i in ids], "s.tar", sum(sizes[i] for i in ids)
 
     order = []
     for payload, key, _ in buffer(source()):
@@ -180,22 +190,49 @@ def _held(buffer: _ShuffleSamples, sizes: list[int]) -> tuple[list[int], int]:
     return order, held["peak"]
 
 
+def _reference_order(bufsize: int, seed: int, max_bytes: int, sizes: list[int]) -> list[int]:
+    """The documented order, sample by sample (see atdata_lite._shuffle)."""
+    import random
+
+    rng = random.Random(f"{seed}/samples/0/1/0/1")
+    buf: list[int] = []
+    held = 0
+    order = []
+    for i, size in enumerate(sizes):
+        if len(buf) < bufsize and (held + size <= max_bytes or not buf):
+            buf.append(i)
+            held += size
+            continue
+        j = rng.randrange(len(buf))
+        order.append(buf[j])
+        held += size - sizes[buf[j]]
+        buf[j] = i
+        while held > max_bytes and len(buf) > 1:
+            j = rng.randrange(len(buf))
+            buf[j], buf[-1] = buf[-1], buf[j]
+            held -= sizes[buf[-1]]
+            order.append(buf.pop())
+    rng.shuffle(buf)
+    return order + buf
+
+
 def test_shuffle_buffer_is_bounded_in_bytes() -> None:
     sizes = [600_000] * 1500
-    order, peak = _held(_ShuffleSamples(10_000, seed=1, max_bytes=50 * 600_000), sizes)
+    order, peak = _held(ShuffleBuffer(10_000, seed=1, max_bytes=50 * 600_000), sizes)
     assert sorted(order) == list(range(1500))
     assert peak <= 51 * 600_000  # the bound, plus the sample coming in
     assert order != list(range(1500))
+    assert order == _reference_order(10_000, 1, 50 * 600_000, sizes)
 
 
 def test_shuffle_buffer_keeps_one_sample_larger_than_the_bound() -> None:
-    order, _ = _held(_ShuffleSamples(100, seed=1, max_bytes=10), [50, 5, 70, 1])
+    order, _ = _held(ShuffleBuffer(100, seed=1, max_bytes=10), [50, 5, 70, 1])
     assert sorted(order) == [0, 1, 2, 3]
 
 
 def test_shuffle_order_unchanged_when_the_byte_bound_is_not_reached() -> None:
     # the same seed keeps giving the same order as before the byte bound existed
-    small = _held(_ShuffleSamples(8, seed=7, max_bytes=1 << 30), [10] * 40)[0]
+    small = _held(ShuffleBuffer(8, seed=7, max_bytes=1 << 30), [10] * 40)[0]
     import random
 
     rng = random.Random("7/samples/0/1/0/1")
@@ -210,6 +247,45 @@ def test_shuffle_order_unchanged_when_the_byte_bound_is_not_reached() -> None:
         buf[j] = i
     rng.shuffle(buf)
     assert small == expected + buf
+
+
+def _random_case(seed: int, n: int, low: int, high: int, longest: int) -> tuple[list, list]:
+    import random
+
+    rng = random.Random(seed)
+    sizes = [rng.randint(low, high) for _ in range(n)]
+    groups = [rng.randint(1, longest) for _ in range(n)]
+    return sizes, groups
+
+
+@pytest.mark.parametrize(
+    ("bufsize", "max_bytes", "case"),
+    [
+        (10, 1 << 30, (1, 3_000, 1, 100, 300)),  # full buffer, groups of up to 300
+        (1_000, 1 << 30, (2, 20_000, 1, 100, 4_096)),  # rejection-heavy draws (1000 < 1024)
+        (1, 1 << 30, (3, 500, 1, 10, 50)),
+        (50, 2_000, (4, 5_000, 1, 100, 40)),  # the byte bound comes and goes
+        (64, 10_000, (5, 5_000, 1, 400, 200)),  # bound reached after full, uneven groups
+    ],
+)
+@pytest.mark.parametrize("lazy", [False, True])
+def test_shuffle_order_is_the_documented_order_for_any_grouping(
+    bufsize: int, max_bytes: int, case: tuple, lazy: bool
+) -> None:
+    sizes, groups = _random_case(*case)
+    for seed in (0, 11):
+        order, peak = _held(ShuffleBuffer(bufsize, seed, max_bytes), sizes, groups, lazy)
+        assert order == _reference_order(bufsize, seed, max_bytes, sizes)
+        if lazy:  # payloads are made as the buffer takes them: the bound holds
+            assert peak <= max_bytes + max(sizes)
+
+
+def test_shuffle_order_after_samples_grow_past_the_bound() -> None:
+    # small samples fill the buffer, then large ones take it over its byte bound
+    sizes = [10] * 2_000 + [900] * 2_000 + [10] * 2_000
+    groups = [250] * 24
+    order, _ = _held(ShuffleBuffer(100, 3, 20_000), sizes, groups)
+    assert order == _reference_order(100, 3, 20_000, sizes)
 
 
 def test_shuffled_refuses_a_byte_bound_below_one(shards: str) -> None:
