@@ -127,7 +127,11 @@ def make_decoder(
         "    if key is not None:",
         "        data[KEY] = key",
         "    sample = new(cls)",
-        "    set_attr(sample, '__dict__', data)",
+        # a plain assignment when the class keeps object's __setattr__ (a frozen
+        # dataclass refuses it: the explicit call then)
+        "    sample.__dict__ = data"
+        if cls.__setattr__ is object.__setattr__
+        else "    set_attr(sample, '__dict__', data)",
         "    return sample",
     ]
     source = "\n".join(lines) + "\n"

@@ -157,6 +157,23 @@ def test_generated_decoder_sets_the_key_and_keeps_arrays_as_asked() -> None:
     assert _outcome(codec.view_decoder, payload) == _outcome(Mixed.from_bytes, payload)
 
 
+@packable
+class Guarded:
+    idx: int
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "__dict__":  # a class that refuses its dict being replaced
+            raise AttributeError("no")
+        object.__setattr__(self, name, value)
+
+
+def test_generated_decoder_builds_a_class_with_its_own_setattr() -> None:
+    codec = codec_for(Guarded)
+    assert codec.decoder is not None  # the generated path, not the careful one
+    sample = codec.view_decoder(Guarded(idx=3).packed, "k")
+    assert sample.idx == 3 and getattr(sample, KEY_ATTR) == "k"
+
+
 def test_int_in_a_float_field_becomes_a_float_as_before() -> None:
     payload = msgpack.packb({**CASES[Plain], "score": 3})
     sample = codec_for(Plain).decoder(payload)
