@@ -154,9 +154,6 @@ def _pax_path(data: bytes) -> str | None:
 
 _BULK_MAX = 4096  # headers checked per numpy pass
 _RELEASE_STEP = 32 << 20  # how often a memory-mapped shard's read part is released
-_CODES = np.zeros(256, dtype=np.uint8)  # see _canonical_rows
-_CODES[list(b"01234567")] = 2
-_CODES[list(b" \x00")] = 1
 _POWERS = 8 ** np.arange(5, -1, -1, dtype=np.int64)  # six octal checksum digits
 _SIZE_POWERS = 8 ** np.arange(10, -1, -1, dtype=np.int64)  # eleven octal size digits
 _UNIFORM_MIN = 16  # members of one size class found at once, when at least this many
@@ -170,13 +167,15 @@ _DEVICE_STARTS = (8,)
 def _canonical_rows(fields: np.ndarray, starts: tuple[int, ...]) -> np.ndarray:
     """Per row: every field is octal digits then NULs or spaces (tarfile's canonical form).
 
-    Each byte is coded 2 (digit), 1 (NUL or space) or 0 (anything else); within a field
-    the codes may only go down, and never reach 0.
+    Every byte is a digit or a NUL or space, and within a field no digit follows a NUL or
+    space. (Byte arithmetic, not a lookup table: a table lookup per byte costs more than
+    the rest of the scan.)
     """
-    code = _CODES[fields]
-    rising = code[:, 1:] > code[:, :-1]
+    digit = (fields - np.uint8(48)) < 8  # b"0".."7" (the subtraction wraps below "0")
+    blank = (fields == 0) | (fields == 32)
+    rising = digit[:, 1:] & blank[:, :-1]
     rising[:, [s - 1 for s in starts]] = False  # a new field may start with a digit
-    return (code.min(axis=1) > 0) & ~rising.any(axis=1)  # type: ignore[no-any-return]
+    return (digit | blank).all(axis=1) & ~rising.any(axis=1)  # type: ignore[no-any-return]
 
 
 def _run_positions(
@@ -240,18 +239,29 @@ def _run_positions(
 
 
 def _names(heads: np.ndarray) -> str | None:
-    """The name fields of ``heads``, as tarfile reads them, joined by newlines; None when
-    one is odd (a byte after its first NUL, or a newline)."""
+    """The name fields of ``heads``, as tarfile reads them, each followed by a newline;
+    None unless every name is plain: printable ASCII with no slash or backslash, and no
+    byte after its first NUL. (Other names take the one-by-one path, which judges them.)
+    """
     field = np.ascontiguousarray(heads[:, :100])
     filled = field != 0
-    # each name is its bytes, then NULs only (no byte after a NUL): numpy's fixed-width
-    # strings drop those NULs
+    # each name is its bytes, then NULs only (no byte after a NUL)
     if not filled[:, 0].all() or (filled[:, 1:] > filled[:, :-1]).any():
         return None
-    joined = b"\n".join(field.view("S100").ravel().tolist())
-    if joined.count(b"\n") != len(field) - 1:
+    odd = (
+        ((field - np.uint8(1)) < 31)  # control characters (a NUL wraps to 255)
+        | (field >= 127)  # DEL, and bytes of non-ASCII names
+        | (field == 47)  # "/"
+        | (field == 92)  # "\\"
+    )
+    if odd.any():
         return None
-    return joined.decode("utf-8", "surrogateescape")
+    # a newline where each name ends, then every byte but the NULs, in order
+    lines = np.zeros((len(field), 101), dtype=np.uint8)
+    lines[:, :100] = field
+    lines[np.arange(len(field)), filled.sum(axis=1)] = 10
+    flat = lines.ravel()
+    return flat[flat != 0].tobytes().decode("ascii")
 
 
 def _bulk(
@@ -267,7 +277,7 @@ def _bulk(
 
     Returns:
         ``(names, data starts, data ends, data sizes, position after the run)``, the
-        names joined by newlines when none holds one (see :func:`_names`), else a list.
+        names as one text when they are plain (see :func:`_names`), else a list.
     """
     if pos + _BLOCK > end:
         return None
@@ -313,26 +323,24 @@ def _bulk(
 def _plain_samples(
     text: str, n: int, seen: set[str], expected_count: int | None, count: int
 ) -> tuple[list[str], list[str]] | None:
-    """Keys and extensions when each of the ``n`` names in ``text`` (joined by newlines,
-    none holding one) is a new sample with a safe key, else None.
+    """Keys and extensions when each of the ``n`` plain names in ``text`` (see
+    :func:`_names`) is a new sample with a key, else None.
 
     None sends the names through the member-by-member checks, which group members of one
     sample, skip metadata members and raise, at the right sample, what is wrong (so a
     check here may refuse more than it must, never less).
     """
-    if "/" in text or "\\" in text or "\n__" in text or text[:2] == "__":
-        return None  # paths, metadata members, a character no key may hold
-    if not text.replace("\n", "-").isprintable():
-        return None  # control characters (other unprintable ones too: checked one by one)
+    if "\n__" in text or text[:2] == "__":
+        return None  # metadata members
     # (a name comes from a 100-byte header field: no key is longer than a key may be)
-    if text.count(".") == n and text.count(".msgpack\n") == n - 1 and text.endswith(".msgpack"):
+    if text.count(".") == n and text.count(".msgpack\n") == n:
         # every name is KEY.msgpack (the usual shard): the keys in one split
         if text[:8] == ".msgpack" or "\n.msgpack" in text:
             return None  # an empty key
-        keys = text[:-8].split(".msgpack\n")
+        keys = text[:-9].split(".msgpack\n")
         exts = ["msgpack"] * n
     else:
-        names = text.split("\n")
+        names = text[:-1].split("\n")
         dots = [name.find(".") for name in names]
         if min(dots) <= 0:
             return None  # a name without a dot or a key
@@ -486,7 +494,7 @@ def scan_shard(
                     current = {exts[last]: view[starts[last] : ends[last]]}
                     continue
                 if type(names) is str:
-                    names = names.split("\n")
+                    names = names[:-1].split("\n")
             else:
                 if pos + _BLOCK > end and refill is not None:
                     buf, pos, end = refill(buf, pos, _BLOCK)

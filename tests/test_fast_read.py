@@ -347,8 +347,28 @@ def _raw_tar(members: list[tuple[bytes, bytes, int]]) -> bytes:
         (b"k" * 92 + b".msgpack", b"p", 0),  # a name filling all 100 bytes
         (b"k25.msgpack", b"p", 65521),  # a checksum off by adler32's modulus
         (b"k25.msgpack", b"p" * 700, 0),  # another size class inside a run
+        (b"k25\x7f.msgpack", b"p", 0),  # DEL
+        ("k\u00e925.msgpack".encode(), b"p", 0),  # a non-ASCII key
+        ("k\u00a025.msgpack".encode(), b"p", 0),  # a non-ASCII unprintable key
+        (b"k\xff25.msgpack", b"p", 0),  # not UTF-8
+        (b"d/k25.msgpack", b"p", 0),  # a path
+        (b"d\\k25.msgpack", b"p", 0),  # a backslash
+        (b"__k25__.msgpack", b"p", 0),  # a leading double underscore
     ],
-    ids=["junk-after-nul", "newline", "full-width", "checksum-off-by-65521", "size-class"],
+    ids=[
+        "junk-after-nul",
+        "newline",
+        "full-width",
+        "checksum-off-by-65521",
+        "size-class",
+        "del",
+        "non-ascii",
+        "nbsp",
+        "not-utf8",
+        "slash",
+        "backslash",
+        "dunder",
+    ],
 )
 def test_odd_members_inside_runs_of_one_size_class(tmp_path: Path, odd: tuple) -> None:
     # runs of same-size members are checked all at once: an odd member anywhere in or
