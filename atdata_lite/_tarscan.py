@@ -154,28 +154,39 @@ def _pax_path(data: bytes) -> str | None:
 
 _BULK_MAX = 4096  # headers checked per numpy pass
 _RELEASE_STEP = 32 << 20  # how often a memory-mapped shard's read part is released
-_POWERS = 8 ** np.arange(5, -1, -1, dtype=np.int64)  # six octal checksum digits
-_SIZE_POWERS = 8 ** np.arange(10, -1, -1, dtype=np.int64)  # eleven octal size digits
+# the value and the digit sum of six octal checksum digits (one product for both)
+_CHECKSUM_WEIGHTS = np.stack([8 ** np.arange(5, -1, -1), np.ones(6, dtype=np.int64)], axis=1)
 _UNIFORM_MIN = 16  # members of one size class found at once, when at least this many
 
 
-# where each field starts in the numeric (100-155) and device (329-344) parts of a header
-_NUMERIC_STARTS = (8, 16, 24, 36, 48)
-_DEVICE_STARTS = (8,)
+# The header bytes read as numbers, side by side: mode, uid, gid, size, mtime and checksum
+# (bytes 100-155), then the two device numbers (329-344). Where each field starts among them:
+_FIELD_STARTS = (8, 16, 24, 36, 48, 56, 64)
+_SIZE_END = 35  # the byte after the size's eleven digits (135)
+_CHECKSUM = 48  # the checksum's six digits, then a NUL and a space (148-155)
 
 
-def _canonical_rows(fields: np.ndarray, starts: tuple[int, ...]) -> np.ndarray:
-    """Per row: every field is octal digits then NULs or spaces (tarfile's canonical form).
+def _odd_bytes(heads: np.ndarray) -> np.ndarray:
+    """Per header and number byte (see :data:`_FIELD_STARTS`): True where the byte breaks
+    the canonical form tarfile and GNU tar write, which the one-header path reads alike.
 
-    Every byte is a digit or a NUL or space, and within a field no digit follows a NUL or
-    space. (Byte arithmetic, not a lookup table: a table lookup per byte costs more than
-    the rest of the scan.)
+    That form: every field is octal digits then NULs or spaces (no digit after a NUL or
+    space), the size's digits end at byte 135 with a NUL or space, and the checksum is six
+    digits then a NUL and a space. (Byte arithmetic, not a lookup table: a table lookup
+    per byte would cost more than the rest of the scan.)
     """
+    fields = np.concatenate((heads[:, 100:156], heads[:, 329:345]), axis=1)
     digit = (fields - np.uint8(48)) < 8  # b"0".."7" (the subtraction wraps below "0")
     blank = (fields == 0) | (fields == 32)
+    odd = ~(digit | blank)
     rising = digit[:, 1:] & blank[:, :-1]
-    rising[:, [s - 1 for s in starts]] = False  # a new field may start with a digit
-    return (digit | blank).all(axis=1) & ~rising.any(axis=1)  # type: ignore[no-any-return]
+    rising[:, [s - 1 for s in _FIELD_STARTS]] = False  # a new field may start with a digit
+    odd[:, 1:] |= rising
+    odd[:, _SIZE_END] |= digit[:, _SIZE_END]
+    odd[:, _CHECKSUM : _CHECKSUM + 6] |= blank[:, _CHECKSUM : _CHECKSUM + 6]
+    odd[:, _CHECKSUM + 6] |= fields[:, _CHECKSUM + 6] != 0
+    odd[:, _CHECKSUM + 7] |= fields[:, _CHECKSUM + 7] != 32
+    return odd
 
 
 def _run_positions(
@@ -206,13 +217,15 @@ def _run_positions(
         if room >= _UNIFORM_MIN:
             which = first + stride * np.arange(room)
             heads = rows[first : first + stride * (room - 1) + 1 : stride]
-            digits = heads[:, 124:135].astype(np.int64) - 48
-            sizes = digits @ _SIZE_POWERS
-            same = (
-                (heads[:, 156] == 0x30)
-                & ((digits >= 0) & (digits <= 7)).all(axis=1)
-                & (((sizes + 511) >> 9) == stride - 1)
-            )
+            digits = heads[:, 124:135] - np.uint8(48)  # octal digits are 0-7, the rest more
+            sizes = digits[:, 0].astype(np.int64)
+            for column in range(1, 11):
+                sizes <<= 3
+                sizes += digits[:, column]
+            same = (heads[:, 156] == 0x30) & (((sizes + 511) >> 9) == stride - 1)
+            octal = digits < 8
+            if not (same.all() and octal.all()):
+                same &= octal.all(axis=1)
             n = room if same.all() else int(np.argmin(same))
             if n >= _UNIFORM_MIN:
                 return which[:n], heads[:n], sizes[:n]
@@ -243,7 +256,10 @@ def _names(heads: np.ndarray) -> str | None:
     None unless every name is plain: printable ASCII with no slash or backslash, and no
     byte after its first NUL. (Other names take the one-by-one path, which judges them.)
     """
-    field = np.ascontiguousarray(heads[:, :100])
+    lines = np.empty((len(heads), 101), dtype=np.uint8)  # each name, then room for a newline
+    field = lines[:, :100]
+    field[...] = heads[:, :100]
+    lines[:, 100] = 0
     filled = field != 0
     # each name is its bytes, then NULs only (no byte after a NUL)
     if not filled[:, 0].all() or (filled[:, 1:] > filled[:, :-1]).any():
@@ -256,12 +272,9 @@ def _names(heads: np.ndarray) -> str | None:
     )
     if odd.any():
         return None
-    # a newline where each name ends, then every byte but the NULs, in order
-    lines = np.zeros((len(field), 101), dtype=np.uint8)
-    lines[:, :100] = field
-    lines[np.arange(len(field)), filled.sum(axis=1)] = 10
-    flat = lines.ravel()
-    return flat[flat != 0].tobytes().decode("ascii")
+    # a newline where each name ends, then the NULs left out
+    lines[np.arange(len(lines)), filled.sum(axis=1, dtype=np.uint8)] = 10
+    return lines.tobytes().translate(None, b"\x00").decode("ascii")
 
 
 def _bulk(
@@ -285,26 +298,16 @@ def _bulk(
     which, heads, sizes = _run_positions(buf, rows, pos, end)
     if not len(which):
         return None
-    numeric = heads[:, 100:156]  # mode ... checksum (bytes 100-155)
-    device = heads[:, 329:346]  # device numbers, and the first prefix byte
-    digits = numeric[:, 48:54].astype(np.int64) - 48
-    good = (
-        _canonical_rows(numeric, _NUMERIC_STARTS)
-        & _canonical_rows(device[:, :16], _DEVICE_STARTS)
-        & (device[:, 16] == 0)  # no ustar prefix
-        & ((numeric[:, 35] == 0) | (numeric[:, 35] == 32))  # the size ends at byte 135
-        & ((digits >= 0) & (digits <= 7)).all(axis=1)
-        & (numeric[:, 54] == 0)
-        & (numeric[:, 55] == 32)
-    )
+    odd = _odd_bytes(heads)
     # tarfile's checksum: the unsigned byte sum, the checksum field counted as eight spaces
-    field_sum = numeric[:, 48:56].sum(axis=1, dtype=np.int64)
+    # (its six digits, a NUL and a space: 48 * 6 + 32 more than the digits)
+    value, digit_sum = ((heads[:, 148:154] - np.uint8(48)) @ _CHECKSUM_WEIGHTS).T
     # (by halves: 256 bytes sum to at most 65,280, exact in 16 bits, and faster)
     halves = heads.reshape(len(heads), 2, 256).sum(axis=2, dtype=np.uint16)
     byte_sum = halves[:, 0].astype(np.int64) + halves[:, 1]
-    good &= byte_sum - field_sum + 256 == digits @ _POWERS
-    if not good.all():
-        n = int(np.argmin(good))  # the first member that is not plain
+    wrong = (byte_sum - digit_sum - 320 + 256 != value) | (heads[:, 345] != 0)  # or a prefix
+    if odd.any() or wrong.any():  # (per header only then: row by row costs more)
+        n = int(np.argmax(odd.any(axis=1) | wrong))  # the first member that is not plain
         if n == 0:
             return None
         which, sizes, heads = which[:n], sizes[:n], heads[:n]
