@@ -251,11 +251,29 @@ def _run_positions(
     return which, rows[which], np.asarray(sizes_list, dtype=np.int64)
 
 
-def _names(heads: np.ndarray) -> str | None:
-    """The name fields of ``heads``, as tarfile reads them, each followed by a newline;
-    None unless every name is plain: printable ASCII with no slash or backslash, and no
-    byte after its first NUL. (Other names take the one-by-one path, which judges them.)
-    """
+class _PlainNames:
+    """The names of a run of headers, all plain (see :func:`_names`), as one text: each
+    name followed by a newline or, when ``keys_only``, each key (every name being the key
+    then ``.msgpack``)."""
+
+    __slots__ = ("keys_only", "text")
+
+    def __init__(self, text: str, keys_only: bool) -> None:
+        self.text, self.keys_only = text, keys_only
+
+    def split(self) -> list[str]:
+        """The names, one by one."""
+        lines = self.text[:-1].split("\n")
+        return [key + ".msgpack" for key in lines] if self.keys_only else lines
+
+
+_MSGPACK = np.frombuffer(b".msgpack", dtype=np.uint8)
+
+
+def _names(heads: np.ndarray) -> _PlainNames | None:
+    """The name fields of ``heads``, as tarfile reads them; None unless every name is plain:
+    printable ASCII with no slash or backslash, and no byte after its first NUL. (Other
+    names take the one-by-one path, which judges them.)"""
     lines = np.empty((len(heads), 101), dtype=np.uint8)  # each name, then room for a newline
     field = lines[:, :100]
     field[...] = heads[:, :100]
@@ -272,14 +290,26 @@ def _names(heads: np.ndarray) -> str | None:
     )
     if odd.any():
         return None
+    lengths = filled.sum(axis=1, dtype=np.uint8)
+    width = int(lengths[0])
+    if (
+        width > 8
+        and (lengths == width).all()
+        and (field[:, width - 8 : width] == _MSGPACK).all()
+        and not (field[:, : width - 8] == 46).any()  # no other dot
+    ):
+        # (no such name is a metadata member: those end with "__")
+        # every name is KEY.msgpack, keys of one length (the usual shard): the keys, cut
+        lines[:, width - 8] = 10
+        return _PlainNames(lines[:, : width - 7].tobytes().decode("ascii"), keys_only=True)
     # a newline where each name ends, then the NULs left out
-    lines[np.arange(len(lines)), filled.sum(axis=1, dtype=np.uint8)] = 10
-    return lines.tobytes().translate(None, b"\x00").decode("ascii")
+    lines[np.arange(len(lines)), lengths] = 10
+    return _PlainNames(lines.tobytes().translate(None, b"\x00").decode("ascii"), keys_only=False)
 
 
 def _bulk(
     buf: Any, pos: int, end: int
-) -> tuple[str | list[str], list[int], list[int], np.ndarray, int] | None:
+) -> tuple[_PlainNames | list[str], list[int], list[int], np.ndarray, int] | None:
     """The run of plain members starting at ``pos``, checked together; None if there is none.
 
     A plain member is a regular file (type ``0``) whose header is in the canonical form
@@ -311,7 +341,7 @@ def _bulk(
         if n == 0:
             return None
         which, sizes, heads = which[:n], sizes[:n], heads[:n]
-    names: str | list[str] | None = _names(heads)
+    names: _PlainNames | list[str] | None = _names(heads)
     starts_array = (which + 1) * _BLOCK
     if names is None:
         names = [
@@ -324,31 +354,35 @@ def _bulk(
 
 
 def _plain_samples(
-    text: str, n: int, seen: set[str], expected_count: int | None, count: int
+    names: _PlainNames, n: int, seen: set[str], expected_count: int | None, count: int
 ) -> tuple[list[str], list[str]] | None:
-    """Keys and extensions when each of the ``n`` plain names in ``text`` (see
-    :func:`_names`) is a new sample with a key, else None.
+    """Keys and extensions when each of the ``n`` plain names is a new sample with a key,
+    else None.
 
     None sends the names through the member-by-member checks, which group members of one
     sample, skip metadata members and raise, at the right sample, what is wrong (so a
     check here may refuse more than it must, never less).
     """
-    if "\n__" in text or text[:2] == "__":
-        return None  # metadata members
+    text = names.text
     # (a name comes from a 100-byte header field: no key is longer than a key may be)
-    if text.count(".") == n and text.count(".msgpack\n") == n:
-        # every name is KEY.msgpack (the usual shard): the keys in one split
+    if names.keys_only:
+        keys = text[:-1].split("\n")
+        exts = ["msgpack"] * n
+    elif "\n__" in text or text[:2] == "__":
+        return None  # metadata members
+    elif text.count(".") == n and text.count(".msgpack\n") == n:
+        # every name is KEY.msgpack: the keys in one split
         if text[:8] == ".msgpack" or "\n.msgpack" in text:
             return None  # an empty key
         keys = text[:-9].split(".msgpack\n")
         exts = ["msgpack"] * n
     else:
-        names = text[:-1].split("\n")
-        dots = [name.find(".") for name in names]
+        lines = text[:-1].split("\n")
+        dots = [name.find(".") for name in lines]
         if min(dots) <= 0:
             return None  # a name without a dot or a key
-        keys = [name[:dot] for name, dot in zip(names, dots, strict=True)]
-        exts = [name[dot + 1 :].lower() for name, dot in zip(names, dots, strict=True)]
+        keys = [name[:dot] for name, dot in zip(lines, dots, strict=True)]
+        exts = [name[dot + 1 :].lower() for name, dot in zip(lines, dots, strict=True)]
     unique = set(keys)
     if len(unique) != n or not unique.isdisjoint(seen):
         return None
@@ -476,7 +510,7 @@ def scan_shard(
                 names, starts, ends, sizes, pos = bulk
                 plain = (
                     _plain_samples(names, len(starts), seen, expected_count, count)
-                    if type(names) is str
+                    if type(names) is _PlainNames
                     else None
                 )
                 if plain is not None:  # one member per sample, nothing to check one by one
@@ -496,8 +530,8 @@ def scan_shard(
                     current_key = keys[last]
                     current = {exts[last]: view[starts[last] : ends[last]]}
                     continue
-                if type(names) is str:
-                    names = names[:-1].split("\n")
+                if type(names) is _PlainNames:
+                    names = names.split()
             else:
                 if pos + _BLOCK > end and refill is not None:
                     buf, pos, end = refill(buf, pos, _BLOCK)

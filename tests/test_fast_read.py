@@ -264,8 +264,23 @@ def test_dataset_reads_a_stream_without_a_file_descriptor(tmp_path: Path) -> Non
         [f"k{i}.msgpack" for i in range(20)] + ["bad\x01key.msgpack"],
         [f"k{i}.msgpack" for i in range(20)] + ["__index__", "k20.msgpack", ".msgpack"],
         [f"k{i}.MsgPack" for i in range(20)] + ["noext", "k20.a.b"],
+        # keys of one length (read by cutting names at a fixed width)
+        [f"k{i:03d}.msgpack" for i in range(40)] + ["k007.msgpack"],
+        [f"k{i:03d}.msgpack" for i in range(40)] + ["__k1.msgpack", "__i__.msgpack"],
+        [f"k{i:03d}.msgpack" for i in range(40)] + ["k.01.msgpack"],
+        [f"k{i:03d}.msgpack" for i in range(40)] + ["k040.msgpacx", "k041.MSGPACK", "k042.msgpackx"],
     ],
-    ids=["repeat", "double-member", "unsafe-key", "meta-and-empty-key", "odd-extensions"],
+    ids=[
+        "repeat",
+        "double-member",
+        "unsafe-key",
+        "meta-and-empty-key",
+        "odd-extensions",
+        "one-width-repeat",
+        "one-width-dunders",
+        "one-width-two-dots",
+        "one-width-extensions",
+    ],
 )
 def test_key_problems_inside_a_long_run_of_members(tmp_path: Path, names: list[str]) -> None:
     members = [_member(name, bytes([i % 250])) for i, name in enumerate(names)]
