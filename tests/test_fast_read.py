@@ -410,7 +410,7 @@ def test_size_classes_that_change_often_read_the_same(tmp_path: Path) -> None:
 
 
 def test_header_byte_sums_are_exact() -> None:
-    from atdata_lite._tarscan import _byte_sum
+    from atdata_lite._tarscan import _byte_sum, _byte_sums
 
     rng = random.Random(11)
     blocks = [bytes(512), b"\xff" * 512, b"\x7f" * 512]
@@ -418,6 +418,10 @@ def test_header_byte_sums_are_exact() -> None:
     blocks += [bytes(rng.randrange(60) for _ in range(512)) for _ in range(300)]
     for block in blocks:
         assert _byte_sum(block) == sum(block)
+    rows = np.frombuffer(b"".join(blocks), dtype=np.uint8).reshape(-1, 512)
+    want = [sum(block) for block in blocks]
+    assert _byte_sums(rows).tolist() == want
+    assert _byte_sums(rows[::3]).tolist() == want[::3]  # a strided view, as runs are read
 
 
 def test_reading_local_shards_needs_neither_fsspec_nor_the_shard_cache(tmp_path: Path) -> None:
