@@ -51,7 +51,7 @@ def make_decoder(
     hints: dict[str, Any],
     *,
     careful: Callable[[Any], Any],
-    undecodable: Callable[[Any], Any],
+    careful_bytes: Callable[[Any], Any],
     key_attr: str,
     in_place: Callable[[Any], Any] | None = None,
     in_place_min: int = 0,
@@ -66,7 +66,9 @@ def make_decoder(
         hints: The resolved annotation of each field.
         careful: Builds a sample from a decoded value the slow way (``cls._build``),
             raising the worded error when it does not fit.
-        undecodable: Called with a payload msgpack refused; raises the worded error.
+        careful_bytes: Builds a sample from a payload the slow way (msgpack maps with any
+            keys, then ``careful``), for a payload the plain decode refused; raises the
+            worded error when it is not msgpack or does not fit.
         key_attr: The attribute a sample's key is stored in (when ``key`` is given).
         in_place: Decodes payloads of at least ``in_place_min`` bytes another way (array
             fields as views of large payloads), or None.
@@ -80,7 +82,7 @@ def make_decoder(
         "cls": cls,
         "set_attr": object.__setattr__,
         "careful": careful,
-        "undecodable": undecodable,
+        "careful_bytes": careful_bytes,
         "in_place": in_place,
         "keyed": _keyed,
         "KEY": key_attr,
@@ -93,9 +95,11 @@ def make_decoder(
         ]
     lines += [
         "    try:",
-        "        data = unpackb(payload, raw=False, strict_map_key=False)",
+        # msgpack's defaults (no keyword to parse): str or bytes map keys only, which
+        # every sample has; anything else goes the careful way
+        "        data = unpackb(payload)",
         "    except Exception:",
-        "        return keyed(undecodable(payload), key, KEY)",
+        "        return keyed(careful_bytes(payload), key, KEY)",
         f"    if type(data) is not dict or len(data) != {len(names)}:",
         "        return keyed(careful(data), key, KEY)",
         "    try:",

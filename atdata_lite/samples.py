@@ -428,15 +428,12 @@ def _decoders(
 ) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The generated decoders of a plain class (see :mod:`atdata_lite._fastdecode`)."""
 
-    def undecodable(payload: Any) -> Any:
-        return _unpack(payload, cls)  # raises the worded error
-
     copy = make_decoder(
         cls,
         checks,
         hints,
         careful=lambda data: cls._build(data, checks),
-        undecodable=undecodable,
+        careful_bytes=lambda payload: cls._build(_unpack(payload, cls), checks),
         key_attr=KEY_ATTR,
     )
     view = make_decoder(
@@ -444,7 +441,7 @@ def _decoders(
         view_checks,
         hints,
         careful=lambda data: cls._build(data, view_checks),
-        undecodable=undecodable,
+        careful_bytes=lambda payload: cls._build(_unpack(payload, cls), view_checks),
         key_attr=KEY_ATTR,
         in_place=(lambda payload: cls._from_bytes_in_place(payload)) if array_fields else None,
         in_place_min=_IN_PLACE_MIN,
