@@ -444,6 +444,15 @@ class _Compiled:
 _UNSET = object()
 
 
+def _repeats(compiled: _Compiled, name: str) -> int:
+    """How many times ``compiled`` binds ``name`` when it binds nothing else (a lookup by
+    name binds it once per subquery), converted by no processor; else 0."""
+    names = [n for n, _, _ in compiled.binds]
+    if compiled.expanding or compiled.processed or not names or set(names) != {name}:
+        return 0
+    return len(names)
+
+
 def _as_utc(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     # SQLite keeps no time zone; the backend writes UTC, so what comes back is UTC. Parsing
     # SQLAlchemy's storage format with the offset appended is several times cheaper than
@@ -673,18 +682,23 @@ class SqliteExecutor(Executor):
         # first call, not when the index opens: a short-lived process pays for what it uses).
         # fetchone() reads the row and steps once more, which ends a one-row statement and
         # resets it: no read snapshot is left open on the thread's cursor.
-        single: bool | None = None
+        repeat: int | None = None
         sql = ""
         getter: Callable[[dict[str, Any]], Any] | None = None
         constants: dict[str, Any] = {}
 
         def row(value: Any) -> Row | None:
-            nonlocal single, sql, getter, constants
-            if single is None:
+            nonlocal repeat, sql, getter, constants
+            if repeat is None:
                 compiled = self.compiled(stmt)
-                sql, single = compiled.sql, compiled.single == name
-                # Several binds, each ``name`` or a value in the statement (a lookup by name
-                # binds the name three times): one dict and one itemgetter per call.
+                sql, repeat = compiled.sql, _repeats(compiled, name)
+                if repeat > 1:
+                    # Bound once, by name, rather than once per subquery (SQLite copies
+                    # every text it is bound).
+                    named = type(self.dialect)(paramstyle="named")
+                    sql = stmt.compile(dialect=named).string  # type: ignore[attr-defined]
+                # Several binds, each ``name`` or a value in the statement: one dict and one
+                # itemgetter per call.
                 if compiled.constants is not None and all(
                     n == name or n in compiled.constants for n, _, _ in compiled.binds
                 ):
@@ -694,8 +708,10 @@ class SqliteExecutor(Executor):
                 self.connection()
                 holder = self._local.holder
             try:
-                if single:
+                if repeat == 1:
                     return holder.cursor.execute(sql, (value,)).fetchone()  # type: ignore[no-any-return]
+                if repeat:
+                    return holder.cursor.execute(sql, {name: value}).fetchone()  # type: ignore[no-any-return]
                 if getter is not None:
                     args = getter({**constants, name: value})
                     return holder.cursor.execute(sql, args).fetchone()  # type: ignore[no-any-return]

@@ -54,6 +54,7 @@ from ..backend import (
 )
 from ._exec import Executor, IntegrityErrors, Writer
 from ._packed import pack_shards
+from ._points import RARE, compact_select, read_point
 from ._rows import DEFAULT_VERSION, SKIPPED, items, read_row, records
 from ._version import PG_BUMP, PG_READ, SqliteDataVersion
 from .engine import IndexTarget
@@ -101,6 +102,9 @@ _SHARDS_OF = (
     .where(_d.cid == sa.bindparam("cid"))
     .order_by(_s.position)
 )
+# Constants of the lookups written into their SQL (SQLAlchemy would bind each one, OFFSET
+# 0 included, on every lookup): the name is then their only parameter.
+_ONE, _ZERO, _NO_VERSION = (sa.literal_column(v) for v in ("1", "0", "''"))
 # The latest version of a name: highest x.y.z, else the most recently created. Two scalar
 # subqueries under coalesce (SQLite runs the second only when the first finds nothing): the
 # x.y.z one walks ix_datasets_name_semver backwards and stops at its first row, no sort.
@@ -109,14 +113,16 @@ _LATEST_SEMVER_ID = (
     sa.select(_d.id)
     .where(_d.name == sa.bindparam("name"), _d.semver_major.is_not(None))
     .order_by(_d.semver_major.desc(), _d.semver_minor.desc(), _d.semver_patch.desc())
-    .limit(1)
+    .limit(_ONE)
+    .offset(_ZERO)
     .scalar_subquery()
 )
 _LATEST_OTHER_ID = (
     sa.select(_d.id)
     .where(_d.name == sa.bindparam("name"))
     .order_by(_d.created_at.desc(), _d.id.desc())
-    .limit(1)
+    .limit(_ONE)
+    .offset(_ZERO)
     .scalar_subquery()
 )
 _LATEST_ID = sa.func.coalesce(_LATEST_SEMVER_ID, _LATEST_OTHER_ID)
@@ -125,7 +131,7 @@ _GET_BY_NAME = _DATASET.where(_d.id == _LATEST_ID)
 # (two uncorrelated scalar subqueries, each an index lookup, then a primary-key read).
 _UNVERSIONED_LABEL_ID = (
     sa.select(_lb.dataset_id)
-    .where(_lb.name == sa.bindparam("name"), _lb.version == "")
+    .where(_lb.name == sa.bindparam("name"), _lb.version == _NO_VERSION)
     .scalar_subquery()
 )
 _RESOLVE_NAME = _DATASET.where(
@@ -143,6 +149,12 @@ _NAMES_PRESENT = sa.select(_d.name).where(_d.name.in_(sa.bindparam("names", expa
 _GET_BY_CID = _DATASET.where(_d.cid == sa.bindparam("cid"))
 # The point read by CID leaves out the CID it looks for (one text value less to hand over).
 _ROW_BY_CID = sa.select(*_DATASET_COLUMNS[1:]).where(_d.cid == sa.bindparam("cid"))
+# The same three point reads in six columns, for SQLite (see ._points).
+_POINT_BY_CID = compact_select(_d.name).where(_d.cid == sa.bindparam("cid"))
+_POINT_BY_NAME = compact_select(_d.cid).where(_d.id == _LATEST_ID)
+_POINT_RESOLVING = compact_select(_d.cid, name_may_differ=True).where(
+    _d.id == sa.func.coalesce(_UNVERSIONED_LABEL_ID, _LATEST_SEMVER_ID, _LATEST_OTHER_ID)
+)
 _LIST_DATASETS = _DATASET.order_by(_d.name, _d.id)
 _LIST_DATASETS_BY_ID = _DATASET.order_by(_d.id)
 _NAME_OF_ROW = itemgetter(1)  # a _DATASET row's name
@@ -353,10 +365,21 @@ class SqlBackend(IndexBackend):
         self.read_only = read_only
         self._read_only_reason = read_only_reason
         self._versions = SqliteDataVersion(target.path) if target.kind == "sqlite" else None
-        # The point reads of every entry lookup, prepared by the executor.
-        self._row_by_cid = executor.lookup(_ROW_BY_CID, "cid")
-        self._row_by_name = executor.lookup(_GET_BY_NAME, "name")
-        self._row_resolving = executor.lookup(_RESOLVE_NAME, "name")
+        # The point reads of every entry lookup, prepared by the executor: on SQLite in six
+        # columns (see ._points), each with the full statement for the rare rows.
+        lookup = executor.lookup
+        self._whole_by_cid = lookup(_ROW_BY_CID, "cid")
+        self._whole_by_name = lookup(_GET_BY_NAME, "name")
+        self._whole_resolving = lookup(_RESOLVE_NAME, "name")
+        if target.kind == "sqlite":
+            self._row_by_cid = lookup(_POINT_BY_CID, "cid")
+            self._row_by_name = lookup(_POINT_BY_NAME, "name")
+            self._row_resolving = lookup(_POINT_RESOLVING, "name")
+        else:
+            self._row_by_cid = self._whole_by_cid
+            self._row_by_name = self._whole_by_name
+            self._row_resolving = self._whole_resolving
+        self._compact = target.kind == "sqlite"
 
     # --- identity ---------------------------------------------------------------------
 
@@ -456,6 +479,13 @@ class SqlBackend(IndexBackend):
         row = self._row_by_cid(cid)
         if row is None:
             return None
+        if self._compact:
+            item = read_point(cid, row[0], row, self._shards_of, make, shard_fields)
+            if item is not RARE:
+                return None if item is SKIPPED else item
+            row = self._whole_by_cid(cid)  # a rare row (see ._points): read it whole
+            if row is None:
+                return None
         item = read_row((cid, *row), self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
@@ -464,11 +494,7 @@ class SqlBackend(IndexBackend):
     ) -> _R | None:
         if self._engine is None:
             self._check_open()
-        row = self._row_by_name(name)
-        if row is None:
-            return None
-        item = read_row(row, self._shards_of, make, shard_fields)
-        return None if item is SKIPPED else item
+        return self._by_name(self._row_by_name, self._whole_by_name, name, make, shard_fields)
 
     def resolve_name_as(
         self, name: str, make: Callable[..., _R], *, shard_fields: ShardForm = False
@@ -476,9 +502,27 @@ class SqlBackend(IndexBackend):
         # The first lookup of every Index.get_dataset(name).
         if self._engine is None:
             self._check_open()
-        row = self._row_resolving(name)
+        return self._by_name(self._row_resolving, self._whole_resolving, name, make, shard_fields)
+
+    def _by_name(
+        self,
+        point: Callable[[str], Sequence[Any] | None],
+        whole: Callable[[str], Sequence[Any] | None],
+        name: str,
+        make: Callable[..., _R],
+        shard_fields: ShardForm,
+    ) -> _R | None:
+        """``make(...)`` of the row ``point`` reads for ``name`` (``whole`` for a rare row)."""
+        row = point(name)
         if row is None:
             return None
+        if self._compact:
+            item = read_point(row[0], name, row, self._shards_of, make, shard_fields)
+            if item is not RARE:
+                return None if item is SKIPPED else item
+            row = whole(name)  # a rare row (see ._points): read it whole
+            if row is None:
+                return None
         item = read_row(row, self._shards_of, make, shard_fields)
         return None if item is SKIPPED else item
 
