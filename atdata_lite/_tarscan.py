@@ -308,6 +308,7 @@ def _names(heads: np.ndarray) -> _PlainNames | None:
 
 
 _LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)
+_SUM_ROWS = 256  # headers summed per pass: 128 KiB of scratch, which stays in the CPU cache
 
 
 def _byte_sums(heads: np.ndarray) -> np.ndarray:
@@ -315,12 +316,21 @@ def _byte_sums(heads: np.ndarray) -> np.ndarray:
 
     Eight bytes at a time: each header is read as 64 words, whose even and odd bytes are
     added in four 16-bit lanes (at most 64 * 510 = 32,640 each: no lane overflows), then
-    the lanes. (A sum of bytes cast to wider integers costs several times as much.)
+    the lanes. (A sum of bytes cast to wider integers costs twice as much; so do
+    temporaries the size of the whole run, which leave the CPU cache.)
     """
     words = heads.view(np.uint64)
-    lanes = words & _LOW_BYTES
-    lanes += (words >> np.uint64(8)) & _LOW_BYTES
-    total = lanes.sum(axis=1)
+    low = np.empty((_SUM_ROWS, 64), dtype=np.uint64)
+    high = np.empty((_SUM_ROWS, 64), dtype=np.uint64)
+    total = np.empty(len(words), dtype=np.uint64)
+    for start in range(0, len(words), _SUM_ROWS):
+        part = words[start : start + _SUM_ROWS]
+        lo, hi = low[: len(part)], high[: len(part)]
+        np.bitwise_and(part, _LOW_BYTES, out=lo)
+        np.right_shift(part, np.uint64(8), out=hi)
+        np.bitwise_and(hi, _LOW_BYTES, out=hi)
+        np.add(lo, hi, out=lo)
+        lo.sum(axis=1, out=total[start : start + len(part)])
     total = (total & np.uint64(0xFFFFFFFF)) + (total >> np.uint64(32))
     return ((total & np.uint64(0xFFFF)) + (total >> np.uint64(16))).astype(np.int64)
 
