@@ -274,37 +274,56 @@ def _names(heads: np.ndarray) -> _PlainNames | None:
     """The name fields of ``heads``, as tarfile reads them; None unless every name is plain:
     printable ASCII with no slash or backslash, and no byte after its first NUL. (Other
     names take the one-by-one path, which judges them.)"""
+    fields = heads[:, :100]
+    width = bytes(fields[0]).find(b"\x00") % 101  # the first name's length (100: no NUL)
+    if width and fields[:, width - 1].all() and not fields[:, width:].any():
+        # names of one length, the usual case: only their bytes are looked at
+        return _names_of_one_width(fields[:, :width])
     lines = np.empty((len(heads), 101), dtype=np.uint8)  # each name, then room for a newline
     field = lines[:, :100]
-    field[...] = heads[:, :100]
+    field[...] = fields
     lines[:, 100] = 0
     filled = field != 0
     # each name is its bytes, then NULs only (no byte after a NUL)
     if not filled[:, 0].all() or (filled[:, 1:] > filled[:, :-1]).any():
         return None
-    odd = (
-        ((field - np.uint8(1)) < 31)  # control characters (a NUL wraps to 255)
-        | (field >= 127)  # DEL, and bytes of non-ASCII names
-        | (field == 47)  # "/"
-        | (field == 92)  # "\\"
-    )
-    if odd.any():
+    if _odd_name_bytes(field, allow_nul=True):
         return None
-    lengths = filled.sum(axis=1, dtype=np.uint8)
-    width = int(lengths[0])
+    # a newline where each name ends, then the NULs left out
+    lines[np.arange(len(lines)), filled.sum(axis=1, dtype=np.uint8)] = 10
+    return _PlainNames(lines.tobytes().translate(None, b"\x00").decode("ascii"), keys_only=False)
+
+
+def _names_of_one_width(names: np.ndarray) -> _PlainNames | None:
+    """:func:`_names` for names that fill all ``names``' columns (no NUL among them)."""
+    if _odd_name_bytes(names, allow_nul=False):
+        return None
+    n, width = names.shape
     if (
         width > 8
-        and (lengths == width).all()
-        and (field[:, width - 8 : width] == _MSGPACK).all()
-        and not (field[:, : width - 8] == 46).any()  # no other dot
+        and (names[:, width - 8 :] == _MSGPACK).all()
+        and not (names[:, : width - 8] == 46).any()  # no other dot
     ):
+        # every name is KEY.msgpack (the usual shard): the keys, cut at one width
         # (no such name is a metadata member: those end with "__")
-        # every name is KEY.msgpack, keys of one length (the usual shard): the keys, cut
-        lines[:, width - 8] = 10
-        return _PlainNames(lines[:, : width - 7].tobytes().decode("ascii"), keys_only=True)
-    # a newline where each name ends, then the NULs left out
-    lines[np.arange(len(lines)), lengths] = 10
-    return _PlainNames(lines.tobytes().translate(None, b"\x00").decode("ascii"), keys_only=False)
+        lines = np.empty((n, width - 7), dtype=np.uint8)
+        lines[:, :-1] = names[:, : width - 8]
+        lines[:, -1] = 10
+        return _PlainNames(lines.tobytes().decode("ascii"), keys_only=True)
+    lines = np.empty((n, width + 1), dtype=np.uint8)
+    lines[:, :-1] = names
+    lines[:, -1] = 10
+    return _PlainNames(lines.tobytes().decode("ascii"), keys_only=False)
+
+
+def _odd_name_bytes(names: np.ndarray, *, allow_nul: bool) -> bool:
+    """Whether a byte of ``names`` is not printable ASCII (a NUL only if not ``allow_nul``),
+    or is a slash or a backslash."""
+    # printable ASCII is 32-126: less 32, it is 0-94 (the subtraction wraps below 32)
+    outside = np.count_nonzero((names - np.uint8(32)) >= 95)
+    if allow_nul:
+        outside -= names.size - np.count_nonzero(names)
+    return bool(outside) or bool((names == 47).any()) or bool((names == 92).any())
 
 
 _LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)

@@ -487,3 +487,14 @@ def test_runs_come_whole_and_a_sample_without_msgpack_is_refused_in_place(
         for row in Dataset[Row](str(path)):
             got.append(row.idx)
     assert got == list(range(30))
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["shortest-first", "longest-first"])
+def test_runs_of_names_of_several_lengths_are_read_in_bulk(order: int) -> None:
+    from atdata_lite._tarscan import _bulk, _PlainNames
+
+    members = [_member(f"sample{i}.msgpack", b"x") for i in range(1, 101)[::order]]
+    data = _tar(members, tarfile.GNU_FORMAT)
+    names, starts, *_ = _bulk(data, 0, len(data))
+    assert isinstance(names, _PlainNames) and len(starts) == 100
+    assert names.split() == [f"sample{i}.msgpack" for i in range(1, 101)[::order]]
