@@ -1108,9 +1108,11 @@ class Dataset(_IterableBase, Generic[ST]):  # type: ignore[misc]
         ``buffer_bytes`` bytes of sample payload, whichever is reached first. Small samples
         fill it by count, large ones by bytes: 600 KB images under the default byte bound
         shuffle within about 900 samples instead of 10,000 (and hold 512 MiB, not 6 GB).
-        Samples are mixed within the buffer and across the shuffled shard order, so the
-        randomness a buffer gives grows with it: raise ``buffer_bytes`` when the machine
-        has the memory and samples are large.
+        Once the buffer is full, each new sample takes the place of one drawn uniformly at
+        random from those held, which is yielded (the classic shuffle buffer). Samples are
+        mixed within the buffer and across the shuffled shard order, so the randomness a
+        buffer gives grows with it: raise ``buffer_bytes`` when the machine has the memory
+        and samples are large.
 
         Args:
             buffer_shards: Kept for atdata compatibility; the whole shard list (of this
