@@ -127,6 +127,8 @@ class ShuffleBuffer:
                         payloads[i], names[i], urls[i] = payload, key, url
                         yield decode(out, out_key, out_url)
                     continue
+                # The same loop with the plain decoder called directly (one Python call
+                # less per sample), its errors named here.
                 out_key = out_url = None
                 try:
                     for payload, key in zip(group, keys, strict=True):
