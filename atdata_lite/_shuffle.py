@@ -4,7 +4,7 @@ The reader hands the buffer groups of undecoded samples (a run of a shard at a t
 :data:`Group`); the buffer yields samples, decoded as they leave it. It holds payloads only
 (``bytes``, or views of large ones), which the garbage collector never scans.
 
-The order for a seed is the classic reservoir order: until the buffer holds
+The order for a seed is the classic shuffle buffer's: until the buffer holds
 ``bufsize`` samples it fills; then each new sample takes the place of a random one
 (``random.Random.randrange`` over the buffer), which leaves. When the byte bound is reached
 first, random samples leave until the buffer is under it again (at least one is always
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import itemgetter
 from typing import Any
 
 import webdataset as wds
@@ -34,8 +33,6 @@ Group = tuple[Iterable[Any], Sequence[str], str, int]
 ItemDecoder = Callable[[Any, str, str], Any]
 #: ``decode(payload, key)``: a plain sample with its key set (errors not yet named).
 KeyedDecoder = Callable[[Any, str], Any]
-
-_payload = itemgetter(0)
 
 
 def stream_rng(seed: int | None, stage: str) -> random.Random:
