@@ -259,6 +259,8 @@ _INSERT_SCHEMA = sa.insert(schemas)
 
 
 def _semver(version: str) -> tuple[int, int, int] | tuple[None, None, None]:
+    if version == DEFAULT_VERSION:  # most rows: no regular expression to run
+        return 1, 0, 0
     match = _SEMVER.match(version)
     if match is None:
         return None, None, None
