@@ -18,6 +18,7 @@ from _sql_helpers import record, run_processes
 
 from atdata_lite.errors import DatasetExistsError, IndexOpenError
 from atdata_lite.index import open_backend
+from atdata_lite.index.backend import DatasetRecord, ShardRecord
 from atdata_lite.index.sql import SqlBackend, open_sql_backend
 from atdata_lite.index.sql.engine import resolve_location
 
@@ -347,3 +348,38 @@ def test_memory_location_is_an_in_memory_index_not_a_file(tmp_path, monkeypatch)
         index.add_shards(["/data/a.tar"], name="a", schema_ref=index.publish_schema(A))
         assert [e.name for e in index.list_datasets()] == ["a"]
     assert list(tmp_path.iterdir()) == []  # no file named ":memory:" (nor its lock)
+
+
+def test_shards_with_and_without_facts_in_one_insert(backend) -> None:
+    # Shards that state nothing but their URL are stored as rows of NULL facts, next to
+    # shards that state facts, in the same call, for new and replaced entries alike.
+    bare, full = ShardRecord("u-bare"), ShardRecord("u-full", 10, 3, "ab" * 32, "train")
+    mixed = record("mixed")
+    mixed = DatasetRecord(mixed.cid, "mixed", mixed.schema_ref, (bare, full, ShardRecord("u2")))
+    only_bare = DatasetRecord("bafy-only-bare", "only-bare", mixed.schema_ref, (bare,))
+    backend.insert_datasets([mixed, only_bare, record("facts")])
+    replacement = DatasetRecord("bafy-facts-2", "facts", mixed.schema_ref, (full, bare))
+    backend.insert_datasets([replacement], on_conflict="replace")
+    expected = {
+        "mixed": [("u-bare", None, None, None, None), ("u-full", 10, 3, "ab" * 32, "train"),
+                  ("u2", None, None, None, None)],
+        "only-bare": [("u-bare", None, None, None, None)],
+        "facts": [("u-full", 10, 3, "ab" * 32, "train"), ("u-bare", None, None, None, None)],
+    }  # fmt: skip
+    with backend.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT d.name, s.url, s.size, s.sample_count, s.sha256, s.split FROM "
+                "dataset_shards s JOIN datasets d ON d.id = s.dataset_id "
+                "ORDER BY d.name, s.position"
+            )
+        ).all()
+    stored: dict[str, list[tuple[object, ...]]] = {}
+    for name, *fields in rows:
+        stored.setdefault(name, []).append(tuple(fields))
+    assert stored == expected
+    for name, shards in expected.items():
+        record_ = backend.get_dataset(name)
+        assert [
+            (s.url, s.size, s.sample_count, s.sha256, s.split) for s in record_.shards
+        ] == shards

@@ -350,8 +350,8 @@ class _Compiled:
     """One statement compiled for SQLite, with its parameter order and type processors."""
 
     __slots__ = (
-        "binds", "compiled", "constants", "expanding", "getter", "memo", "processed", "results",
-        "single", "sql",
+        "binds", "compiled", "constants", "expanding", "getter", "lists", "memo", "memo_sql",
+        "processed", "results", "single", "sql",
     )  # fmt: skip
 
     def __init__(self, compiled: SQLCompiler, dialect: sa.Dialect) -> None:
@@ -379,6 +379,15 @@ class _Compiled:
             names[0] if len(names) == 1 and not self.expanding and not self.processed else None
         )
         self.memo: list[tuple[Any, Any]] = [(_UNSET, None)] * len(self.processed)
+        # Only lists bound, none converted: see _expanded.
+        self.lists = (
+            names
+            if self.expanding
+            and not self.processed
+            and all(compiled.binds[name].expanding for name in names)
+            else None
+        )
+        self.memo_sql: dict[tuple[int, ...], str] = {}
         # Values bound in the statement itself (LIMIT's, a literal compared with): when no
         # value needs converting, the caller's parameters are laid over them and read with
         # the one itemgetter, at C speed (a lookup by name binds the name three times).
@@ -408,8 +417,7 @@ class _Compiled:
             except KeyError:  # a parameter not given: bound as NULL below, as before
                 pass
         if self.expanding:
-            state = self.compiled.construct_expanded_state(params)
-            return state.statement, state.positional_parameters
+            return self._expanded(params)
         if self.getter is not None:
             try:
                 values = list(self.getter(params))
@@ -430,6 +438,48 @@ class _Compiled:
             value = params.get(name, default)
             values.append(value if bind_proc is None else bind_proc(value))
         return self.sql, values
+
+    def _expanded(self, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
+        # Statements whose parameters are all lists (``IN (...)`` of names or CIDs, read in
+        # chunks of one size): the SQL for those list lengths is expanded once, and the
+        # values are the lists one after another, in the order the statement binds them.
+        if self.lists:
+            try:
+                lists = [params[name] for name in self.lists]
+            except KeyError:
+                pass
+            else:
+                lengths = tuple(map(len, lists))
+                sql = self.memo_sql.get(lengths)
+                if sql is not None:
+                    return sql, [value for values in lists for value in values]
+                state = self.compiled.construct_expanded_state(params)
+                if len(self.memo_sql) < 16:
+                    self.memo_sql[lengths] = state.statement
+                return state.statement, state.positional_parameters
+        state = self.compiled.construct_expanded_state(params)
+        return state.statement, state.positional_parameters
+
+    def rows_with_ids(self, ids: Iterable[int], rows: Iterable[dict[str, Any]]) -> Iterator[Any]:
+        """The parameters of an INSERT of ``rows`` (all with the same keys) under ``ids``.
+
+        What :meth:`parameters` of ``{"id": id, **row}`` returns, without building that dict
+        per row: the values read by one itemgetter, the id put in its place and the
+        timestamps converted (each remembering its last value, as :meth:`parameters` does).
+        """
+        names = [name for name, _, _ in self.binds]
+        at = names.index("id")
+        getter = itemgetter(*(n for n in names if n != "id"))
+        processed = [(i, proc, [_UNSET, None]) for i, (_, proc, _) in enumerate(self.binds) if proc]
+        for did, row in zip(ids, rows, strict=True):
+            values = list(getter(row))
+            values.insert(at, did)
+            for i, proc, last in processed:
+                value = values[i]
+                if last[0] is not value:
+                    last[0], last[1] = value, proc(value)
+                values[i] = last[1]
+            yield values
 
     def convert(self, row: Row) -> Row:
         """Apply the type processors to one row (raises on a value that cannot convert)."""
@@ -527,12 +577,10 @@ class _SqliteWriter(Writer):
         # take ids meanwhile: number the rows ourselves and insert them in one executemany,
         # instead of one execute per row to learn each lastrowid.
         (start,) = self.rows(self.executor.max_id(table), {})[0]
-        ids = list(range(start + 1, start + 1 + len(rows)))
-        self.execute(
-            self.executor.inserts(table),
-            [{"id": i, **row} for i, row in zip(ids, rows, strict=True)],
-        )
-        return ids
+        ids = range(start + 1, start + 1 + len(rows))
+        compiled = self.executor.compiled(self.executor.inserts(table), ("id", *rows[0]))
+        self.conn.executemany(compiled.sql, compiled.rows_with_ids(ids, rows))
+        return list(ids)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -259,6 +259,8 @@ _INSERT_SCHEMA = sa.insert(schemas)
 
 
 def _semver(version: str) -> tuple[int, int, int] | tuple[None, None, None]:
+    if version == DEFAULT_VERSION:  # most rows: no regular expression to run
+        return 1, 0, 0
     match = _SEMVER.match(version)
     if match is None:
         return None, None, None
@@ -318,8 +320,13 @@ def _dataset_row(
 
 
 def _shard_rows(dataset_id: int, record: DatasetRecord) -> list[dict[str, Any]]:
+    # A shard with no facts (no size, count, hash nor split: every shard of an import from
+    # URLs) is a row of three values, inserted apart by _insert_shards: the columns left
+    # out are NULL all the same, and SQLite's driver binds each None it is given slowly.
     return [
-        {
+        {"dataset_id": dataset_id, "position": i, "url": s.url}
+        if s.size is None and s.sample_count is None and s.sha256 is None and s.split is None
+        else {
             "dataset_id": dataset_id,
             "position": i,
             "url": s.url,
@@ -330,6 +337,15 @@ def _shard_rows(dataset_id: int, record: DatasetRecord) -> list[dict[str, Any]]:
         }
         for i, s in enumerate(record.shards)
     ]
+
+
+def _insert_shards(w: Writer, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows of :func:`_shard_rows`: those without facts, then the others."""
+    bare = [row for row in rows if len(row) == 3]
+    if len(bare) != len(rows):
+        w.execute(_INSERT_SHARDS, [row for row in rows if len(row) != 3])
+    if bare:
+        w.execute(_INSERT_SHARDS, bare)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -677,7 +693,7 @@ class SqlBackend(IndexBackend):
             for did, r in replaced:
                 shard_rows.extend(_shard_rows(did, r))
         if shard_rows:
-            w.execute(_INSERT_SHARDS, shard_rows)
+            _insert_shards(w, shard_rows)
         self._insert_new(w, inserts)
         return results
 
@@ -691,7 +707,7 @@ class SqlBackend(IndexBackend):
         for did, r in zip(w.insert_ids(datasets, rows), records, strict=True):
             shard_rows.extend(_shard_rows(did, r))
         if shard_rows:
-            w.execute(_INSERT_SHARDS, shard_rows)
+            _insert_shards(w, shard_rows)
 
     def delete_dataset(self, name: str, version: str | None = None) -> DatasetRecord | None:
         with self._begin_write() as w:
