@@ -134,7 +134,7 @@ def make_decoder(
         # a plain assignment when the class keeps object's __setattr__ (a frozen
         # dataclass refuses it: the explicit call then)
         "    sample.__dict__ = data"
-        if cls.__setattr__ is object.__setattr__
+        if getattr(cls, "__setattr__", None) is object.__setattr__
         else "    set_attr(sample, '__dict__', data)",
         "    return sample",
     ]

@@ -95,7 +95,8 @@ class ShuffleBuffer:
     def __call__(self, groups: Iterable[Group]) -> Iterator[Any]:
         rng = stream_rng(self.seed, "samples")
         getrandbits, randrange = rng.getrandbits, rng.randrange
-        decode, keyed = _as_is, None
+        decode: ItemDecoder = _as_is
+        keyed: KeyedDecoder | None = None
         if self.decoders is not None:
             decode, keyed = self.decoders()
         bufsize, max_bytes = self.bufsize, self.max_bytes
@@ -126,7 +127,7 @@ class ShuffleBuffer:
                     continue
                 # The same loop with the plain decoder called directly (one Python call
                 # less per sample), its errors named here.
-                out_key = out_url = None
+                out_key = out_url = ""
                 try:
                     for payload, key in zip(group, keys, strict=True):
                         i = getrandbits(bits)
@@ -136,7 +137,7 @@ class ShuffleBuffer:
                         payloads[i], names[i], urls[i] = payload, key, url
                         yield keyed(out, out_key)
                 except SampleDecodeError as exc:
-                    name_error(exc, out_url, out_key)  # type: ignore[arg-type]
+                    name_error(exc, out_url, out_key)
                     raise
                 continue
             if not exact:

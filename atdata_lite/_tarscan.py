@@ -186,7 +186,7 @@ def _odd_bytes(heads: np.ndarray) -> np.ndarray:
     odd[:, _CHECKSUM : _CHECKSUM + 6] |= blank[:, _CHECKSUM : _CHECKSUM + 6]
     odd[:, _CHECKSUM + 6] |= fields[:, _CHECKSUM + 6] != 0
     odd[:, _CHECKSUM + 7] |= fields[:, _CHECKSUM + 7] != 32
-    return odd
+    return odd  # type: ignore[no-any-return]
 
 
 def _run_positions(
@@ -575,7 +575,7 @@ def scan_shard(
                     current_key = keys[last]
                     current = {exts[last]: view[starts[last] : ends[last]]}
                     continue
-                if type(names) is _PlainNames:
+                if isinstance(names, _PlainNames):
                     names = names.split()
             else:
                 if pos + _BLOCK > end and refill is not None:

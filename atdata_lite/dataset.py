@@ -520,7 +520,7 @@ def _run_group(run: Run, url: str) -> Group:
     the buffer takes its samples, so that no more than one sample's copy waits.
     """
     starts, ends, view = run.starts, run.ends, run.view
-    data = view.obj
+    data: Any = view.obj
     if (
         run.largest < _IN_PLACE_MIN
         and type(data) in (bytes, mmap.mmap)

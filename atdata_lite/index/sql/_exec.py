@@ -743,7 +743,7 @@ class SqliteExecutor(Executor):
                 if repeat > 1:
                     # Bound once, by name, rather than once per subquery (SQLite copies
                     # every text it is bound).
-                    named = type(self.dialect)(paramstyle="named")
+                    named = type(self.dialect)(paramstyle="named")  # type: ignore[call-arg]
                     sql = stmt.compile(dialect=named).string  # type: ignore[attr-defined]
                 # Several binds, each ``name`` or a value in the statement: one dict and one
                 # itemgetter per call.

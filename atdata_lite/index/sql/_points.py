@@ -35,7 +35,7 @@ from .tables import datasets
 __all__ = ["RARE", "compact_select", "read_point"]
 
 _d = datasets.c
-_RARE = sa.literal_column("0")
+_RARE: sa.ColumnClause[Any] = sa.literal_column("0")
 _fromisoformat = datetime.fromisoformat
 # nullif() compares the two values as they are: ``updated_at = created_at`` would first try
 # to read both texts as numbers (the columns' NUMERIC affinity), on every row.

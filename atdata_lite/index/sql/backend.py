@@ -104,7 +104,9 @@ _SHARDS_OF = (
 )
 # Constants of the lookups written into their SQL (SQLAlchemy would bind each one, OFFSET
 # 0 included, on every lookup): the name is then their only parameter.
-_ONE, _ZERO, _NO_VERSION = (sa.literal_column(v) for v in ("1", "0", "''"))
+_ONE: sa.ColumnClause[Any] = sa.literal_column("1")
+_ZERO: sa.ColumnClause[Any] = sa.literal_column("0")
+_NO_VERSION: sa.ColumnClause[Any] = sa.literal_column("''")
 # The latest version of a name: highest x.y.z, else the most recently created. Two scalar
 # subqueries under coalesce (SQLite runs the second only when the first finds nothing): the
 # x.y.z one walks ix_datasets_name_semver backwards and stops at its first row, no sort.
