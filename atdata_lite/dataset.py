@@ -20,7 +20,7 @@ import os
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import chain, islice
+from itertools import islice
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -345,21 +345,12 @@ class _Read:
         if self.output_lens is not None:
             check_worker_picklable(getattr(self.output_lens, "view_type", None))
         offset, step = self._sample_slice()
-        shards = (
-            (url, self._read_shard(url, offset, step, open_stream))
-            for url, open_stream in self._streams(urls)
-        )
-        if self.on_shard_error != "skip":
-            # the shards' samples one after the other, at C speed (no generator between)
-            return chain.from_iterable(samples for _, samples in shards)
-        return self._skipping(shards)
-
-    def _skipping(self, shards: Iterable[tuple[str, Iterator[Any]]]) -> Iterator[Any]:
-        """The shards' samples, a shard that is missing or corrupt skipped with a warning."""
-        for url, samples in shards:
+        for url, open_stream in self._streams(urls):
             try:
-                yield from samples
+                yield from self._read_shard(url, offset, step, open_stream)
             except (ShardNotFoundError, CorruptShardError) as exc:
+                if self.on_shard_error != "skip":
+                    raise
                 warnings.warn(f"Skipping shard {url}: {exc}", ShardSkippedWarning, stacklevel=2)
 
     def _streams(self, urls: Iterable[str]) -> Iterator[tuple[str, Callable[[], Any]]]:
