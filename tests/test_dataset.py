@@ -71,6 +71,16 @@ def test_batches_keep_the_short_last_batch(local_shards):
     assert batches[0].vec.shape == (10, 3) and batches[2].idx == [20, 21, 22]
 
 
+@pytest.mark.parametrize("how", ["ordered", "shuffled"])
+def test_an_iteration_can_be_closed_early(local_shards, how):
+    # a generator: close() ends it at once and lets the shard go (as a break does)
+    it = iter(getattr(Dataset[Row](local_shards), how)())
+    next(it)
+    it.close()
+    with pytest.raises(StopIteration):
+        next(it)
+
+
 def test_shuffled_is_a_permutation_and_reproducible_with_a_seed(local_shards):
     ds = Dataset[Row](local_shards)
     a = _idx(ds.shuffled(buffer_samples=8, seed=7))
