@@ -403,29 +403,35 @@ class _Read:
         plain = decode_type.from_bytes  # a foreign type: give it the bytes it expects
         return lambda payload: plain(bytes(payload))
 
+    def _direct_decoder(self) -> KeyedDecoder | None:
+        """The keyed decoder when it alone makes the sample (a plain ``@packable`` type,
+        no lens): the tight loops call it straight."""
+        return self._keyed_decoder() if self.output_lens is None else None
+
     def shuffle_decoders(self) -> tuple[ItemDecoder, KeyedDecoder | None]:
-        """The shuffle buffer's decoders: :meth:`item_decoder`, and the keyed decoder when
-        it alone makes the sample (a plain ``@packable`` type, no lens)."""
-        keyed = self._keyed_decoder() if self.output_lens is None else None
-        return self.item_decoder(), keyed
+        """The shuffle buffer's decoders: :meth:`item_decoder`, and
+        :meth:`_direct_decoder`."""
+        return self.item_decoder(), self._direct_decoder()
 
     def item_decoder(self) -> ItemDecoder:
         """``decode(payload, key, url)``: the sample (or, ``raw``, the item) one payload
         gives, its errors naming the shard and the key. Reading uses it sample by sample,
         and the shuffle buffer for what the reader yields undecoded (``deferred``)."""
-        keyed = self._keyed_decoder()
-        plain = self._decoder()
-        lens, raw = self.output_lens, self.raw
-        if keyed is not None and lens is None:  # the common case: keyed sets the key
+        direct = self._direct_decoder()
+        if direct is not None:  # the common case: the keyed decoder sets the key
 
             def decode_keyed(payload: Any, key: str, url: str) -> Any:
                 try:
-                    return keyed(payload, key)
+                    return direct(payload, key)
                 except SampleDecodeError as exc:
                     name_error(exc, url, key)
                     raise
 
             return decode_keyed
+
+        keyed = self._keyed_decoder()
+        plain = self._decoder()
+        lens, raw = self.output_lens, self.raw
 
         def decode(payload: Any, key: str, url: str) -> Any:
             try:
@@ -450,9 +456,8 @@ class _Read:
         step: int = 1,
         open_stream: Callable[[], Any] | None = None,
     ) -> Iterator[Any]:
-        keyed = self._keyed_decoder()
+        direct = self._direct_decoder()
         finish = self.item_decoder()
-        direct = keyed is not None and self.output_lens is None
         deferred = self.deferred
         stream = open_stream() if open_stream is not None else self._open(url)
         try:
@@ -463,7 +468,7 @@ class _Read:
             position = -1
             for item in samples:
                 if isinstance(item, Run):
-                    if step == 1 and keyed is not None and direct and item.only("msgpack"):
+                    if step == 1 and direct is not None and item.only("msgpack"):
                         # the common case in a tight loop: plain samples, one member each
                         position += len(item.keys)
                         view = item.view
@@ -472,7 +477,7 @@ class _Read:
                             continue
                         for key, start, end in zip(item.keys, item.starts, item.ends, strict=True):
                             try:
-                                sample = keyed(view[start:end], key)
+                                sample = direct(view[start:end], key)
                             except SampleDecodeError as exc:
                                 name_error(exc, url, key)
                                 raise

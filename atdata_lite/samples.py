@@ -428,26 +428,20 @@ def _decoders(
 ) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The generated decoders of a plain class (see :mod:`atdata_lite._fastdecode`)."""
 
-    copy = make_decoder(
-        cls,
-        checks,
-        hints,
-        careful=lambda data: cls._build(data, checks),
-        careful_bytes=lambda payload: cls._build(_unpack(payload, cls), checks),
-        key_attr=KEY_ATTR,
-    )
-    view = make_decoder(
-        cls,
-        view_checks,
-        hints,
-        careful=lambda data: cls._build(data, view_checks),
-        careful_bytes=lambda payload: cls._build(_unpack(payload, cls), view_checks),
-        key_attr=KEY_ATTR,
-        in_place=(lambda payload: cls._from_bytes_in_place(payload)) if array_fields else None,
-        in_place_min=_IN_PLACE_MIN,
-        copy_arrays=False,
-    )
-    return copy, view
+    def generated(field_checks: tuple[tuple[str, Check], ...], **extra: Any) -> Callable[..., Any]:
+        return make_decoder(
+            cls,
+            field_checks,
+            hints,
+            careful=lambda data: cls._build(data, field_checks),
+            careful_bytes=lambda payload: cls._build(_unpack(payload, cls), field_checks),
+            key_attr=KEY_ATTR,
+            **extra,
+        )
+
+    in_place = (lambda payload: cls._from_bytes_in_place(payload)) if array_fields else None
+    view = generated(view_checks, in_place=in_place, in_place_min=_IN_PLACE_MIN, copy_arrays=False)
+    return generated(checks), view
 
 
 def _array_loader(allow_pickle: bool, where: str, copy: bool = True) -> Callable[[Any], np.ndarray]:
