@@ -730,27 +730,17 @@ class SqliteExecutor(Executor):
         # first call, not when the index opens: a short-lived process pays for what it uses).
         # fetchone() reads the row and steps once more, which ends a one-row statement and
         # resets it: no read snapshot is left open on the thread's cursor.
-        repeat: int | None = None
-        sql = ""
-        getter: Callable[[dict[str, Any]], Any] | None = None
-        constants: dict[str, Any] = {}
+        # (sql, how many times it binds ``name``, getter, constants): made whole, then
+        # published in one assignment, so that a thread racing the first call sees either
+        # nothing or all of it.
+        plan: tuple[str, int, Callable[[dict[str, Any]], Any] | None, dict[str, Any]] | None
+        plan = None
 
         def row(value: Any) -> Row | None:
-            nonlocal repeat, sql, getter, constants
-            if repeat is None:
-                compiled = self.compiled(stmt)
-                sql, repeat = compiled.sql, _repeats(compiled, name)
-                if repeat > 1:
-                    # Bound once, by name, rather than once per subquery (SQLite copies
-                    # every text it is bound).
-                    named = type(self.dialect)(paramstyle="named")  # type: ignore[call-arg]
-                    sql = stmt.compile(dialect=named).string  # type: ignore[attr-defined]
-                # Several binds, each ``name`` or a value in the statement: one dict and one
-                # itemgetter per call.
-                if compiled.constants is not None and all(
-                    n == name or n in compiled.constants for n, _, _ in compiled.binds
-                ):
-                    getter, constants = compiled.getter, compiled.constants
+            nonlocal plan
+            if plan is None:
+                plan = self._lookup_plan(stmt, name)
+            sql, repeat, getter, constants = plan
             holder = getattr(self._local, "holder", None)
             if holder is None or self._generation != FORK.generation:
                 self.connection()
@@ -771,6 +761,27 @@ class SqliteExecutor(Executor):
                 raise
 
         return row
+
+    def _lookup_plan(
+        self, stmt: sa.Executable, name: str
+    ) -> tuple[str, int, Callable[[dict[str, Any]], Any] | None, dict[str, Any]]:
+        """How :meth:`lookup` runs ``stmt``: its SQL, how many times it binds ``name`` alone
+        (0: it binds more), and the getter and constants of a statement whose other binds
+        are all values written in it (else None and {})."""
+        compiled = self.compiled(stmt)
+        sql, repeat = compiled.sql, _repeats(compiled, name)
+        if repeat > 1:
+            # Bound once, by name, rather than once per subquery (SQLite copies every text
+            # it is bound).
+            named = type(self.dialect)(paramstyle="named")  # type: ignore[call-arg]
+            sql = stmt.compile(dialect=named).string  # type: ignore[attr-defined]
+        # Several binds, each ``name`` or a value in the statement: one dict and one
+        # itemgetter per call.
+        if compiled.constants is not None and all(
+            n == name or n in compiled.constants for n, _, _ in compiled.binds
+        ):
+            return sql, repeat, compiled.getter, compiled.constants
+        return sql, repeat, None, {}
 
     def _stream(self, sql: str, args: Sequence[Any]) -> Iterator[Row]:
         # A cursor of its own: the generator may be consumed while this thread does other
